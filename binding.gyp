@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "u2pl",
+      "sources": ["<!@(node scripts/native-sources.js)"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native",
+        "<!@(node scripts/find-libtorch.js --include)"
+      ],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "U2PL_ADDON_VERSION=\"<!(node -p \"require('./package.json').version\")\""],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
+      "libraries": [
+        "-L<!(node scripts/find-libtorch.js --libdir)",
+        "-Wl,-rpath,<!(node scripts/find-libtorch.js --libdir)",
+        "-ltorch",
+        "-ltorch_cpu",
+        "-lc10"
+      ]
+    }
+  ]
+}

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { notImplemented } from './common';
+
+notImplemented('u2pl-data');

@@ -1,0 +1,27 @@
+/**
+ * u2pl: semi-supervised semantic segmentation with U2PL on LibTorch.
+ */
+import { native, NativeInfo, NativeTensor, Tensor, DType } from './native';
+
+export type { DType, NativeInfo, NativeTensor, Tensor, TypedArray } from './native';
+export { defaultThreadCount } from './native';
+
+/** What the addon was built with and runs on (LibTorch version, threads, CUDA). */
+export function info(): NativeInfo {
+  return native().info();
+}
+
+/** Sets LibTorch's intra-op thread count for this process; returns the count now in force. */
+export function setThreads(n: number): number {
+  return native().setThreads(n);
+}
+
+/** Converts a tensor to another element type (a copy unless the type is unchanged). */
+export function cast(tensor: Tensor, dtype: DType): NativeTensor {
+  return native().cast(tensor, dtype);
+}
+
+/** Matrix product on a worker thread (LibTorch's matmul broadcasting rules); `repeat` runs it n times. */
+export function matmul(a: Tensor, b: Tensor, repeat = 1): Promise<NativeTensor> {
+  return native().matmul(a, b, repeat);
+}

@@ -1,0 +1,82 @@
+/**
+ * The typed surface of the native addon (native/addon/*). Everything that crosses the JS<->C++
+ * boundary is declared here and nowhere else.
+ */
+import os from 'os';
+import path from 'path';
+
+/** Element types a tensor can have on the JS side. */
+export type DType = 'float32' | 'float64' | 'uint8' | 'int8' | 'int16' | 'int32' | 'int64';
+
+export type TypedArray = Float32Array | Float64Array | Uint8Array | Int8Array | Int16Array | Int32Array | BigInt64Array;
+
+/**
+ * A dense row-major tensor in JS memory. Native code reads `data` in place (no copy); tensors it
+ * returns share native memory with their `data` when it can (freed when `data` is collected).
+ */
+export interface Tensor<T extends TypedArray = TypedArray> {
+  data: T;
+  shape: number[];
+  dtype?: DType;
+}
+
+/** A tensor returned by the addon: dtype is always set. */
+export interface NativeTensor<T extends TypedArray = TypedArray> extends Tensor<T> {
+  dtype: DType;
+}
+
+export interface NativeInfo {
+  /** The u2pl package version the addon was built from. */
+  addonVersion: string;
+  /** LibTorch version of the headers the addon was compiled against. */
+  libtorchVersion: string;
+  /** Intra-op threads LibTorch uses now (see setThreads). */
+  threads: number;
+  interopThreads: number;
+  cudaAvailable: boolean;
+  cudnnAvailable: boolean;
+  cudaDeviceCount: number;
+  /** Whether the addon's own CUDA kernels were compiled in (needs a CUDA LibTorch at build time). */
+  cudaKernels: boolean;
+  /** LibTorch's at::get_parallel_info() text. */
+  parallelInfo: string;
+}
+
+/** The raw addon, as loaded from build/Release/u2pl.node. */
+export interface Addon {
+  info(): NativeInfo;
+  setThreads(n: number): number;
+  cast(tensor: Tensor, dtype: DType): NativeTensor;
+  matmul(a: Tensor, b: Tensor, repeat?: number): Promise<NativeTensor>;
+}
+
+let addon: Addon | undefined;
+
+/** Threads LibTorch should use by default: U2PL_THREADS, else the cores this process may use. */
+export function defaultThreadCount(env: NodeJS.ProcessEnv = process.env): number {
+  const fromEnv = env.U2PL_THREADS;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const n = Number(fromEnv);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`U2PL_THREADS must be a positive integer, got '${fromEnv}'`);
+    return n;
+  }
+  return os.availableParallelism();
+}
+
+/** Loads the addon once (Debian's LibTorch starts with 1 thread, so the thread count is set here). */
+export function native(): Addon {
+  if (!addon) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const load = require('node-gyp-build') as (dir: string) => Addon;
+    const root = path.resolve(__dirname, __dirname.endsWith(path.join('dist', 'lib')) ? '../..' : '..');
+    let loaded: Addon;
+    try {
+      loaded = load(root);
+    } catch (e) {
+      throw new Error(`u2pl: the native addon is not built or does not load (${(e as Error).message}). Run 'npm run setup' in ${root}.`);
+    }
+    loaded.setThreads(defaultThreadCount());
+    addon = loaded;
+  }
+  return addon;
+}

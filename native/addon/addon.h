@@ -1,0 +1,11 @@
+// Each file of the N-API glue registers its part of the module here.
+#pragma once
+
+#include <napi.h>
+
+namespace u2pl::addon {
+
+void RegisterInfo(Napi::Env env, Napi::Object exports);
+void RegisterTensorOps(Napi::Env env, Napi::Object exports);
+
+}  // namespace u2pl::addon

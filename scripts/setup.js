@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+'use strict';
+// Gets a working addon: finds LibTorch (installing Debian's libtorch-dev when none is found and we
+// are root), builds native/ with cmake-js, then loads the result and prints what it runs on.
+//   node scripts/setup.js            build (incremental)
+//   node scripts/setup.js --rebuild  clean build
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnSync } = require('child_process');
+const { findLibTorch, HOW_TO_GET } = require('./find-libtorch');
+
+const root = path.resolve(__dirname, '..');
+
+function log(message) {
+  process.stdout.write(`u2pl setup: ${message}\n`);
+}
+
+function fail(message) {
+  process.stderr.write(`u2pl setup: ${message}\n`);
+  process.exit(1);
+}
+
+function has(command) {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { stdio: 'inherit', cwd: root, ...options });
+  if (result.error) fail(`${command} could not start: ${result.error.message}`);
+  if (result.status !== 0) fail(`${command} ${args.join(' ')} exited with ${result.status}`);
+}
+
+function aptInstall(packages) {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const command = `apt-get install -y ${packages.join(' ')}`;
+  if (!isRoot || !has('apt-get')) {
+    fail(`missing ${packages.join(', ')}. Install with:\n  sudo apt-get update && sudo ${command}\n`);
+  }
+  log(`installing ${packages.join(' ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update', '-qq'], { env });
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { env });
+}
+
+function ensureTools() {
+  const missing = [];
+  if (!has('cmake')) missing.push('cmake');
+  if (!has('c++')) missing.push('g++');
+  if (missing.length) aptInstall(missing);
+}
+
+function ensureLibTorch() {
+  let found;
+  try {
+    found = findLibTorch();
+  } catch (e) {
+    fail(e.message);
+  }
+  if (found) return found;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot || !has('apt-get')) fail(HOW_TO_GET);
+  aptInstall(['libtorch-dev']);
+  return findLibTorch() || fail(`libtorch-dev was installed but LibTorch is still not found.\n${HOW_TO_GET}`);
+}
+
+function build(torch, rebuild) {
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+  const args = [cmakeJs, rebuild ? 'rebuild' : 'compile', `--CDU2PL_TORCH_PREFIX=${torch.cmakePrefix}`];
+  if (!has('ninja')) args.push('--parallel', String(os.availableParallelism()));
+  log(`building the addon against LibTorch ${torch.version} (${torch.source}: ${torch.cmakePrefix})`);
+  run(process.execPath, args);
+}
+
+function verify() {
+  const probe = "const a=require('node-gyp-build')(process.argv[1]);const i=a.info();" +
+    "console.log(`u2pl setup: addon ${i.addonVersion} loaded: LibTorch ${i.libtorchVersion}, CUDA ${i.cudaAvailable ? 'available' : 'not available'}, CUDA kernels ${i.cudaKernels ? 'compiled' : 'not compiled'}`)";
+  run(process.execPath, ['-e', probe, root]);
+}
+
+function main() {
+  const rebuild = process.argv.includes('--rebuild');
+  if (process.env.U2PL_SKIP_NATIVE_BUILD === '1') {
+    log('U2PL_SKIP_NATIVE_BUILD=1: not building the addon');
+    return;
+  }
+  ensureTools();
+  const torch = ensureLibTorch();
+  if (rebuild && fs.existsSync(path.join(root, 'build'))) fs.rmSync(path.join(root, 'build'), { recursive: true, force: true });
+  build(torch, rebuild);
+  verify();
+}
+
+main();

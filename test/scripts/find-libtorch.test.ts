@@ -1,0 +1,54 @@
+import { spawnSync } from 'child_process';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+
+const script = path.join(__dirname, '../../scripts/find-libtorch.js');
+
+function discover(env: NodeJS.ProcessEnv, arg?: string) {
+  const result = spawnSync(process.execPath, arg ? [script, arg] : [script], { env, encoding: 'utf8' });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('scripts/find-libtorch.js', () => {
+  test('with an empty environment and no system install it names all three ways to get LibTorch', () => {
+    const out = discover({ U2PL_SYSTEM_PREFIXES: '' });
+    expect(out.status).toBe(1);
+    expect(out.stderr).toContain('No LibTorch found');
+    expect(out.stderr).toContain('LIBTORCH=');
+    expect(out.stderr).toContain('Torch_DIR=');
+    expect(out.stderr).toContain("import torch; print(torch.utils.cmake_prefix_path)");
+    expect(out.stderr).toContain('apt-get install libtorch-dev');
+  });
+
+  test('LIBTORCH pointing at a folder without TorchConfig.cmake is an error naming it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'u2pl-notorch-'));
+    const out = discover({ LIBTORCH: dir });
+    expect(out.status).toBe(1);
+    expect(out.stderr).toContain(`LIBTORCH=${dir} holds no TorchConfig.cmake`);
+  });
+
+  test('LIBTORCH and Torch_DIR come before everything else and give the install prefix', () => {
+    const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'u2pl-fake-libtorch-'));
+    const configDir = path.join(prefix, 'share/cmake/Torch');
+    fs.mkdirSync(configDir, { recursive: true });
+    fs.writeFileSync(path.join(configDir, 'TorchConfig.cmake'), '# test\n');
+    fs.mkdirSync(path.join(prefix, 'include/torch/csrc/api/include/torch'), { recursive: true });
+    fs.writeFileSync(path.join(prefix, 'include/torch/csrc/api/include/torch/version.h'), '#define TORCH_VERSION \\\n  "2.13.0"\n');
+    for (const env of [{ LIBTORCH: prefix }, { Torch_DIR: configDir }]) {
+      const out = discover({ ...env, U2PL_SYSTEM_PREFIXES: '' });
+      expect(out.status).toBe(0);
+      const found = JSON.parse(out.stdout);
+      expect(found.cmakePrefix).toBe(prefix);
+      expect(found.version).toBe('2.13.0');
+      expect(found.libDir).toBe(path.join(prefix, 'lib'));
+      expect(discover({ ...env }, '--cmake-prefix').stdout.trim()).toBe(prefix);
+    }
+  });
+
+  test('finds the LibTorch this addon was built with in the normal environment', () => {
+    const out = discover(process.env as Record<string, string>);
+    expect(out.status).toBe(0);
+    expect(JSON.parse(out.stdout).version).toMatch(/^\d+\.\d+/);
+  });
+});
