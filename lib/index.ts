@@ -25,3 +25,10 @@ export function cast(tensor: Tensor, dtype: DType): NativeTensor {
 export function matmul(a: Tensor, b: Tensor, repeat = 1): Promise<NativeTensor> {
   return native().matmul(a, b, repeat);
 }
+
+export { Model } from './model/model';
+export type { ForwardOutput, LoadOptions, LoadReport } from './model/model';
+export { parseNetConfig, defaultModelOptions } from './config/net';
+export type { ModelOptions, NetConfig } from './config/net';
+export { ConfigError } from './config/errors';
+export { readCheckpoint, writeCheckpoint } from './checkpoint';

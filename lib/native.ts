@@ -42,12 +42,63 @@ export interface NativeInfo {
   parallelInfo: string;
 }
 
+/** Network options as the native constructor takes them (see lib/config/net.ts). */
+export interface AddonModelOptions {
+  depth?: number;
+  deepStem?: boolean;
+  replaceStrideWithDilation?: [boolean, boolean, boolean];
+  multiGrid?: boolean;
+  zeroInitResidual?: boolean;
+  numClasses?: number;
+  innerPlanes?: number;
+  dilations?: [number, number, number];
+  repHead?: boolean;
+  aux?: boolean;
+  auxPlanes?: number;
+  dropout?: number;
+  device?: string;
+  seed?: number;
+}
+
+export interface AddonForwardOutput {
+  pred: NativeTensor<Float32Array>;
+  rep?: NativeTensor<Float32Array>;
+  aux?: NativeTensor<Float32Array>;
+}
+
+export interface AddonLoadReport {
+  /** Which entry of the file was loaded ("teacher_state", "model_state", ...), null for the root. */
+  key: string | null;
+  loaded: number;
+  missing: string[];
+  unexpected: string[];
+}
+
+/** native/addon/model_js.cc */
+export interface AddonModel {
+  forward(images: Tensor, options?: { train?: boolean }): Promise<AddonForwardOutput>;
+  lossAndGradients(images: Tensor, labels: Tensor, ignoreIndex?: number): Promise<{ loss: number }>;
+  parameterCount(): number;
+  parameterGroups(): { backbone: string[]; head: string[] };
+  stateDict(): Record<string, NativeTensor>;
+  save(path: string, key?: string): Promise<void>;
+  load(path: string, options?: { key?: string; into?: 'model' | 'encoder' }): Promise<AddonLoadReport>;
+  copyFrom(other: AddonModel): void;
+  emaFrom(student: AddonModel, decay: number): void;
+  setChannelsLast(on: boolean): void;
+  setAutocast(dtype: 'bfloat16' | 'float16' | null): void;
+  seed(seed: number): void;
+}
+
 /** The raw addon, as loaded from build/Release/u2pl.node. */
 export interface Addon {
   info(): NativeInfo;
   setThreads(n: number): number;
   cast(tensor: Tensor, dtype: DType): NativeTensor;
   matmul(a: Tensor, b: Tensor, repeat?: number): Promise<NativeTensor>;
+  readCheckpoint(path: string): Promise<unknown>;
+  writeCheckpoint(path: string, value: unknown): Promise<void>;
+  AddonModel: new (options: AddonModelOptions) => AddonModel;
 }
 
 let addon: Addon | undefined;

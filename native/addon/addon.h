@@ -7,5 +7,7 @@ namespace u2pl::addon {
 
 void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterTensorOps(Napi::Env env, Napi::Object exports);
+void RegisterCheckpoint(Napi::Env env, Napi::Object exports);
+void RegisterModel(Napi::Env env, Napi::Object exports);
 
 }  // namespace u2pl::addon

@@ -5,6 +5,8 @@ namespace u2pl::addon {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterInfo(env, exports);
   RegisterTensorOps(env, exports);
+  RegisterCheckpoint(env, exports);
+  RegisterModel(env, exports);
   return exports;
 }
 

@@ -1,0 +1,24 @@
+// Atrous spatial pyramid pooling (§4.2): image pooling, 1x1, and three dilated 3x3 branches.
+#pragma once
+
+#include <array>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+
+namespace u2pl::model {
+
+class ASPPImpl : public torch::nn::Module {
+ public:
+  ASPPImpl(int64_t in_planes, int64_t inner_planes, std::array<int64_t, 3> dilations);
+  torch::Tensor forward(const torch::Tensor& x);
+  int64_t out_planes() const { return out_planes_; }
+
+ private:
+  // conv1 = pooling branch (pool, conv, BN, ReLU); conv2 = 1x1; conv3..5 = dilated 3x3.
+  torch::nn::Sequential conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, conv4{nullptr}, conv5{nullptr};
+  int64_t out_planes_;
+};
+TORCH_MODULE(ASPP);
+
+}  // namespace u2pl::model
