@@ -4,11 +4,11 @@
  */
 import { native } from './native';
 
-export function readCheckpoint(path: string): Promise<unknown> {
+export async function readCheckpoint(path: string): Promise<unknown> {
   return native().readCheckpoint(path);
 }
 
 /** Atomic: the file appears complete or not at all. Objects whose `data` is a typed array are tensors. */
-export function writeCheckpoint(path: string, value: unknown): Promise<void> {
+export async function writeCheckpoint(path: string, value: unknown): Promise<void> {
   return native().writeCheckpoint(path, value);
 }

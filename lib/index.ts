@@ -22,7 +22,7 @@ export function cast(tensor: Tensor, dtype: DType): NativeTensor {
 }
 
 /** Matrix product on a worker thread (LibTorch's matmul broadcasting rules); `repeat` runs it n times. */
-export function matmul(a: Tensor, b: Tensor, repeat = 1): Promise<NativeTensor> {
+export async function matmul(a: Tensor, b: Tensor, repeat = 1): Promise<NativeTensor> {
   return native().matmul(a, b, repeat);
 }
 

@@ -31,12 +31,12 @@ export class Model {
   }
 
   /** Forward pass without gradients. train: BN batch statistics (and running-stat updates) and dropout. */
-  forward(images: Tensor, options: { train?: boolean } = {}): Promise<ForwardOutput> {
+  async forward(images: Tensor, options: { train?: boolean } = {}): Promise<ForwardOutput> {
     return this.handle.forward(images, options);
   }
 
   /** Train-mode forward, cross-entropy (ignore label) on `pred` upsampled to the labels, backward. */
-  lossAndGradients(images: Tensor, labels: Tensor, ignoreIndex = 255): Promise<{ loss: number }> {
+  async lossAndGradients(images: Tensor, labels: Tensor, ignoreIndex = 255): Promise<{ loss: number }> {
     return this.handle.lossAndGradients(images, labels, ignoreIndex);
   }
 
@@ -55,12 +55,12 @@ export class Model {
   }
 
   /** Writes a PyTorch zip checkpoint { [key]: state_dict } (readable by Python's torch.load). */
-  save(path: string, key = 'model_state'): Promise<void> {
+  async save(path: string, key = 'model_state'): Promise<void> {
     return this.handle.save(path, key);
   }
 
   /** Loads weights from a PyTorch checkpoint (a leading "module." is stripped); reports missing/unexpected names. */
-  load(path: string, options: LoadOptions = {}): Promise<LoadReport> {
+  async load(path: string, options: LoadOptions = {}): Promise<LoadReport> {
     return this.handle.load(path, options);
   }
 

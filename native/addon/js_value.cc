@@ -67,7 +67,7 @@ io::ValuePtr ValueFromJs(const Napi::Value& value, const std::string& path) {
     for (uint32_t i = 0; i < array.Length(); ++i) list->items.push_back(ValueFromJs(array.Get(i), path + "[" + std::to_string(i) + "]"));
     return list;
   }
-  if (value.IsObject()) {
+  if (value.IsObject() && !value.IsFunction()) {
     Napi::Object object = value.As<Napi::Object>();
     if (object.Has("data") && object.Get("data").IsTypedArray()) return io::Value::Tensor(TensorFromJs(value, path));
     auto dict = io::Value::Dict();

@@ -164,7 +164,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
           std::lock_guard<std::mutex> lock(s->mutex);
           c10::AutoGradMode grad(true);
           s->net->train(true);
-          s->net->zero_grad();
+          s->net->zero_grad(/*set_to_none=*/true);
           at::Tensor loss;
           {
             util::AutocastScope autocast(s->device.type(), s->autocast);

@@ -98,6 +98,7 @@ std::vector<torch::Tensor> ParametersWithPrefix(const torch::nn::Module& module,
 
 void SetChannelsLast(torch::nn::Module& module, bool channels_last) {
   c10::AutoGradMode no_grad(false);
+  module.zero_grad(/*set_to_none=*/true);  // gradients must follow the new layout
   const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   for (auto& entry : StateDict(module))
     if (entry.second.dim() == 4) entry.second.set_data(entry.second.contiguous(format));

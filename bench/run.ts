@@ -1,0 +1,31 @@
+/**
+ * npm run bench [-- --quick] [-- --only NAME] [-- --json FILE]
+ * Prints one JSON line per measurement and a table at the end; see BENCHMARKS.md.
+ */
+import fs from 'fs';
+import { info } from '../lib';
+import { BenchContext, printTable } from './harness';
+import { benchModel } from './cases/model';
+
+const cases: Record<string, (ctx: BenchContext) => Promise<void>> = {
+  model: benchModel,
+};
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick');
+  const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1].split(',') : Object.keys(cases);
+  const jsonFile = argv.includes('--json') ? argv[argv.indexOf('--json') + 1] : undefined;
+  for (const name of only) if (!cases[name]) throw new Error(`unknown bench case '${name}' (have: ${Object.keys(cases).join(', ')})`);
+  const i = info();
+  const ctx: BenchContext = { quick, threads: i.threads, results: [] };
+  process.stdout.write(`# u2pl ${i.addonVersion}, LibTorch ${i.libtorchVersion}, ${i.threads} threads${quick ? ', quick' : ''}\n`);
+  for (const name of only) await cases[name](ctx);
+  printTable(ctx.results);
+  if (jsonFile) fs.writeFileSync(jsonFile, `${JSON.stringify(ctx.results, null, 2)}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
