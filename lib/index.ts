@@ -32,3 +32,4 @@ export { parseNetConfig, defaultModelOptions } from './config/net';
 export type { ModelOptions, NetConfig } from './config/net';
 export { ConfigError } from './config/errors';
 export { readCheckpoint, writeCheckpoint } from './checkpoint';
+export * as losses from './losses';

@@ -90,6 +90,53 @@ export interface AddonModel {
   seed(seed: number): void;
 }
 
+/** Which implementation of a loss runs: the fused kernels or the composite reference (tests, bench). */
+export type LossImpl = 'kernel' | 'composite';
+
+/** Options of the contrastive loss (u2pl-method.md §10), in the addon's names. */
+export interface AddonContrastiveOptions {
+  currentClassThreshold?: number;
+  currentClassNegativeThreshold?: number;
+  lowRank?: number;
+  highRank?: number;
+  temperature?: number;
+  numQueries?: number;
+  numNegatives?: number;
+  negativeHighEntropy?: boolean;
+  referenceIndexing?: boolean;
+  negatives?: 'reference' | 'paper';
+  ignoreIndex?: number;
+}
+
+/** native/addon/loss_js.cc */
+export interface AddonLosses {
+  percentile(o: { values: Tensor; q: number; impl?: LossImpl }): Promise<number>;
+  entropy(o: { logits: Tensor; height: number; width: number; impl?: LossImpl }): Promise<NativeTensor<Float32Array>>;
+  supervisedLoss(o: {
+    pred: Tensor; aux?: Tensor; labels: Tensor; ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number;
+    ignoreIndex?: number; impl?: LossImpl;
+  }): Promise<{ loss: number; gradPred: NativeTensor<Float32Array>; gradAux?: NativeTensor<Float32Array> }>;
+  unsupervisedLoss(o: {
+    student: Tensor; teacher: Tensor; pseudo: Tensor; q: number; weighting?: 'reference' | 'paper'; ignoreIndex?: number; impl?: LossImpl;
+  }): Promise<{ loss: number; gradStudent: NativeTensor<Float32Array> | null; entropy: NativeTensor<Float32Array>; threshold: number; kept: number; valid: number }>;
+  contrastiveLoss(o: AddonContrastiveOptions & {
+    rep: Tensor; repTeacher: Tensor; probTeacher: Tensor; labels: Tensor; pseudo: Tensor; entropy: Tensor; alpha: number;
+    capacities: number[]; bank?: Tensor[]; seed?: number; impl?: LossImpl;
+  }): Promise<{
+    loss: number; gradRep: NativeTensor<Float32Array> | null; validClasses: number; processedClasses: number; enqueued: number[];
+    bank: NativeTensor<Float32Array>[];
+  }>;
+  mix(o: { images: Tensor; labels: Tensor; confidence: Tensor; mode: 'cutmix' | 'cutout' | 'classmix'; seed?: number; ignoreIndex?: number }): Promise<{
+    images: NativeTensor<Float32Array>; labels: NativeTensor<BigInt64Array>; confidence: NativeTensor<Float32Array>; mask: NativeTensor<Uint8Array>;
+  }>;
+  cutoutMasks(o: { count: number; height: number; width: number; seed?: number }): Promise<NativeTensor<Uint8Array>>;
+  confusionMatrix(o: { prediction: Tensor; groundTruth: Tensor; classes: number; ignoreIndex?: number }): Promise<NativeTensor<BigInt64Array>>;
+  benchmarkLosses(o: {
+    labeled?: number; unlabeled?: number; classes?: number; height?: number; width?: number; repHeight?: number; repWidth?: number;
+    repDim?: number; warmup?: number; runs?: number; impl?: LossImpl;
+  }): Promise<number[]>;
+}
+
 /** The raw addon, as loaded from build/Release/u2pl.node. */
 export interface Addon {
   info(): NativeInfo;
@@ -99,6 +146,7 @@ export interface Addon {
   readCheckpoint(path: string): Promise<unknown>;
   writeCheckpoint(path: string, value: unknown): Promise<void>;
   AddonModel: new (options: AddonModelOptions) => AddonModel;
+  losses: AddonLosses;
 }
 
 let addon: Addon | undefined;

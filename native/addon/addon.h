@@ -9,5 +9,6 @@ void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterTensorOps(Napi::Env env, Napi::Object exports);
 void RegisterCheckpoint(Napi::Env env, Napi::Object exports);
 void RegisterModel(Napi::Env env, Napi::Object exports);
+void RegisterLosses(Napi::Env env, Napi::Object exports);
 
 }  // namespace u2pl::addon

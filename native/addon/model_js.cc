@@ -8,6 +8,7 @@
 #include "addon/addon.h"
 #include "addon/async_task.h"
 #include "addon/errors.h"
+#include "addon/js_options.h"
 #include "addon/js_tensor.h"
 #include "io/checkpoint.h"
 #include "model/model_io.h"
@@ -27,22 +28,6 @@ struct ModelState {
   std::mutex mutex;
 };
 
-bool GetBool(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string("model option ") + key + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
-}
-
-int64_t GetInt(const Napi::Object& o, const char* key, int64_t fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-  if (d < 0 || d != static_cast<double>(static_cast<int64_t>(d)))
-    throw Napi::TypeError::New(o.Env(), std::string("model option ") + key + " must be a non-negative integer");
-  return static_cast<int64_t>(d);
-}
-
 template <size_t N, typename T>
 std::array<T, N> GetArray(const Napi::Object& o, const char* key, std::array<T, N> fallback) {
   Napi::Value v = o.Get(key);
@@ -60,17 +45,17 @@ std::array<T, N> GetArray(const Napi::Object& o, const char* key, std::array<T, 
 
 model::ModelOptions OptionsFromJs(const Napi::Object& o) {
   model::ModelOptions m;
-  m.encoder.depth = static_cast<int>(GetInt(o, "depth", 101));
-  m.encoder.deep_stem = GetBool(o, "deepStem", true);
+  m.encoder.depth = static_cast<int>(OptInt(o, "depth", 101, "model option"));
+  m.encoder.deep_stem = OptBool(o, "deepStem", true);
   m.encoder.replace_stride_with_dilation = GetArray<3, bool>(o, "replaceStrideWithDilation", {false, true, true});
-  m.encoder.multi_grid = GetBool(o, "multiGrid", false);
-  m.encoder.zero_init_residual = GetBool(o, "zeroInitResidual", false);
-  m.num_classes = GetInt(o, "numClasses", 21);
-  m.inner_planes = GetInt(o, "innerPlanes", 256);
+  m.encoder.multi_grid = OptBool(o, "multiGrid", false);
+  m.encoder.zero_init_residual = OptBool(o, "zeroInitResidual", false);
+  m.num_classes = OptInt(o, "numClasses", 21);
+  m.inner_planes = OptInt(o, "innerPlanes", 256);
   m.dilations = GetArray<3, int64_t>(o, "dilations", {12, 24, 36});
-  m.rep_head = GetBool(o, "repHead", true);
-  m.aux = GetBool(o, "aux", false);
-  m.aux_planes = GetInt(o, "auxPlanes", 0);
+  m.rep_head = OptBool(o, "repHead", true);
+  m.aux = OptBool(o, "aux", false);
+  m.aux_planes = OptInt(o, "auxPlanes", 0);
   if (o.Has("dropout")) m.dropout = o.Get("dropout").ToNumber().DoubleValue();
   if (m.num_classes < 1) throw Napi::RangeError::New(o.Env(), "model option numClasses must be >= 1");
   return m;
@@ -110,7 +95,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     std::string device = o.Has("device") ? o.Get("device").ToString().Utf8Value() : "cpu";
     state_ = std::make_shared<ModelState>();
     GuardJs(env, [&] {
-      if (o.Has("seed")) at::manual_seed(static_cast<uint64_t>(GetInt(o, "seed", 0)));
+      if (o.Has("seed")) at::manual_seed(static_cast<uint64_t>(OptInt(o, "seed", 0)));
       state_->device = at::Device(device);
       state_->net = model::SegmentationModel(options);
       state_->net->to(state_->device);

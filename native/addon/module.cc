@@ -7,6 +7,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTensorOps(env, exports);
   RegisterCheckpoint(env, exports);
   RegisterModel(env, exports);
+  RegisterLosses(env, exports);
   return exports;
 }
 

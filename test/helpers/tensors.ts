@@ -32,3 +32,21 @@ export function bitEqual(a: Tensor, b: Tensor): boolean {
   const y = new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength);
   return x.length === y.length && x.every((v, i) => v === y[i]);
 }
+
+/** Deterministic class labels in [0, classes) with roughly `ignoreFraction` set to 255. */
+export function randomLabels(shape: number[], classes: number, seed = 1, ignoreFraction = 0): Tensor<BigInt64Array> {
+  const u = randomTensor(shape, seed).data;
+  const data = new BigInt64Array(u.length);
+  for (let i = 0; i < u.length; i++) {
+    const x = (u[i] + 1) / 2;
+    data[i] = x < ignoreFraction ? 255n : BigInt(Math.min(classes - 1, Math.floor(((x - ignoreFraction) / (1 - ignoreFraction || 1)) * classes)));
+  }
+  return { data, shape };
+}
+
+/** Relative closeness: max |a - b| <= tol * max(1, max |b|). */
+export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
+  const scale = Math.max(1, maxAbs(b));
+  const diff = maxAbsDiff(a, b);
+  if (diff > tol * scale) throw new Error(`arrays differ by ${diff} (tolerance ${tol * scale})`);
+}

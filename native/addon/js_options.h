@@ -1,0 +1,17 @@
+// Reading option objects passed from JS; errors name the option.
+#pragma once
+
+#include <string>
+
+#include <napi.h>
+
+namespace u2pl::addon {
+
+bool OptBool(const Napi::Object& o, const char* key, bool fallback, const char* what = "option");
+int64_t OptInt(const Napi::Object& o, const char* key, int64_t fallback, const char* what = "option");
+double OptDouble(const Napi::Object& o, const char* key, double fallback, const char* what = "option");
+std::string OptString(const Napi::Object& o, const char* key, const std::string& fallback, const char* what = "option");
+// A required object argument.
+Napi::Object ObjectArg(const Napi::CallbackInfo& info, size_t index, const char* fn);
+
+}  // namespace u2pl::addon

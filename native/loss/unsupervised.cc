@@ -1,0 +1,45 @@
+#include "loss/unsupervised.h"
+
+#include <ATen/ATen.h>
+
+#include "loss/entropy.h"
+#include "loss/percentile.h"
+
+namespace u2pl::loss {
+
+UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
+                                    const at::Tensor& pseudo_labels, double q, UnsupervisedWeighting weighting,
+                                    int64_t ignore_index) {
+  TORCH_CHECK(pseudo_labels.dim() == 3 && student_logits.dim() == 4 && student_logits.size(0) == pseudo_labels.size(0),
+              "unsupervised loss: logits must be B x C x h x w and pseudo-labels B x H x W, got ", student_logits.sizes(),
+              " and ", pseudo_labels.sizes());
+  const int64_t b = pseudo_labels.size(0), h = pseudo_labels.size(1), w = pseudo_labels.size(2);
+  UnsupervisedResult r;
+  at::Tensor target;
+  {
+    at::NoGradGuard no_grad;
+    r.entropy = UpsampledEntropy(teacher_logits.detach(), h, w);
+    at::Tensor valid = pseudo_labels.ne(ignore_index);
+    r.valid = valid.sum().item<int64_t>();
+    if (r.valid > 0) {
+      at::Tensor gamma = MaskedPercentile(r.entropy, valid, q);
+      r.threshold = gamma.item<double>();
+      target = pseudo_labels.masked_fill(r.entropy.ge(gamma).logical_and_(valid), ignore_index);
+    } else {
+      target = pseudo_labels;
+    }
+    r.kept = target.ne(ignore_index).sum().item<int64_t>();
+  }
+  at::Tensor up = at::upsample_bilinear2d(student_logits.to(at::kFloat), {h, w}, /*align_corners=*/true);
+  if (r.kept == 0) {
+    r.loss = up.sum() * 0.0;  // nothing to learn from, but keep the graph connected
+    return r;
+  }
+  at::Tensor sum = at::cross_entropy_loss(up, target, {}, at::Reduction::Sum, ignore_index);
+  const double n_keep = static_cast<double>(r.kept);
+  r.loss = weighting == UnsupervisedWeighting::kReference ? sum * (static_cast<double>(b * h * w) / (n_keep * n_keep))
+                                                          : sum / n_keep;
+  return r;
+}
+
+}  // namespace u2pl::loss

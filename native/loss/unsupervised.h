@@ -1,0 +1,28 @@
+// Unsupervised loss L_u (§9): cross-entropy of the student against pseudo-labels, with the
+// pixels of highest teacher entropy (the top (100 - q)% of valid pixels) re-labelled to ignore.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace u2pl::loss {
+
+enum class UnsupervisedWeighting {
+  kReference,  // (B*H*W) * sum_kept CE / N_keep^2: the reference's factor on top of a mean [Q]
+  kPaper,      // sum_kept CE / N_keep
+};
+
+struct UnsupervisedResult {
+  at::Tensor loss;     // 0-d, connected to the student logits
+  at::Tensor entropy;  // B x H x W teacher entropy (reused by the contrastive masks)
+  double threshold = 0;
+  int64_t kept = 0;    // pixels that contribute
+  int64_t valid = 0;   // pixels with a pseudo-label
+};
+
+// student_logits, teacher_logits: B x C x h x w; pseudo_labels: B x H x W int64 (ignore_index
+// where there is none); percentile q = 100 - unreliable share (the drop schedule, in TypeScript).
+UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
+                                    const at::Tensor& pseudo_labels, double q, UnsupervisedWeighting weighting,
+                                    int64_t ignore_index = 255);
+
+}  // namespace u2pl::loss
