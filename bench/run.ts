@@ -5,9 +5,11 @@
 import fs from 'fs';
 import { info } from '../lib';
 import { BenchContext, printTable } from './harness';
+import { benchLosses } from './cases/losses';
 import { benchModel } from './cases/model';
 
 const cases: Record<string, (ctx: BenchContext) => Promise<void>> = {
+  losses: benchLosses,
   model: benchModel,
 };
 

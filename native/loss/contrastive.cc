@@ -27,6 +27,13 @@ at::Tensor InfoNce(const at::Tensor& anchors, const at::Tensor& prototype, const
   return (at::logsumexp(logits, 1) - logits.select(1, 0)).mean();
 }
 
+// Rows (k x D) of the pixels `index` (flat over N x h x w) from an N x D x (h*w) tensor, gathered
+// directly (autograd scatters the gradient back the same way).
+at::Tensor PixelRows(const at::Tensor& ndp, const at::Tensor& index, int64_t hw) {
+  using at::indexing::Slice;
+  return ndp.index({index.div(hw, "floor"), Slice(), index.remainder(hw)});
+}
+
 }  // namespace
 
 at::Tensor NearestDownsample(const at::Tensor& maps, int64_t h, int64_t w) {
@@ -47,7 +54,7 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(in.rep.device());
 
   ContrastiveResult r;
-  at::Tensor low_valid, anchor_ok, negative_ok, z_teacher, prototypes, counts;
+  at::Tensor low_valid, anchor_ok, negative_ok, prototypes, counts;
   {
     at::NoGradGuard no_grad;
     // Entropy masks over the valid unlabeled pixels at full resolution (§10.2).
@@ -86,19 +93,23 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     }
     negative_ok.logical_and_(q.lt(o.current_class_negative_threshold));
 
-    // Prototype of each class: the mean teacher embedding over its reliable pixels.
-    z_teacher = in.rep_teacher.detach().permute({0, 2, 3, 1}).reshape({m, d});
+    // Prototype of each class: the mean teacher embedding over its reliable pixels, as one batched
+    // product on the N x D x (h*w) layout (no permuted copy of the representations).
+    const int64_t hw = h * w;
+    at::Tensor rep_t = in.rep_teacher.detach().reshape({n, d, hw});
     counts = low_valid.sum(0);
-    prototypes = at::mm(low_valid.t().to(z_teacher.scalar_type()), z_teacher) / counts.unsqueeze(1).to(z_teacher.scalar_type());
+    prototypes = at::bmm(rep_t, low_valid.view({n, hw, classes}).to(rep_t.scalar_type())).sum(0).t() /
+                 counts.unsqueeze(1).to(rep_t.scalar_type());  // C x D
     counts = counts.cpu();
 
     // Enqueue this step's negatives of every class before any sampling (§10.4).
     at::Tensor pixels = negative_ok.t().nonzero().select(1, 1);  // sorted by class, then pixel
+    at::Tensor keys = PixelRows(rep_t, pixels, hw);
     at::Tensor per_class = negative_ok.sum(0).cpu();
     r.enqueued.assign(per_class.data_ptr<int64_t>(), per_class.data_ptr<int64_t>() + classes);
     int64_t offset = 0;
     for (int64_t c = 0; c < classes; ++c) {
-      if (r.enqueued[c] > 0) bank.Append(c, z_teacher.index_select(0, pixels.slice(0, offset, offset + r.enqueued[c])));
+      if (r.enqueued[c] > 0) bank.Append(c, keys.slice(0, offset, offset + r.enqueued[c]));
       offset += r.enqueued[c];
     }
   }
@@ -114,7 +125,7 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     return r;
   }
 
-  at::Tensor z = in.rep.permute({0, 2, 3, 1}).reshape({n * h * w, d});
+  at::Tensor z = in.rep.reshape({n, d, h * w});
   at::Tensor total = zero;
   at::Tensor anchor_counts = anchor_ok.sum(0).cpu();
   for (size_t i = 0; i < valid.size(); ++i) {
@@ -125,7 +136,7 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     if (n_anchor == 0 || bank.size(queue_class) == 0) continue;
     at::Tensor candidates = anchor_ok.select(1, anchor_class).nonzero().squeeze(1);
     at::Tensor pick = at::randint(n_anchor, {o.num_queries}, generator, at::TensorOptions().dtype(at::kLong));
-    at::Tensor anchors = z.index_select(0, candidates.index_select(0, pick.to(candidates.device())));
+    at::Tensor anchors = PixelRows(z, candidates.index_select(0, pick.to(candidates.device())), h * w);
     at::Tensor draw = at::randint(bank.size(queue_class), {o.num_queries * o.num_negatives}, generator,
                                   at::TensorOptions().dtype(at::kLong));
     at::Tensor negatives = bank.Gather(queue_class, draw).view({o.num_queries, o.num_negatives, d}).to(anchors.scalar_type());
