@@ -51,6 +51,7 @@ export interface AddonModelOptions {
   zeroInitResidual?: boolean;
   numClasses?: number;
   innerPlanes?: number;
+  headPlanes?: number;
   dilations?: [number, number, number];
   repHead?: boolean;
   aux?: boolean;
@@ -88,6 +89,21 @@ export interface AddonModel {
   setChannelsLast(on: boolean): void;
   setAutocast(dtype: 'bfloat16' | 'float16' | null): void;
   seed(seed: number): void;
+  predict(image: Tensor, options?: InferenceOptions): Promise<{ prediction: NativeTensor<Uint8Array>; confidence: NativeTensor<Float32Array> }>;
+  evaluateBatch(images: Tensor, labels: Tensor, ignoreIndex?: number): Promise<NativeTensor<BigInt64Array>>;
+  numClasses(): number;
+}
+
+/** How predict() runs (u2pl-method.md §13.3, §13.4). */
+export interface InferenceOptions {
+  mode?: 'whole' | 'slide';
+  scales?: number[];
+  flip?: boolean;
+  /** Sliding window size and stride (as a fraction of the window). */
+  crop?: number;
+  strideRate?: number;
+  /** Sliding: long side at scale 1 (0: the image's own). */
+  baseSize?: number;
 }
 
 /** Which implementation of a loss runs: the fused kernels or the composite reference (tests, bench). */
@@ -137,6 +153,58 @@ export interface AddonLosses {
   }): Promise<number[]>;
 }
 
+export interface AddonStepInputs {
+  phase: 'supervised' | 'warmup' | 'semi';
+  labeledImages: Tensor;
+  labels: Tensor;
+  unlabeledImages?: Tensor;
+  lrBackbone: number;
+  lrHead: number;
+  copyTeacher?: boolean;
+  emaDecay?: number;
+  dropPercentile?: number;
+  alpha?: number;
+}
+
+export interface AddonStepResult {
+  loss: number;
+  supervised: number;
+  unsupervised: number;
+  contrastive: number;
+  mixed: boolean;
+  unsupThreshold: number;
+  unsupKept: number;
+  validClasses: number;
+  /** Native time of the step. */
+  seconds: number;
+}
+
+export interface AddonTrainerOptions {
+  model: AddonModelOptions;
+  semi: boolean;
+  momentum?: number;
+  weightDecay?: number;
+  seed?: number;
+  autocast?: 'bfloat16' | 'float16' | null;
+  channelsLast?: boolean;
+  device?: string;
+  supervised?: { ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number; ignoreIndex?: number };
+  unsupervised?: { weighting?: 'reference' | 'paper'; weight?: number };
+  contrastive?: (AddonContrastiveOptions & { weight?: number; queueSize?: number[] }) | null;
+  mix?: 'cutmix' | 'cutout' | 'classmix' | null;
+}
+
+/** native/addon/trainer_js.cc */
+export interface AddonTrainer {
+  step(inputs: AddonStepInputs): Promise<AddonStepResult>;
+  student(): AddonModel;
+  teacher(): AddonModel | null;
+  save(path: string, extra?: Record<string, unknown>): Promise<void>;
+  load(path: string): Promise<Record<string, unknown>>;
+  loadPretrained(path: string): Promise<{ loaded: number; missing: string[]; unexpected: string[] }>;
+  bankSizes(): number[];
+}
+
 /** The raw addon, as loaded from build/Release/u2pl.node. */
 export interface Addon {
   info(): NativeInfo;
@@ -146,7 +214,13 @@ export interface Addon {
   readCheckpoint(path: string): Promise<unknown>;
   writeCheckpoint(path: string, value: unknown): Promise<void>;
   AddonModel: new (options: AddonModelOptions) => AddonModel;
+  AddonTrainer: new (options: AddonTrainerOptions) => AddonTrainer;
   losses: AddonLosses;
+  augment(o: {
+    image: Uint8Array; label?: Uint8Array; height: number; width: number; scaledHeight?: number; scaledWidth?: number; blur?: boolean;
+    flip?: boolean; cropTop?: number; cropLeft?: number; cropHeight?: number; cropWidth?: number; mean?: number[]; std?: number[];
+    labelPad?: number; impl?: LossImpl;
+  }): Promise<{ image: Float32Array; label?: Uint8Array }>;
 }
 
 let addon: Addon | undefined;

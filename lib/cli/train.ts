@@ -1,4 +1,79 @@
 #!/usr/bin/env node
-import { notImplemented } from './common';
+/**
+ * u2pl-train [experiment folder | config file] — trains as the config says; a folder without a
+ * config trains each sub-folder that has one (e.g. experiments/demo: suponly, then u2pl).
+ */
+import path from 'path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { train, Progress } from '../train/train';
+import { configFromArgs, experimentTargets, formatSeconds, runCli } from './common';
 
-notImplemented('u2pl-train');
+function progressLine(p: Progress): string {
+  const r = p.result;
+  const losses = p.phase === 'semi'
+    ? `loss ${r.loss.toFixed(3)} (sup ${r.supervised.toFixed(3)} unsup ${r.unsupervised.toFixed(3)} contra ${r.contrastive.toFixed(3)})`
+    : `loss ${r.loss.toFixed(3)}`;
+  return `epoch ${p.epoch + 1}/${p.epochs} step ${p.step + 1}/${p.stepsPerEpoch} [${p.phase}] ${losses} lr ${p.lr.toExponential(2)} ` +
+    `data ${p.dataSeconds.toFixed(2)}s step ${p.stepSeconds.toFixed(2)}s ETA ${formatSeconds(p.etaSeconds)}`;
+}
+
+runCli(async () => {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('u2pl-train')
+    .usage('$0 [experiment]', 'Train supervised-only or U2PL from a reference-style config.yaml', (y) =>
+      y.positional('experiment', { type: 'string', default: '.', describe: 'experiment folder (with config.yaml) or config file' }))
+    .option('config', { type: 'string', describe: 'config file (instead of the positional experiment)' })
+    .option('resume', { type: 'string', describe: 'resume from this checkpoint' })
+    .option('data-root', { type: 'string', describe: 'sets U2PL_DATA_ROOT, which configs may use for their data paths' })
+    .option('threads', { type: 'number', describe: 'LibTorch threads (default: available cores)' })
+    .option('max-steps', { type: 'number', describe: 'stop (with a checkpoint) after this many steps' })
+    .option('quiet', { type: 'boolean', default: false, describe: 'no progress line' })
+    .strict()
+    .help()
+    .parse();
+  const targets = experimentTargets((argv.config as string | undefined) ?? (argv.experiment as string));
+  const controller = new AbortController();
+  let interrupts = 0;
+  process.on('SIGINT', () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    process.stderr.write('\nu2pl-train: interrupted, saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
+    controller.abort();
+  });
+  const results: { name: string; best: number; last: number | null }[] = [];
+  const tty = process.stderr.isTTY;
+  let lastPrint = 0;
+  for (const target of targets) {
+    const config = configFromArgs(target, { dataRoot: argv['data-root'] as string | undefined, threads: argv.threads as number | undefined });
+    const name = path.relative(process.cwd(), config.dir) || '.';
+    process.stderr.write(`u2pl-train: ${name} (${config.dataset.type}, ${config.trainer.epochs} epochs) -> ${config.saver.snapshotDir}\n`);
+    const result = await train(config, {
+      signal: controller.signal,
+      resume: argv.resume as string | undefined,
+      maxSteps: argv['max-steps'] as number | undefined,
+      onLog: (m) => process.stderr.write(`u2pl-train: ${m}\n`),
+      onProgress: (p) => {
+        if (argv.quiet) return;
+        const now = Date.now();
+        if (tty) process.stderr.write(`\r\x1b[K${progressLine(p)}`);
+        else if (now - lastPrint > 10000 || p.step + 1 === p.stepsPerEpoch) {
+          process.stderr.write(`${progressLine(p)}\n`);
+          lastPrint = now;
+        }
+      },
+      onEpoch: (e) => {
+        if (tty && !argv.quiet) process.stderr.write('\n');
+        const miou = Number.isNaN(e.miou) ? 'no validation' : `mIoU ${(100 * e.miou).toFixed(2)} (best ${(100 * e.bestMiou).toFixed(2)})`;
+        process.stderr.write(`epoch ${e.epoch + 1}: ${miou}, ${formatSeconds(e.seconds)}\n`);
+      },
+    });
+    results.push({ name, best: result.bestMiou, last: result.lastMiou });
+    if (result.interrupted) {
+      process.stderr.write(`u2pl-train: stopped; checkpoint ${result.checkpoint} (run again to resume)\n`);
+      break;
+    }
+  }
+  for (const r of results) process.stdout.write(`${r.name}: best mIoU ${(100 * r.best).toFixed(2)}${r.last === null ? '' : `, last ${(100 * r.last).toFixed(2)}`}\n`);
+  return controller.signal.aborted ? 130 : 0;
+});

@@ -13,6 +13,8 @@ export interface ModelOptions {
   zeroInitResidual: boolean;
   numClasses: number;
   innerPlanes: number;
+  /** Port-only (net.decoder.kwargs.head_planes): decoder width, 256 in U2PL. */
+  headPlanes: number;
   dilations: [number, number, number];
   repHead: boolean;
   aux: boolean;
@@ -44,7 +46,7 @@ function shortName(type: string): string {
 
 export const defaultModelOptions: ModelOptions = {
   depth: 101, deepStem: true, replaceStrideWithDilation: [false, true, true], multiGrid: false, zeroInitResidual: false,
-  numClasses: 21, innerPlanes: 256, dilations: [12, 24, 36], repHead: true, aux: false, auxPlanes: 0, dropout: 0.1, device: 'cpu',
+  numClasses: 21, innerPlanes: 256, headPlanes: 256, dilations: [12, 24, 36], repHead: true, aux: false, auxPlanes: 0, dropout: 0.1, device: 'cpu',
 };
 
 export function parseNetConfig(value: unknown, key = 'net'): NetConfig {
@@ -72,7 +74,7 @@ export function parseNetConfig(value: unknown, key = 'net'): NetConfig {
   }
   const dk = `${key}.decoder.kwargs`;
   const decoderKwargs = section(decoder.kwargs ?? {}, dk);
-  onlyKeys(decoderKwargs, ['inner_planes', 'dilations', 'rep_head', 'sync_bn'], dk);
+  onlyKeys(decoderKwargs, ['inner_planes', 'dilations', 'rep_head', 'sync_bn', 'head_planes'], dk);
 
   let aux = false;
   let auxPlanes = 0;
@@ -97,6 +99,7 @@ export function parseNetConfig(value: unknown, key = 'net'): NetConfig {
       zeroInitResidual: bool(encoderKwargs, 'zero_init_residual', false, ek),
       numClasses,
       innerPlanes: int(decoderKwargs, 'inner_planes', 256, dk, 1),
+      headPlanes: int(decoderKwargs, 'head_planes', 256, dk, 1),
       dilations: tuple(decoderKwargs, 'dilations', [12, 24, 36], dk, 3, isPositiveInt, 'positive integers') as [number, number, number],
       repHead: bool(decoderKwargs, 'rep_head', true, dk),
       aux,

@@ -2,7 +2,7 @@
  * The U2PL network (ResNet + DeepLabv3+) as a JS object. Weights live in native memory; every
  * long operation runs on a worker thread and returns a Promise.
  */
-import { AddonForwardOutput, AddonLoadReport, AddonModel, native, Tensor } from '../native';
+import { AddonForwardOutput, AddonLoadReport, AddonModel, InferenceOptions, native, Tensor } from '../native';
 import { ModelOptions, defaultModelOptions, parseNetConfig } from '../config/net';
 
 export type ForwardOutput = AddonForwardOutput;
@@ -33,6 +33,14 @@ export class Model {
   /** Forward pass without gradients. train: BN batch statistics (and running-stat updates) and dropout. */
   async forward(images: Tensor, options: { train?: boolean } = {}): Promise<ForwardOutput> {
     return this.handle.forward(images, options);
+  }
+
+  /**
+   * Class map (and the winning probability) at the input's size for one 1 x 3 x H x W image:
+   * whole image or sliding window, optional scales and flips (u2pl-method.md §13).
+   */
+  async predict(image: Tensor, options: InferenceOptions = {}) {
+    return this.handle.predict(image, options);
   }
 
   /** Train-mode forward, cross-entropy (ignore label) on `pred` upsampled to the labels, backward. */

@@ -8,6 +8,7 @@
 #include "addon/async_task.h"
 #include "addon/js_options.h"
 #include "addon/js_tensor.h"
+#include "addon/option_parsers.h"
 #include "loss/composite/composite.h"
 #include "loss/contrastive.h"
 #include "loss/entropy.h"
@@ -130,6 +131,8 @@ Napi::Value UnsupervisedJs(const Napi::CallbackInfo& info) {
   }, {o});
 }
 
+}  // namespace
+
 loss::ContrastiveOptions ContrastiveOptionsFromJs(const Napi::Object& o) {
   loss::ContrastiveOptions c;
   c.current_class_threshold = OptDouble(o, "currentClassThreshold", c.current_class_threshold);
@@ -148,6 +151,8 @@ loss::ContrastiveOptions ContrastiveOptionsFromJs(const Napi::Object& o) {
   c.ignore_index = OptInt(o, "ignoreIndex", c.ignore_index);
   return c;
 }
+
+namespace {
 
 Napi::Value ContrastiveJs(const Napi::CallbackInfo& info) {
   Napi::Object o = ObjectArg(info, 0, "contrastiveLoss(options)");

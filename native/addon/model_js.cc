@@ -10,7 +10,10 @@
 #include "addon/errors.h"
 #include "addon/js_options.h"
 #include "addon/js_tensor.h"
+#include "addon/model_state.h"
+#include "addon/option_parsers.h"
 #include "io/checkpoint.h"
+#include "model/inference.h"
 #include "model/model_io.h"
 #include "model/segmentation_model.h"
 #include "model/state_dict.h"
@@ -18,15 +21,6 @@
 
 namespace u2pl::addon {
 namespace {
-
-// Everything a model handle owns; the mutex serialises work queued on the thread pool.
-struct ModelState {
-  model::SegmentationModel net{nullptr};
-  at::Device device = at::kCPU;
-  at::ScalarType autocast = at::ScalarType::Undefined;
-  bool channels_last = false;
-  std::mutex mutex;
-};
 
 template <size_t N, typename T>
 std::array<T, N> GetArray(const Napi::Object& o, const char* key, std::array<T, N> fallback) {
@@ -43,7 +37,9 @@ std::array<T, N> GetArray(const Napi::Object& o, const char* key, std::array<T, 
   return out;
 }
 
-model::ModelOptions OptionsFromJs(const Napi::Object& o) {
+}  // namespace
+
+model::ModelOptions ModelOptionsFromJs(const Napi::Object& o) {
   model::ModelOptions m;
   m.encoder.depth = static_cast<int>(OptInt(o, "depth", 101, "model option"));
   m.encoder.deep_stem = OptBool(o, "deepStem", true);
@@ -52,6 +48,7 @@ model::ModelOptions OptionsFromJs(const Napi::Object& o) {
   m.encoder.zero_init_residual = OptBool(o, "zeroInitResidual", false);
   m.num_classes = OptInt(o, "numClasses", 21);
   m.inner_planes = OptInt(o, "innerPlanes", 256);
+  m.head_planes = OptInt(o, "headPlanes", 256);
   m.dilations = GetArray<3, int64_t>(o, "dilations", {12, 24, 36});
   m.rep_head = OptBool(o, "repHead", true);
   m.aux = OptBool(o, "aux", false);
@@ -60,6 +57,8 @@ model::ModelOptions OptionsFromJs(const Napi::Object& o) {
   if (m.num_classes < 1) throw Napi::RangeError::New(o.Env(), "model option numClasses must be >= 1");
   return m;
 }
+
+namespace {
 
 Napi::Array Strings(Napi::Env env, const std::vector<std::string>& values) {
   Napi::Array out = Napi::Array::New(env, values.size());
@@ -84,14 +83,21 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
                         InstanceMethod("emaFrom", &AddonModel::EmaFrom),
                         InstanceMethod("setChannelsLast", &AddonModel::SetChannelsLast),
                         InstanceMethod("setAutocast", &AddonModel::SetAutocast),
-                        InstanceMethod("seed", &AddonModel::Seed)});
+                        InstanceMethod("seed", &AddonModel::Seed),
+                        InstanceMethod("predict", &AddonModel::Predict),
+                        InstanceMethod("evaluateBatch", &AddonModel::EvaluateBatchJs),
+                        InstanceMethod("numClasses", &AddonModel::NumClasses)});
   }
 
   explicit AddonModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonModel>(info) {
     Napi::Env env = info.Env();
+    if (info.Length() == 1 && info[0].IsExternal()) {  // WrapModelState
+      state_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+      return;
+    }
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "new AddonModel(options) expects an options object");
     Napi::Object o = info[0].As<Napi::Object>();
-    model::ModelOptions options = OptionsFromJs(o);
+    model::ModelOptions options = ModelOptionsFromJs(o);
     std::string device = o.Has("device") ? o.Get("device").ToString().Utf8Value() : "cpu";
     state_ = std::make_shared<ModelState>();
     GuardJs(env, [&] {
@@ -310,6 +316,63 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     return Env().Undefined();
   }
 
+  static model::InferenceOptions InferenceFromJs(const Napi::Value& value, const ModelState& s) {
+    model::InferenceOptions o;
+    o.autocast = s.autocast;
+    o.channels_last = s.channels_last;
+    if (!value.IsObject()) return o;
+    Napi::Object obj = value.As<Napi::Object>();
+    o.sliding = OptString(obj, "mode", "whole") == "slide";
+    o.flip = OptBool(obj, "flip", false);
+    o.crop = OptInt(obj, "crop", o.crop);
+    o.stride_rate = OptDouble(obj, "strideRate", o.stride_rate);
+    o.base_size = OptInt(obj, "baseSize", 0);
+    Napi::Value scales = obj.Get("scales");
+    if (scales.IsArray()) {
+      o.scales.clear();
+      for (uint32_t i = 0; i < scales.As<Napi::Array>().Length(); ++i) o.scales.push_back(scales.As<Napi::Array>().Get(i).ToNumber().DoubleValue());
+      if (o.scales.empty()) throw Napi::RangeError::New(obj.Env(), "option 'scales' must not be empty");
+    }
+    return o;
+  }
+
+  // predict(image 1x3xHxW, { mode, scales, flip, crop, strideRate, baseSize }) -> { prediction: HxW uint8, confidence: HxW float }
+  Napi::Value Predict(const Napi::CallbackInfo& info) {
+    at::Tensor image = Input(info[0], "image");
+    auto s = state_;
+    model::InferenceOptions o = InferenceFromJs(info.Length() > 1 ? info[1] : Env().Undefined(), *s);
+    return AsyncTask::Run(Env(), [s, image, o]() -> ResultBuilder {
+      std::lock_guard<std::mutex> lock(s->mutex);
+      at::Tensor logits = model::PredictLogits(s->net, image.to(s->device, at::kFloat), o);
+      auto [conf, pred] = at::softmax(logits, 1).max(1);
+      at::Tensor prediction = pred.squeeze(0).to(at::kByte), confidence = conf.squeeze(0);
+      return [prediction, confidence](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("prediction", TensorToJs(env, prediction));
+        out.Set("confidence", TensorToJs(env, confidence));
+        return out;
+      };
+    }, {info[0]});
+  }
+
+  // evaluateBatch(images Bx3xHxW, labels BxHxW, ignoreIndex) -> C x C confusion matrix
+  Napi::Value EvaluateBatchJs(const Napi::CallbackInfo& info) {
+    at::Tensor images = Input(info[0], "images");
+    at::Tensor labels = Input(info[1], "labels");
+    const int64_t ignore = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 255;
+    auto s = state_;
+    model::InferenceOptions o = InferenceFromJs(Env().Undefined(), *s);
+    return AsyncTask::Run(Env(), [s, images, labels, ignore, o]() -> ResultBuilder {
+      std::lock_guard<std::mutex> lock(s->mutex);
+      at::Tensor m = model::EvaluateBatch(s->net, images.to(s->device, at::kFloat), labels.to(s->device, at::kLong), ignore, o);
+      return [m](Napi::Env env) { return TensorToJs(env, m); };
+    }, {info[0], info[1]});
+  }
+
+  Napi::Value NumClasses(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(Env(), static_cast<double>(state_->net->options().num_classes));
+  }
+
   static Napi::FunctionReference& constructor() {
     static Napi::FunctionReference ref;
     return ref;
@@ -317,7 +380,21 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   std::shared_ptr<ModelState> state_;
   friend void RegisterModel(Napi::Env env, Napi::Object exports);
+  friend Napi::Object WrapModelState(Napi::Env env, std::shared_ptr<ModelState> state);
+  friend std::shared_ptr<ModelState> UnwrapModelState(const Napi::Value& value, const char* what);
 };
+
+Napi::Object WrapModelState(Napi::Env env, std::shared_ptr<ModelState> state) {
+  auto holder = Napi::External<std::shared_ptr<ModelState>>::New(
+      env, new std::shared_ptr<ModelState>(std::move(state)), [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
+  return AddonModel::constructor().New({holder});
+}
+
+std::shared_ptr<ModelState> UnwrapModelState(const Napi::Value& value, const char* what) {
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(AddonModel::constructor().Value()))
+    throw Napi::TypeError::New(value.Env(), std::string(what) + " must be an AddonModel");
+  return AddonModel::Unwrap(value.As<Napi::Object>())->state_;
+}
 
 void RegisterModel(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = AddonModel::Define(env);

@@ -8,6 +8,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCheckpoint(env, exports);
   RegisterModel(env, exports);
   RegisterLosses(env, exports);
+  RegisterData(env, exports);
+  RegisterTrainer(env, exports);
   return exports;
 }
 

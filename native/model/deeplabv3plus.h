@@ -19,6 +19,7 @@ struct DecoderOptions {
   std::array<int64_t, 3> dilations{12, 24, 36};
   bool rep_head = true;
   int64_t rep_planes = 256;
+  int64_t head_planes = 256;       // width of low_conv, head and the pixel heads (256 in U2PL)
   double dropout = 0.1;
 };
 
@@ -39,7 +40,7 @@ TORCH_MODULE(DeepLabV3PlusDecoder);
 
 class AuxHeadImpl : public torch::nn::Module {
  public:
-  AuxHeadImpl(int64_t in_planes, int64_t num_classes, double dropout = 0.1);
+  AuxHeadImpl(int64_t in_planes, int64_t num_classes, double dropout = 0.1, int64_t width = 256);
   torch::Tensor forward(const torch::Tensor& x3) { return aux->forward(x3); }
 
  private:

@@ -9,6 +9,7 @@ SegmentationModelImpl::SegmentationModelImpl(const ModelOptions& options) : opti
   d.low_level_planes = encoder->low_level_channels();
   d.num_classes = options.num_classes;
   d.inner_planes = options.inner_planes;
+  d.head_planes = options.head_planes;
   d.dilations = options.dilations;
   d.rep_head = options.rep_head;
   d.dropout = options.dropout;
@@ -18,7 +19,7 @@ SegmentationModelImpl::SegmentationModelImpl(const ModelOptions& options) : opti
     if (planes != encoder->layer3_channels())
       throw std::invalid_argument("net.aux_loss.aux_plane is " + std::to_string(planes) + " but layer3 of this encoder has " +
                                   std::to_string(encoder->layer3_channels()) + " channels");
-    auxor = register_module("auxor", AuxHead(planes, options.num_classes, options.dropout));
+    auxor = register_module("auxor", AuxHead(planes, options.num_classes, options.dropout, options.head_planes));
   }
 }
 

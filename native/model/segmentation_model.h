@@ -15,6 +15,7 @@ struct ModelOptions {
   ResNetOptions encoder;
   int64_t num_classes = 21;
   int64_t inner_planes = 256;
+  int64_t head_planes = 256;     // port option: decoder width (256 in U2PL)
   std::array<int64_t, 3> dilations{12, 24, 36};
   bool rep_head = true;
   bool aux = false;              // auxiliary head on layer3 (net.aux_loss present)

@@ -1,0 +1,368 @@
+/**
+ * The experiment configuration: the reference's YAML schema (u2pl-method.md §15) plus a few
+ * port-only keys, validated into typed objects. Unknown keys are warned about (in `net`, an
+ * error); wrong types and values are errors naming the key.
+ */
+import fs from 'fs';
+import path from 'path';
+import yaml from 'js-yaml';
+import { AugmentConfig } from '../data/augment';
+import { RGB } from '../data/classes';
+import { DatasetKind } from '../data/datasets';
+import { ConfigError, bool, int, num, section, Section, str, tuple, isPositiveInt } from './errors';
+import { NetConfig, parseNetConfig } from './net';
+
+export interface SplitConfig {
+  dataRoot: string;
+  dataList: string;
+  augment: AugmentConfig;
+}
+
+export interface DatasetConfig {
+  type: string;
+  kind: DatasetKind;
+  semi: boolean;
+  train: SplitConfig;
+  val?: SplitConfig;
+  batchSize: number;
+  nSup?: number;
+  workers: number;
+  ignoreLabel: number;
+  /** Head learning-rate multiplier m of §5.1: 10 for pascal, 1 otherwise (override: head_lr_multiplier). */
+  headLrMultiplier: number;
+  /** folder layout */
+  imageDir?: string;
+  labelDir?: string;
+  labelExt?: string;
+  palette?: RGB[];
+  classNames?: string[];
+  /** Port-only: generate the procedural demo dataset into data_root when it is missing. */
+  procedural?: { seed: number; train: number; labeled: number; val: number; size: number };
+  /** Keep decoded images in memory up to this many MiB. */
+  cacheMb: number;
+}
+
+export interface ContrastiveConfig {
+  negativeHighEntropy: boolean;
+  lowRank: number;
+  highRank: number;
+  currentClassThreshold: number;
+  currentClassNegativeThreshold: number;
+  lowEntropyThreshold: number;
+  numQueries: number;
+  numNegatives: number;
+  temperature: number;
+  lossWeight: number;
+  referenceIndexing: boolean;
+  negatives: 'reference' | 'paper';
+  queueSize?: number[];
+}
+
+export interface TrainerConfig {
+  epochs: number;
+  evalOn: boolean;
+  supOnlyEpoch: number;
+  optimizer: { type: 'SGD'; lr: number; momentum: number; weightDecay: number };
+  lrScheduler: { mode: 'poly' | 'cosine'; power: number; targetLr: number };
+  unsupervised?: { dropPercent: number; applyAug?: 'cutmix' | 'cutout' | 'classmix'; lossWeight: number; weighting: 'reference' | 'paper' };
+  contrastive?: ContrastiveConfig;
+  /** §7 [Q]: 'reference' = the teacher is the student throughout epoch e_w; 'copy' = copied once, EMA from then on. */
+  teacherInit: 'reference' | 'copy';
+  /** Port-only: cap on steps per epoch (quick runs, tests). */
+  stepsPerEpoch?: number;
+  logEvery: number;
+  /** Port-only: validate every N epochs (and after the last). */
+  evalEvery: number;
+}
+
+export interface RuntimeConfig {
+  threads?: number;
+  device: string;
+  autocast: 'bfloat16' | 'float16' | null;
+  channelsLast: boolean;
+  prefetch: number;
+}
+
+export interface U2plConfig {
+  /** The file it came from and the folder relative paths are resolved against. */
+  file?: string;
+  dir: string;
+  seed: number;
+  dataset: DatasetConfig;
+  trainer: TrainerConfig;
+  saver: { snapshotDir: string; pretrain?: string; autoResume: boolean };
+  criterion: { type: 'ohem' | 'ce'; thresh: number; minKept: number };
+  net: NetConfig;
+  runtime: RuntimeConfig;
+  /** The raw object, stored in checkpoints. */
+  raw: Record<string, unknown>;
+  warnings: string[];
+}
+
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/** `${VAR}` and `${VAR:-default}` in string values, from the environment. */
+function expandEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback?: string) => env[name] ?? fallback ?? '');
+  }
+  if (Array.isArray(value)) return value.map((v) => expandEnv(v, env));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env)]));
+  return value;
+}
+
+class Warner {
+  readonly warnings: string[] = [];
+  keys(s: Section, allowed: readonly string[], key: string): void {
+    for (const k of Object.keys(s)) if (!allowed.includes(k)) this.warnings.push(`${key ? `${key}.` : ''}${k}: unknown key, ignored`);
+  }
+}
+
+function kindOf(type: string): { kind: DatasetKind; semi: boolean } {
+  const semi = type.endsWith('_semi');
+  const base = semi ? type.slice(0, -5) : type;
+  const kinds: Record<string, DatasetKind> = { pascal: 'voc', voc: 'voc', cityscapes: 'cityscapes', camvid: 'camvid', folder: 'folder' };
+  const kind = kinds[base];
+  if (!kind) throw new ConfigError('dataset.type', `unknown dataset type '${type}' (expected pascal, cityscapes, camvid or folder, with _semi for semi-supervised)`);
+  return { kind, semi };
+}
+
+function parseAugment(s: Section, key: string, parent: Section, labelPad: number, w: Warner): AugmentConfig {
+  const crop = section(s.crop ?? parent.crop ?? {}, `${key}.crop`);
+  w.keys(crop, ['type', 'size'], `${key}.crop`);
+  const cropType = str(crop, 'type', 'center', `${key}.crop`);
+  if (cropType !== 'rand' && cropType !== 'center') throw new ConfigError(`${key}.crop.type`, `expected rand or center, got '${cropType}'`);
+  const size = tuple(crop, 'size', [], `${key}.crop`, 2, isPositiveInt, 'positive integers') as [number, number];
+  if (size.length !== 2) throw new ConfigError(`${key}.crop.size`, 'required');
+  const pick = (name: string) => (s[name] !== undefined ? s : parent);
+  const randResize = pick('rand_resize').rand_resize === undefined ? undefined : tuple(pick('rand_resize'), 'rand_resize', [], key, 2, isNum, 'numbers') as [number, number];
+  if (randResize && !(randResize[0] > 0 && randResize[0] <= 1 && randResize[1] >= 1)) {
+    throw new ConfigError(`${key}.rand_resize`, `expected [s_min <= 1, s_max >= 1], got [${randResize.join(', ')}]`);
+  }
+  const resize = pick('resize').resize === undefined ? undefined : tuple(pick('resize'), 'resize', [], key, 2, isPositiveInt, 'positive integers') as [number, number];
+  return {
+    randResize,
+    resize,
+    flip: bool(pick('flip'), 'flip', false, key),
+    blur: bool(pick('GaussianBlur'), 'GaussianBlur', false, key),
+    crop: { type: cropType, size },
+    mean: tuple(pick('mean'), 'mean', [123.675, 116.28, 103.53], key, 3, isNum, 'numbers') as [number, number, number],
+    std: tuple(pick('std'), 'std', [58.395, 57.12, 57.375], key, 3, isNum, 'numbers') as [number, number, number],
+    labelPad,
+  };
+}
+
+function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
+  const d = section(value, 'dataset');
+  w.keys(d, ['type', 'train', 'val', 'batch_size', 'n_sup', 'workers', 'mean', 'std', 'ignore_label', 'noise_std', 'crop_label_pad',
+    'head_lr_multiplier', 'image_dir', 'label_dir', 'label_ext', 'palette', 'class_names', 'procedural', 'cache_mb'], 'dataset');
+  const type = str(d, 'type', undefined, 'dataset');
+  const { kind, semi } = kindOf(type);
+  const labelPad = int(d, 'crop_label_pad', 0, 'dataset', 0);
+  if (labelPad !== 0 && labelPad !== 255) throw new ConfigError('dataset.crop_label_pad', `expected 0 (reference) or 255, got ${labelPad}`);
+  const split = (name: 'train' | 'val'): SplitConfig | undefined => {
+    if (d[name] === undefined) {
+      if (name === 'train') throw new ConfigError('dataset.train', 'required');
+      return undefined;
+    }
+    const s = section(d[name], `dataset.${name}`);
+    w.keys(s, ['data_root', 'data_list', 'flip', 'GaussianBlur', 'rand_resize', 'rand_rotation', 'resize', 'crop', 'mean', 'std', 'batch_size'], `dataset.${name}`);
+    if (s.rand_rotation !== undefined) w.warnings.push(`dataset.${name}.rand_rotation: random rotation is not implemented (unused by the reference configs), ignored`);
+    return {
+      dataRoot: path.resolve(dir, str(s, 'data_root', undefined, `dataset.${name}`)),
+      dataList: path.resolve(dir, str(s, 'data_list', undefined, `dataset.${name}`)),
+      augment: parseAugment(s, `dataset.${name}`, d, name === 'train' ? labelPad : 0, w),
+    };
+  };
+  let palette: RGB[] | undefined;
+  if (d.palette !== undefined) {
+    if (!Array.isArray(d.palette) || !d.palette.every((c) => Array.isArray(c) && c.length === 3 && c.every((v) => Number.isInteger(v) && v >= 0 && v <= 255))) {
+      throw new ConfigError('dataset.palette', 'expected a list of [R, G, B] colours (0-255), one per class');
+    }
+    palette = d.palette as RGB[];
+  }
+  let procedural: DatasetConfig['procedural'];
+  if (d.procedural !== undefined) {
+    const p = section(d.procedural, 'dataset.procedural');
+    w.keys(p, ['seed', 'train', 'labeled', 'val', 'size'], 'dataset.procedural');
+    procedural = {
+      seed: int(p, 'seed', 0, 'dataset.procedural'), train: int(p, 'train', 200, 'dataset.procedural', 2),
+      labeled: int(p, 'labeled', 12, 'dataset.procedural', 1), val: int(p, 'val', 40, 'dataset.procedural', 1),
+      size: int(p, 'size', 96, 'dataset.procedural', 16),
+    };
+  }
+  return {
+    type, kind, semi,
+    train: split('train') as SplitConfig,
+    val: split('val'),
+    batchSize: int(d, 'batch_size', 1, 'dataset', 1),
+    nSup: d.n_sup === undefined ? undefined : int(d, 'n_sup', undefined, 'dataset', 1),
+    workers: int(d, 'workers', 2, 'dataset', 0),
+    ignoreLabel: int(d, 'ignore_label', 255, 'dataset', 0),
+    headLrMultiplier: num(d, 'head_lr_multiplier', kind === 'voc' ? 10 : 1, 'dataset', 0),
+    imageDir: d.image_dir === undefined ? undefined : str(d, 'image_dir', undefined, 'dataset'),
+    labelDir: d.label_dir === undefined ? undefined : str(d, 'label_dir', undefined, 'dataset'),
+    labelExt: d.label_ext === undefined ? undefined : str(d, 'label_ext', undefined, 'dataset'),
+    palette,
+    classNames: Array.isArray(d.class_names) ? (d.class_names as unknown[]).map(String) : undefined,
+    procedural,
+    cacheMb: num(d, 'cache_mb', 1024, 'dataset', 0),
+  };
+}
+
+function parseTrainer(value: unknown, w: Warner): TrainerConfig {
+  const t = section(value, 'trainer');
+  w.keys(t, ['epochs', 'eval_on', 'sup_only_epoch', 'start_epochs', 'optimizer', 'lr_scheduler', 'unsupervised', 'contrastive',
+    'teacher_init', 'steps_per_epoch', 'log_every', 'eval_every'], 'trainer');
+  const opt = section(t.optimizer ?? {}, 'trainer.optimizer');
+  w.keys(opt, ['type', 'kwargs'], 'trainer.optimizer');
+  const optType = str(opt, 'type', 'SGD', 'trainer.optimizer');
+  if (optType !== 'SGD') throw new ConfigError('trainer.optimizer.type', `only SGD is supported, got '${optType}'`);
+  const kw = section(opt.kwargs ?? {}, 'trainer.optimizer.kwargs');
+  w.keys(kw, ['lr', 'momentum', 'weight_decay'], 'trainer.optimizer.kwargs');
+  const sched = section(t.lr_scheduler ?? {}, 'trainer.lr_scheduler');
+  w.keys(sched, ['mode', 'kwargs'], 'trainer.lr_scheduler');
+  const mode = str(sched, 'mode', 'poly', 'trainer.lr_scheduler');
+  if (mode !== 'poly' && mode !== 'cosine') throw new ConfigError('trainer.lr_scheduler.mode', `expected poly or cosine, got '${mode}'`);
+  const sk = section(sched.kwargs ?? {}, 'trainer.lr_scheduler.kwargs');
+  w.keys(sk, ['power', 'targetlr'], 'trainer.lr_scheduler.kwargs');
+
+  let unsupervised: TrainerConfig['unsupervised'];
+  if (t.unsupervised !== undefined) {
+    const u = section(t.unsupervised, 'trainer.unsupervised');
+    w.keys(u, ['drop_percent', 'apply_aug', 'loss_weight', 'TTA', 'weighting'], 'trainer.unsupervised');
+    const aug = u.apply_aug === undefined || u.apply_aug === null ? undefined : str(u, 'apply_aug', undefined, 'trainer.unsupervised');
+    if (aug !== undefined && !['cutmix', 'cutout', 'classmix'].includes(aug)) {
+      throw new ConfigError('trainer.unsupervised.apply_aug', `expected cutmix, cutout or classmix, got '${aug}'`);
+    }
+    const weighting = str(u, 'weighting', 'reference', 'trainer.unsupervised');
+    if (weighting !== 'reference' && weighting !== 'paper') throw new ConfigError('trainer.unsupervised.weighting', `expected reference or paper, got '${weighting}'`);
+    unsupervised = {
+      dropPercent: num(u, 'drop_percent', 100, 'trainer.unsupervised', 0, 100),
+      applyAug: aug as 'cutmix' | 'cutout' | 'classmix' | undefined,
+      lossWeight: num(u, 'loss_weight', 1, 'trainer.unsupervised', 0),
+      weighting,
+    };
+  }
+  let contrastive: ContrastiveConfig | undefined;
+  if (t.contrastive !== undefined && t.contrastive !== null) {
+    const k = 'trainer.contrastive';
+    const c = section(t.contrastive, k);
+    w.keys(c, ['negative_high_entropy', 'low_rank', 'high_rank', 'current_class_threshold', 'current_class_negative_threshold',
+      'unsupervised_entropy_ignore', 'low_entropy_threshold', 'num_negatives', 'num_queries', 'temperature', 'loss_weight',
+      'reference_indexing', 'negatives', 'queue_size'], k);
+    const negatives = str(c, 'negatives', 'reference', k);
+    if (negatives !== 'reference' && negatives !== 'paper') throw new ConfigError(`${k}.negatives`, `expected reference or paper, got '${negatives}'`);
+    const lowRank = int(c, 'low_rank', 3, k, 0);
+    const highRank = int(c, 'high_rank', 20, k, 1);
+    if (highRank <= lowRank) throw new ConfigError(`${k}.high_rank`, `must be greater than low_rank (${lowRank}), got ${highRank}`);
+    let queueSize: number[] | undefined;
+    if (c.queue_size !== undefined) {
+      if (!Array.isArray(c.queue_size) || !c.queue_size.every(isPositiveInt)) throw new ConfigError(`${k}.queue_size`, 'expected a list of positive integers');
+      queueSize = c.queue_size as number[];
+    }
+    contrastive = {
+      negativeHighEntropy: bool(c, 'negative_high_entropy', true, k),
+      lowRank, highRank,
+      currentClassThreshold: num(c, 'current_class_threshold', 0.3, k, 0, 1),
+      currentClassNegativeThreshold: num(c, 'current_class_negative_threshold', 1, k, 0, 1),
+      lowEntropyThreshold: num(c, 'low_entropy_threshold', 20, k, 0, 50),
+      numQueries: int(c, 'num_queries', 256, k, 1),
+      numNegatives: int(c, 'num_negatives', 50, k, 1),
+      temperature: num(c, 'temperature', 0.5, k, 1e-6),
+      lossWeight: num(c, 'loss_weight', 1, k, 0),
+      referenceIndexing: bool(c, 'reference_indexing', true, k),
+      negatives,
+      queueSize,
+    };
+  }
+  const teacherInit = str(t, 'teacher_init', 'reference', 'trainer');
+  if (teacherInit !== 'reference' && teacherInit !== 'copy') throw new ConfigError('trainer.teacher_init', `expected reference or copy, got '${teacherInit}'`);
+  return {
+    epochs: int(t, 'epochs', undefined, 'trainer', 1),
+    evalOn: bool(t, 'eval_on', true, 'trainer'),
+    supOnlyEpoch: int(t, 'sup_only_epoch', 1, 'trainer', 0),
+    optimizer: {
+      type: 'SGD',
+      lr: num(kw, 'lr', undefined, 'trainer.optimizer.kwargs', 0),
+      momentum: num(kw, 'momentum', 0.9, 'trainer.optimizer.kwargs', 0, 1),
+      weightDecay: num(kw, 'weight_decay', 1e-4, 'trainer.optimizer.kwargs', 0),
+    },
+    lrScheduler: { mode, power: num(sk, 'power', 0.9, 'trainer.lr_scheduler.kwargs', 0), targetLr: num(sk, 'targetlr', 0, 'trainer.lr_scheduler.kwargs', 0) },
+    unsupervised, contrastive, teacherInit,
+    stepsPerEpoch: t.steps_per_epoch === undefined ? undefined : int(t, 'steps_per_epoch', undefined, 'trainer', 1),
+    logEvery: int(t, 'log_every', 1, 'trainer', 1),
+    evalEvery: int(t, 'eval_every', 1, 'trainer', 1),
+  };
+}
+
+/** Validates a config object; `dir` resolves relative paths. */
+export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv = process.env, file?: string): U2plConfig {
+  try {
+    const raw = section(expandEnv(value, env), '');
+    const w = new Warner();
+    w.keys(raw, ['dataset', 'trainer', 'saver', 'criterion', 'net', 'seed', 'runtime'], '');
+    const dataset = parseDataset(raw.dataset, dir, w);
+    const trainer = parseTrainer(raw.trainer, w);
+    const saver = section(raw.saver ?? {}, 'saver');
+    w.keys(saver, ['snapshot_dir', 'pretrain', 'auto_resume'], 'saver');
+    const criterion = section(raw.criterion ?? {}, 'criterion');
+    w.keys(criterion, ['type', 'kwargs'], 'criterion');
+    const ck = section(criterion.kwargs ?? {}, 'criterion.kwargs');
+    w.keys(ck, ['thresh', 'min_kept', 'use_weight'], 'criterion.kwargs');
+    if (ck.use_weight === true) throw new ConfigError('criterion.kwargs.use_weight', 'class-weighted cross-entropy is not supported');
+    const runtime = section(raw.runtime ?? {}, 'runtime');
+    w.keys(runtime, ['threads', 'device', 'autocast', 'channels_last', 'prefetch'], 'runtime');
+    const autocast = runtime.autocast === undefined || runtime.autocast === null || runtime.autocast === '' ? null : str(runtime, 'autocast', undefined, 'runtime');
+    if (autocast !== null && autocast !== 'bfloat16' && autocast !== 'float16') throw new ConfigError('runtime.autocast', `expected bfloat16, float16 or null, got '${autocast}'`);
+    const net = parseNetConfig(raw.net);
+    if (trainer.contrastive && !net.model.repHead) throw new ConfigError('net.decoder.kwargs.rep_head', 'must be true when trainer.contrastive is set');
+    if (dataset.semi && !trainer.unsupervised) w.warnings.push('trainer.unsupervised: missing for a semi-supervised dataset type; using drop_percent 100 and no mixing');
+    const device = str(runtime, 'device', 'cpu', 'runtime');
+    net.model.device = device;
+    const pretrain = saver.pretrain === undefined || saver.pretrain === '' ? undefined : path.resolve(dir, str(saver, 'pretrain', undefined, 'saver'));
+    if (net.pretrained) net.pretrained = path.resolve(dir, net.pretrained);
+    return {
+      file, dir,
+      seed: int(raw, 'seed', 2, '', 0),
+      dataset, trainer,
+      saver: { snapshotDir: path.resolve(dir, str(saver, 'snapshot_dir', 'checkpoints', 'saver')), pretrain, autoResume: bool(saver, 'auto_resume', false, 'saver') },
+      criterion: {
+        type: str(criterion, 'type', 'ce', 'criterion') === 'ohem' ? 'ohem' : 'ce',
+        thresh: num(ck, 'thresh', 0.7, 'criterion.kwargs', 0, 1),
+        minKept: int(ck, 'min_kept', 100000, 'criterion.kwargs', 0),
+      },
+      net,
+      runtime: {
+        threads: runtime.threads === undefined ? undefined : int(runtime, 'threads', undefined, 'runtime', 1),
+        device, autocast: autocast as RuntimeConfig['autocast'],
+        channelsLast: bool(runtime, 'channels_last', false, 'runtime'),
+        prefetch: int(runtime, 'prefetch', 2, 'runtime', 1),
+      },
+      raw,
+      warnings: w.warnings,
+    };
+  } catch (e) {
+    if (e instanceof ConfigError && file) throw new ConfigError(e.key, e.message.slice(e.key.length + 2), file);
+    throw e;
+  }
+}
+
+/** Reads config.yaml (or .json) from a file or an experiment folder. */
+export function loadConfig(fileOrDir: string, env: NodeJS.ProcessEnv = process.env): U2plConfig {
+  let file = path.resolve(fileOrDir);
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'config.yaml');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot read the config (${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message})`);
+  }
+  let value: unknown;
+  try {
+    value = file.endsWith('.json') ? JSON.parse(text) : yaml.load(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
+  }
+  return parseConfig(value, path.dirname(file), env, file);
+}

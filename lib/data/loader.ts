@@ -1,0 +1,126 @@
+/**
+ * Background batch loading: decoding (sharp, fast-png) and augmentation (native, libuv pool) run
+ * ahead of the training step with a bounded number of batches in flight. Every sample's random
+ * draw comes from (seed, epoch, step, slot), so results do not depend on timing or concurrency.
+ */
+import { AugmentConfig, augment, drawAugment } from './augment';
+import { Sample } from './datasets';
+import { checkLabelValues, DataError, LabelOptions, readImage, readLabel } from './image-io';
+import { deriveSeed, Random } from './random';
+
+export interface Batch {
+  /** B x 3 x H x W normalised images. */
+  images: Float32Array;
+  /** B x H x W labels (when loaded with labels). */
+  labels?: Uint8Array;
+  size: number;
+  height: number;
+  width: number;
+  ids: string[];
+  /** Wall time spent producing this batch (decode + augment). */
+  seconds: number;
+}
+
+export interface LoaderOptions {
+  samples: Sample[];
+  augment: AugmentConfig;
+  train: boolean;
+  withLabels: boolean;
+  labelOptions: LabelOptions;
+  classes: number;
+  ignoreLabel: number;
+  seed: number;
+  /** Batches loaded ahead of the consumer (default 2). */
+  prefetch?: number;
+  /** Keep decoded images in memory up to this many bytes (default 0: decode every time). */
+  cacheBytes?: number;
+}
+
+interface Decoded {
+  image: Uint8Array;
+  label?: Uint8Array;
+  height: number;
+  width: number;
+}
+
+export class BatchLoader {
+  private readonly cache = new Map<number, Decoded>();
+  private cachedBytes = 0;
+
+  constructor(readonly options: LoaderOptions) {
+    if (options.samples.length === 0) throw new Error('the dataset is empty');
+  }
+
+  get length(): number {
+    return this.options.samples.length;
+  }
+
+  /** Decodes and validates one sample (image, and label when requested). */
+  async decode(index: number): Promise<Decoded> {
+    const hit = this.cache.get(index);
+    if (hit) return hit;
+    const o = this.options;
+    const sample = o.samples[index];
+    const [image, label] = await Promise.all([
+      readImage(sample.image),
+      o.withLabels ? readLabel(sample.label, o.labelOptions) : Promise.resolve(undefined),
+    ]);
+    if (label) {
+      if (label.width !== image.width || label.height !== image.height) {
+        throw new DataError(sample.label, `label is ${label.width}x${label.height} but its image ${sample.image} is ${image.width}x${image.height}`);
+      }
+      checkLabelValues(sample.label, label, o.classes, o.ignoreLabel);
+    }
+    const decoded = { image: image.data, label: label?.data, height: image.height, width: image.width };
+    const bytes = image.data.length + (label?.data.length ?? 0);
+    if (this.cachedBytes + bytes <= (o.cacheBytes ?? 0)) {
+      this.cache.set(index, decoded);
+      this.cachedBytes += bytes;
+    }
+    return decoded;
+  }
+
+  /** One batch; `key` (epoch, step) seeds the augmentation. */
+  async loadBatch(indices: number[], epoch: number, step: number): Promise<Batch> {
+    const t0 = process.hrtime.bigint();
+    const o = this.options;
+    const [ch, cw] = o.augment.crop.size;
+    const plane = ch * cw;
+    const images = new Float32Array(indices.length * 3 * plane);
+    const labels = o.withLabels ? new Uint8Array(indices.length * plane) : undefined;
+    await Promise.all(indices.map(async (index, slot) => {
+      const d = await this.decode(index);
+      const rng = new Random(deriveSeed(o.seed, 'augment', epoch, step, slot, index));
+      const draw = drawAugment(rng, d.height, d.width, o.augment, o.train);
+      const out = await augment(d.image, d.label, d.height, d.width, draw, o.augment);
+      images.set(out.image, slot * 3 * plane);
+      if (labels && out.label) labels.set(out.label, slot * plane);
+    }));
+    return {
+      images, labels, size: indices.length, height: ch, width: cw,
+      ids: indices.map((i) => o.samples[i].id),
+      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    };
+  }
+
+  /** Yields the batches of `plan` in order, keeping up to `prefetch` of them loading ahead. */
+  async *iterate(plan: number[][], epoch: number, startStep = 0): AsyncGenerator<Batch> {
+    const ahead = Math.max(1, this.options.prefetch ?? 2);
+    const pending: Promise<Batch>[] = [];
+    let next = startStep;
+    const fill = () => {
+      while (pending.length < ahead && next < plan.length) {
+        const p = this.loadBatch(plan[next], epoch, next);
+        p.catch(() => undefined); // surfaced when awaited below
+        pending.push(p);
+        next++;
+      }
+    };
+    fill();
+    while (pending.length > 0) {
+      const batch = await (pending.shift() as Promise<Batch>);
+      fill();
+      yield batch;
+    }
+  }
+}

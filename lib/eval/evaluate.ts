@@ -1,0 +1,71 @@
+/**
+ * Evaluation (§13): in-training validation over centre crops, and u2pl-eval's whole-image or
+ * sliding-window evaluation of a list, with per-class IoU, mIoU and pixel accuracy.
+ */
+import { BatchLoader } from '../data/loader';
+import { batches } from '../data/sampler';
+import { scoresFromConfusion } from '../losses';
+import { AddonModel, InferenceOptions } from '../native';
+
+export interface EvalResult {
+  miou: number;
+  iou: number[];
+  pixelAccuracy: number;
+  confusion: number[][];
+  images: number;
+}
+
+function finish(total: BigInt64Array, classes: number, images: number): EvalResult {
+  const scores = scoresFromConfusion({ data: total, shape: [classes, classes] });
+  const confusion = Array.from({ length: classes }, (_, i) => Array.from(total.subarray(i * classes, (i + 1) * classes), Number));
+  return { ...scores, confusion, images };
+}
+
+/** Centre-crop validation (§13.2): every batch through the model, one confusion matrix. */
+export async function evaluateLoader(model: AddonModel, loader: BatchLoader, batchSize: number, ignoreIndex: number): Promise<EvalResult> {
+  const classes = model.numClasses();
+  const total = new BigInt64Array(classes * classes);
+  const plan = batches([...Array(loader.length).keys()], batchSize, false);
+  for await (const b of loader.iterate(plan, 0)) {
+    const m = await model.evaluateBatch({ data: b.images, shape: [b.size, 3, b.height, b.width] }, { data: b.labels as Uint8Array, shape: [b.size, b.height, b.width] }, ignoreIndex);
+    for (let i = 0; i < total.length; i++) total[i] += m.data[i];
+  }
+  return finish(total, classes, loader.length);
+}
+
+export interface PredictedImage {
+  index: number;
+  prediction: Uint8Array;
+  confidence: Float32Array;
+  height: number;
+  width: number;
+  /** Normalised input (3 x H x W) for rendering. */
+  image: Float32Array;
+}
+
+/**
+ * Full-image evaluation (§13.3/§13.4): each image whole (no crop) through predict() with the given
+ * mode, scales and flip; `onImage` sees every prediction (to save PNGs).
+ */
+export async function evaluateFullImages(
+  model: AddonModel, loader: BatchLoader, inference: InferenceOptions, ignoreIndex: number,
+  onImage?: (p: PredictedImage, label: Uint8Array) => Promise<void>,
+): Promise<EvalResult> {
+  const classes = model.numClasses();
+  const total = new BigInt64Array(classes * classes);
+  const { confusionMatrix } = await import('../losses');
+  for (let i = 0; i < loader.length; i++) {
+    const d = await loader.decode(i);
+    const mean = loader.options.augment.mean;
+    const std = loader.options.augment.std;
+    const plane = d.height * d.width;
+    const image = new Float32Array(3 * plane);
+    for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) image[c * plane + p] = (d.image[p * 3 + c] - mean[c]) / std[c];
+    const out = await model.predict({ data: image, shape: [1, 3, d.height, d.width] }, inference);
+    const label = d.label as Uint8Array;
+    const m = await confusionMatrix(out.prediction, { data: label, shape: [d.height, d.width] }, classes, ignoreIndex);
+    for (let k = 0; k < total.length; k++) total[k] += m.data[k];
+    if (onImage) await onImage({ index: i, prediction: out.prediction.data, confidence: out.confidence.data, height: d.height, width: d.width, image }, label);
+  }
+  return finish(total, classes, loader.length);
+}

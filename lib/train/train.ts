@@ -1,0 +1,308 @@
+/**
+ * The training loop (u2pl-method.md §11): supervised-only baseline, warm-up and U2PL epochs, with
+ * per-epoch validation, atomic checkpoints that resume exactly, metrics.jsonl and report.html.
+ * The step itself is one native call; this file decides what each step gets.
+ */
+import fs from 'fs';
+import path from 'path';
+import { U2plConfig } from '../config/config';
+import { BatchLoader } from '../data/loader';
+import { checkSamples, prepareData, RunData, throwOnProblems } from '../data/prepare';
+import { SemiSupervisedSampler, SupervisedSampler } from '../data/sampler';
+import { evaluateLoader, EvalResult } from '../eval/evaluate';
+import { colourise, denormalise, pngDataUri } from '../eval/render';
+import { ReportSample, writeReport } from '../eval/report';
+import { AddonStepResult, AddonTrainer, AddonTrainerOptions, native } from '../native';
+import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
+
+export interface Progress {
+  epoch: number;
+  epochs: number;
+  step: number;
+  stepsPerEpoch: number;
+  globalStep: number;
+  totalSteps: number;
+  phase: 'supervised' | 'warmup' | 'semi';
+  result: AddonStepResult;
+  lr: number;
+  dataSeconds: number;
+  stepSeconds: number;
+  etaSeconds: number;
+}
+
+export interface EpochSummary {
+  epoch: number;
+  miou: number;
+  iou: number[];
+  bestMiou: number;
+  seconds: number;
+}
+
+export interface TrainOptions {
+  onProgress?: (p: Progress) => void;
+  onEpoch?: (e: EpochSummary) => void;
+  onLog?: (message: string) => void;
+  /** Aborting finishes the step in flight, saves a checkpoint and returns (interrupted: true). */
+  signal?: AbortSignal;
+  /** Resume from this checkpoint (default: snapshot_dir/ckpt.pth when saver.auto_resume). */
+  resume?: string;
+  /** Stop (with a checkpoint) once this many global steps are done. */
+  maxSteps?: number;
+}
+
+export interface TrainResult {
+  bestMiou: number;
+  lastMiou: number | null;
+  globalStep: number;
+  interrupted: boolean;
+  checkpoint: string;
+  snapshotDir: string;
+}
+
+export const CHECKPOINT = 'ckpt.pth';
+export const BEST_CHECKPOINT = 'ckpt_best.pth';
+
+function trainerOptions(c: U2plConfig): AddonTrainerOptions {
+  const t = c.trainer;
+  const con = t.contrastive;
+  return {
+    model: c.net.model,
+    semi: c.dataset.semi,
+    momentum: t.optimizer.momentum,
+    weightDecay: t.optimizer.weightDecay,
+    seed: c.seed,
+    autocast: c.runtime.autocast,
+    channelsLast: c.runtime.channelsLast,
+    device: c.runtime.device,
+    supervised: {
+      ohem: c.criterion.type === 'ohem', thresh: c.criterion.thresh, minKept: c.criterion.minKept,
+      auxWeight: c.net.auxLossWeight ?? 0.4, ignoreIndex: c.dataset.ignoreLabel,
+    },
+    unsupervised: { weighting: t.unsupervised?.weighting ?? 'reference', weight: t.unsupervised?.lossWeight ?? 1 },
+    contrastive: c.dataset.semi && con ? {
+      currentClassThreshold: con.currentClassThreshold, currentClassNegativeThreshold: con.currentClassNegativeThreshold,
+      lowRank: con.lowRank, highRank: con.highRank, temperature: con.temperature, numQueries: con.numQueries,
+      numNegatives: con.numNegatives, negativeHighEntropy: con.negativeHighEntropy, referenceIndexing: con.referenceIndexing,
+      negatives: con.negatives, weight: con.lossWeight, queueSize: con.queueSize,
+    } : null,
+    mix: c.dataset.semi ? t.unsupervised?.applyAug ?? null : null,
+  };
+}
+
+/** Checks every list and file of the run (throws one error listing the problems). */
+export async function preflight(c: U2plConfig, data: RunData): Promise<void> {
+  const classes = c.net.model.numClasses;
+  const ignore = c.dataset.ignoreLabel;
+  throwOnProblems([
+    await checkSamples(data.labeled, data.info, classes, ignore, true),
+    await checkSamples(data.unlabeled, data.info, classes, ignore, false),
+    await checkSamples(data.val, data.info, classes, ignore, true),
+  ]);
+}
+
+function appendJsonl(file: string, record: Record<string, unknown>): void {
+  fs.appendFileSync(file, `${JSON.stringify(record)}\n`);
+}
+
+function readJsonl(file: string): Record<string, unknown>[] {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Keeps metrics.jsonl consistent with a resumed checkpoint: drops records past its global step. */
+function truncateMetrics(file: string, globalStep: number, epochsDone: number): void {
+  const kept = readJsonl(file).filter((r) => (r.type === 'step' ? (r.global_step as number) < globalStep : (r.epoch as number) < epochsDone));
+  fs.writeFileSync(file, kept.map((r) => JSON.stringify(r)).join('\n') + (kept.length ? '\n' : ''));
+}
+
+function copyAtomic(from: string, to: string): void {
+  const tmp = `${to}.tmp-${process.pid}`;
+  fs.copyFileSync(from, tmp);
+  fs.renameSync(tmp, to);
+}
+
+export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  const log = options.onLog ?? (() => undefined);
+  for (const w of c.warnings) log(`warning: ${w}`);
+  if (c.runtime.threads) native().setThreads(c.runtime.threads);
+  const t = c.trainer;
+  const d = c.dataset;
+  const classes = c.net.model.numClasses;
+  const data = await prepareData(d, classes);
+  await preflight(c, data);
+  fs.mkdirSync(c.saver.snapshotDir, { recursive: true });
+  const ckptPath = path.join(c.saver.snapshotDir, CHECKPOINT);
+  const bestPath = path.join(c.saver.snapshotDir, BEST_CHECKPOINT);
+  const metricsPath = path.join(c.saver.snapshotDir, 'metrics.jsonl');
+  const reportPath = path.join(c.saver.snapshotDir, 'report.html');
+
+  const semi = d.semi;
+  const batch = d.batchSize;
+  const semiSampler = semi ? new SemiSupervisedSampler(data.labeled.length, data.unlabeled.length, batch, c.seed) : undefined;
+  const supSampler = semi ? undefined : new SupervisedSampler(data.labeled.length, batch, c.seed);
+  const natural = semiSampler ? semiSampler.stepsPerEpoch : (supSampler as SupervisedSampler).stepsPerEpoch;
+  if (natural < 1) throw new Error(`dataset.batch_size ${batch} is larger than the ${semi ? 'unlabeled' : 'labeled'} set: no full step per epoch`);
+  const L = t.stepsPerEpoch ? Math.min(t.stepsPerEpoch, natural) : natural;
+  const E = t.epochs;
+  const K = E * L;
+  const warmup = semi ? Math.min(t.supOnlyEpoch, E) : 0;
+
+  const loaderBase = { classes, ignoreLabel: d.ignoreLabel, prefetch: c.runtime.prefetch, cacheBytes: d.cacheMb * 1024 * 1024 };
+  const labeledLoader = new BatchLoader({ ...loaderBase, samples: data.labeled, augment: d.train.augment, train: true, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed });
+  const unlabeledLoader = semi ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: false, labelOptions: data.info.labelOptions, seed: c.seed + 1 }) : undefined;
+  const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
+
+  const trainer: AddonTrainer = new (native().AddonTrainer)(trainerOptions(c));
+  const pretrained = c.net.pretrained;
+  if (pretrained) {
+    const r = await trainer.loadPretrained(pretrained);
+    log(`encoder initialised from ${pretrained}: ${r.loaded} tensors, ${r.missing.length} missing, ${r.unexpected.length} unexpected${r.missing.length ? ` (e.g. ${r.missing[0]})` : ''}`);
+  }
+
+  let startEpoch = 0;
+  let startStep = 0;
+  let bestMiou = 0;
+  const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
+  if (resumeFrom) {
+    const extra = await trainer.load(resumeFrom);
+    startEpoch = Number(extra.epoch ?? 0);
+    startStep = Number(extra.step_in_epoch ?? 0);
+    bestMiou = Number(extra.best_miou ?? 0);
+    if (Number(extra.steps_per_epoch ?? L) !== L) throw new Error(`${resumeFrom}: saved with ${String(extra.steps_per_epoch)} steps per epoch, this run has ${L}`);
+    truncateMetrics(metricsPath, startEpoch * L + startStep, startEpoch);
+    log(`resumed from ${resumeFrom}: epoch ${startEpoch + 1}, step ${startStep + 1} of ${L}`);
+  } else if (c.saver.pretrain) {
+    const report = await trainer.student().load(c.saver.pretrain);
+    const teacher = trainer.teacher();
+    if (teacher) await teacher.load(c.saver.pretrain);
+    log(`weights initialised from ${c.saver.pretrain} (${report.key ?? 'root'}): ${report.missing.length} missing, ${report.unexpected.length} unexpected`);
+    fs.rmSync(metricsPath, { force: true });
+  } else {
+    fs.rmSync(metricsPath, { force: true });
+  }
+
+  const baseLr = t.optimizer.lr;
+  const lrAt = (k: number) => (t.lrScheduler.mode === 'poly' ? polyLr(baseLr, k, K, t.lrScheduler.power) : cosineLr(baseLr, t.lrScheduler.targetLr, k, K));
+  const extraState = (epoch: number, stepInEpoch: number) => ({
+    epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou,
+    config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion,
+  });
+  const save = async (epoch: number, stepInEpoch: number) => trainer.save(ckptPath, extraState(epoch, stepInEpoch));
+
+  let lastMiou: number | null = null;
+  let globalStep = startEpoch * L + startStep;
+  const runStart = Date.now();
+  const stepsAtStart = globalStep;
+  let interrupted = false;
+
+  for (let epoch = startEpoch; epoch < E && !interrupted; epoch++) {
+    const epochStart = Date.now();
+    const phase: 'supervised' | 'warmup' | 'semi' = !semi ? 'supervised' : epoch < warmup ? 'warmup' : 'semi';
+    const first = epoch === startEpoch ? startStep : 0;
+    const labeledPlan = semiSampler ? semiSampler.epoch(epoch).labeled.slice(0, L) : (supSampler as SupervisedSampler).epoch(epoch).slice(0, L);
+    const unlabeledPlan = semiSampler ? semiSampler.epoch(epoch).unlabeled.slice(0, L) : [];
+    const labeledIt = labeledLoader.iterate(labeledPlan, epoch, first);
+    const unlabeledIt = phase === 'semi' && unlabeledLoader ? unlabeledLoader.iterate(unlabeledPlan, epoch, first) : undefined;
+    if (phase === 'semi' && epoch === warmup && t.teacherInit === 'copy' && first === 0) {
+      (trainer.teacher() as NonNullable<ReturnType<AddonTrainer['teacher']>>).emaFrom(trainer.student(), 0);
+    }
+    for (let step = first; step < L; step++) {
+      const waitStart = process.hrtime.bigint();
+      const l = (await labeledIt.next()).value;
+      const u = unlabeledIt ? (await unlabeledIt.next()).value : undefined;
+      const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
+      const lr = lrAt(globalStep);
+      const result = await trainer.step({
+        phase,
+        labeledImages: { data: l.images, shape: [l.size, 3, l.height, l.width] },
+        labels: { data: l.labels as Uint8Array, shape: [l.size, l.height, l.width] },
+        unlabeledImages: u ? { data: u.images, shape: [u.size, 3, u.height, u.width] } : undefined,
+        lrBackbone: lr,
+        lrHead: lr * d.headLrMultiplier,
+        copyTeacher: phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',
+        emaDecay: phase === 'semi' ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
+        dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
+        alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
+      });
+      if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
+      globalStep++;
+      const elapsed = (Date.now() - runStart) / 1000;
+      const perStep = elapsed / Math.max(1, globalStep - stepsAtStart);
+      if (globalStep % t.logEvery === 0 || step === L - 1) {
+        appendJsonl(metricsPath, {
+          type: 'step', epoch, step, global_step: globalStep - 1, phase, loss: result.loss, supervised: result.supervised,
+          unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
+        });
+      }
+      options.onProgress?.({
+        epoch, epochs: E, step, stepsPerEpoch: L, globalStep, totalSteps: K, phase, result, lr, dataSeconds,
+        stepSeconds: result.seconds, etaSeconds: perStep * (K - globalStep),
+      });
+      if (options.signal?.aborted || (options.maxSteps !== undefined && globalStep >= options.maxSteps)) {
+        interrupted = true;
+        break;
+      }
+    }
+    if (globalStep < (epoch + 1) * L) {
+      await save(epoch, globalStep - epoch * L);  // stopped mid-epoch: resume at the next step
+      break;
+    }
+    {
+      // End of the epoch: validate (the student until the teacher exists, §11.3), checkpoint, report.
+      let evalResult: EvalResult | undefined;
+      const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
+      if (t.evalOn && valLoader && validateNow) {
+        const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
+        evalResult = await evaluateLoader(model, valLoader, d.batchSize, d.ignoreLabel);
+        lastMiou = evalResult.miou;
+      }
+      const improved = evalResult !== undefined && evalResult.miou > bestMiou;
+      if (improved) bestMiou = (evalResult as EvalResult).miou;
+      await save(epoch + 1, 0);
+      if (improved || (!evalResult && epoch === E - 1)) copyAtomic(ckptPath, bestPath);
+      const summary: EpochSummary = { epoch, miou: evalResult?.miou ?? NaN, iou: evalResult?.iou ?? [], bestMiou, seconds: (Date.now() - epochStart) / 1000 };
+      if (evalResult || epoch === E - 1) appendJsonl(metricsPath, { type: 'epoch', epoch, miou: evalResult?.miou ?? null, iou: evalResult?.iou ?? null, pixel_accuracy: evalResult?.pixelAccuracy ?? null, best_miou: bestMiou, seconds: summary.seconds });
+      if (evalResult || epoch === E - 1) options.onEpoch?.(summary);
+      if (validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase);
+    }
+  }
+  return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
+}
+
+async function writeRunReport(
+  c: U2plConfig, data: RunData, trainer: AddonTrainer, valLoader: BatchLoader | undefined, metricsPath: string, reportPath: string,
+  phase: string,
+): Promise<void> {
+  const records = readJsonl(metricsPath);
+  const samples: ReportSample[] = [];
+  if (valLoader) {
+    const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
+    const count = Math.min(4, valLoader.length);
+    const b = await valLoader.loadBatch([...Array(count).keys()], 0, 0);
+    const aug = c.dataset.val?.augment ?? c.dataset.train.augment;
+    const plane = b.height * b.width;
+    for (let i = 0; i < count; i++) {
+      const image = b.images.subarray(i * 3 * plane, (i + 1) * 3 * plane);
+      const { prediction } = await model.predict({ data: image, shape: [1, 3, b.height, b.width] });
+      samples.push({
+        id: b.ids[i],
+        image: await pngDataUri(denormalise(image, b.height, b.width, aug.mean, aug.std), b.width, b.height),
+        groundTruth: await pngDataUri(colourise((b.labels as Uint8Array).subarray(i * plane, (i + 1) * plane), data.info.palette), b.width, b.height),
+        prediction: await pngDataUri(colourise(prediction.data, data.info.palette), b.width, b.height),
+      });
+    }
+  }
+  const epochs = records.filter((r) => r.type === 'epoch' && r.miou !== null).map((r) => ({ epoch: r.epoch as number, miou: r.miou as number, iou: r.iou as number[] }));
+  writeReport(reportPath, {
+    title: `u2pl: ${c.file ?? c.dir}`,
+    steps: records.filter((r) => r.type === 'step') as unknown as { global_step: number; loss: number }[],
+    epochs,
+    classNames: data.info.classNames,
+    samples,
+    summary: {
+      dataset: c.dataset.type, labeled: data.labeled.length, unlabeled: data.unlabeled.length, validation: data.val.length,
+      'best mIoU %': epochs.length ? (100 * Math.max(...epochs.map((e) => e.miou))).toFixed(2) : '-',
+      updated: new Date().toISOString(),
+    },
+  });
+}

@@ -1,0 +1,244 @@
+// AddonTrainer: student, teacher, optimizer, memory banks and RNG in native memory; one
+// step() call per training step, run on the compute thread.
+#include <chrono>
+
+#include <ATen/ATen.h>
+
+#include "addon/addon.h"
+#include "addon/async_task.h"
+#include "addon/errors.h"
+#include "addon/js_options.h"
+#include "addon/js_tensor.h"
+#include "addon/js_value.h"
+#include "addon/model_state.h"
+#include "addon/option_parsers.h"
+#include "io/checkpoint.h"
+#include "model/model_io.h"
+#include "model/state_dict.h"
+#include "train/trainer.h"
+
+namespace u2pl::addon {
+namespace {
+
+at::ScalarType AutocastFromJs(const Napi::Object& o) {
+  const std::string name = OptString(o, "autocast", "");
+  if (name.empty()) return at::ScalarType::Undefined;
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  throw Napi::TypeError::New(o.Env(), "option 'autocast' must be null, 'bfloat16' or 'float16', got '" + name + "'");
+}
+
+const char* kNativeKeys[] = {"model_state", "teacher_state", "optimizer_state", "memory_bank", "rng_state"};
+
+}  // namespace
+
+class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "AddonTrainer",
+                       {InstanceMethod("step", &AddonTrainer::Step), InstanceMethod("student", &AddonTrainer::Student),
+                        InstanceMethod("teacher", &AddonTrainer::Teacher), InstanceMethod("save", &AddonTrainer::Save),
+                        InstanceMethod("load", &AddonTrainer::Load), InstanceMethod("loadPretrained", &AddonTrainer::LoadPretrained),
+                        InstanceMethod("bankSizes", &AddonTrainer::BankSizes)});
+  }
+
+  explicit AddonTrainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonTrainer>(info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = ObjectArg(info, 0, "new AddonTrainer(options)");
+    if (!o.Get("model").IsObject()) throw Napi::TypeError::New(env, "option 'model' must be the model options");
+    model::ModelOptions mo = ModelOptionsFromJs(o.Get("model").As<Napi::Object>());
+    const bool semi = OptBool(o, "semi", false);
+    train::TrainerOptions t;
+    t.momentum = OptDouble(o, "momentum", 0.9);
+    t.weight_decay = OptDouble(o, "weightDecay", 1e-4);
+    t.seed = static_cast<uint64_t>(OptInt(o, "seed", 0));
+    t.autocast = AutocastFromJs(o);
+    t.channels_last = OptBool(o, "channelsLast", false);
+    if (o.Get("supervised").IsObject()) {
+      Napi::Object s = o.Get("supervised").As<Napi::Object>();
+      t.supervised.ohem = OptBool(s, "ohem", false);
+      t.supervised.ohem_thresh = OptDouble(s, "thresh", 0.7);
+      t.supervised.ohem_min_kept = OptInt(s, "minKept", 100000);
+      t.supervised.aux_weight = OptDouble(s, "auxWeight", 0.4);
+      t.supervised.ignore_index = OptInt(s, "ignoreIndex", 255);
+    }
+    if (o.Get("unsupervised").IsObject()) {
+      Napi::Object u = o.Get("unsupervised").As<Napi::Object>();
+      t.weighting = OptString(u, "weighting", "reference") == "paper" ? loss::UnsupervisedWeighting::kPaper : loss::UnsupervisedWeighting::kReference;
+      t.unsupervised_weight = OptDouble(u, "weight", 1.0);
+    }
+    if (o.Get("contrastive").IsObject()) {
+      Napi::Object c = o.Get("contrastive").As<Napi::Object>();
+      t.contrastive = true;
+      t.contrastive_options = ContrastiveOptionsFromJs(c);
+      t.contrastive_options.ignore_index = t.supervised.ignore_index;
+      t.contrastive_weight = OptDouble(c, "weight", 1.0);
+      Napi::Value q = c.Get("queueSize");
+      if (q.IsArray())
+        for (uint32_t i = 0; i < q.As<Napi::Array>().Length(); ++i) t.queue_size.push_back(q.As<Napi::Array>().Get(i).ToNumber().Int64Value());
+    }
+    const std::string mix = OptString(o, "mix", "");
+    if (mix == "cutmix") t.mix = loss::MixMode::kCutMix;
+    else if (mix == "cutout") t.mix = loss::MixMode::kCutOut;
+    else if (mix == "classmix") t.mix = loss::MixMode::kClassMix;
+    else if (!mix.empty()) throw Napi::TypeError::New(env, "option 'mix' must be cutmix, cutout or classmix, got '" + mix + "'");
+    const std::string device = OptString(o, "device", "cpu");
+
+    GuardJs(env, [&] {
+      auto make = [&](uint64_t seed) {
+        at::manual_seed(seed);
+        auto s = std::make_shared<ModelState>();
+        s->device = at::Device(device);
+        s->net = model::SegmentationModel(mo);
+        s->net->to(s->device);
+        s->autocast = t.autocast;
+        s->channels_last = t.channels_last;
+        return s;
+      };
+      student_ = make(t.seed);
+      if (semi) teacher_ = make(t.seed + 1);
+      trainer_ = std::make_shared<train::Trainer>(student_->net, semi ? teacher_->net : model::SegmentationModel(nullptr), t);
+    });
+  }
+
+ private:
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    Napi::Object o = ObjectArg(info, 0, "step(inputs)");
+    train::StepInputs in;
+    const std::string phase = OptString(o, "phase", "semi");
+    if (phase == "supervised") in.phase = train::Phase::kSupervised;
+    else if (phase == "warmup") in.phase = train::Phase::kWarmup;
+    else if (phase == "semi") in.phase = train::Phase::kSemi;
+    else throw Napi::TypeError::New(Env(), "step option 'phase' must be supervised, warmup or semi, got '" + phase + "'");
+    in.labeled_images = TensorFromJs(o.Get("labeledImages"), "labeledImages");
+    in.labels = TensorFromJs(o.Get("labels"), "labels");
+    if (in.phase == train::Phase::kSemi) in.unlabeled_images = TensorFromJs(o.Get("unlabeledImages"), "unlabeledImages");
+    in.lr_backbone = OptDouble(o, "lrBackbone", 0);
+    in.lr_head = OptDouble(o, "lrHead", in.lr_backbone);
+    in.copy_teacher = OptBool(o, "copyTeacher", false);
+    in.ema_decay = OptDouble(o, "emaDecay", 0.99);
+    in.drop_percentile = OptDouble(o, "dropPercentile", 80);
+    in.alpha = OptDouble(o, "alpha", 20);
+    auto trainer = trainer_;
+    auto student = student_, teacher = teacher_;
+    return AsyncTask::Run(Env(), [trainer, student, teacher, in]() -> ResultBuilder {
+      std::unique_lock<std::mutex> a(student->mutex, std::defer_lock), b;
+      if (teacher) {
+        b = std::unique_lock<std::mutex>(teacher->mutex, std::defer_lock);
+        std::lock(a, b);
+      } else {
+        a.lock();
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      train::StepResult r = trainer->Step(in);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return [r, seconds](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("loss", r.loss);
+        out.Set("supervised", r.supervised);
+        out.Set("unsupervised", r.unsupervised);
+        out.Set("contrastive", r.contrastive);
+        out.Set("mixed", r.mixed);
+        out.Set("unsupThreshold", r.unsup_threshold);
+        out.Set("unsupKept", static_cast<double>(r.unsup_kept));
+        out.Set("validClasses", static_cast<double>(r.valid_classes));
+        out.Set("seconds", seconds);
+        return out;
+      };
+    }, {o});
+  }
+
+  Napi::Value Student(const Napi::CallbackInfo& info) { return WrapModelState(Env(), student_); }
+  Napi::Value Teacher(const Napi::CallbackInfo& info) { return teacher_ ? Napi::Value(WrapModelState(Env(), teacher_)) : Env().Null(); }
+
+  // save(path, extra): the native state plus `extra` (epoch, step, best_miou, config, ...), atomically.
+  Napi::Value Save(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "save(path, extra) expects a file path");
+    const std::string path = info[0].As<Napi::String>();
+    io::ValuePtr extra = info.Length() > 1 && info[1].IsObject() ? ValueFromJs(info[1], "extra") : io::Value::Dict();
+    auto trainer = trainer_;
+    auto student = student_, teacher = teacher_;
+    return AsyncTask::Run(Env(), [=]() -> ResultBuilder {
+      std::lock_guard<std::mutex> a(student->mutex);
+      io::ValuePtr root = trainer->State();
+      for (const auto& [k, v] : extra->entries) root->entries.emplace_back(k, v);
+      io::WriteCheckpoint(path, root);
+      return nullptr;
+    }, {info.Length() > 1 ? info[1] : Env().Undefined()});
+  }
+
+  // load(path) -> the entries that are not native state (epoch, step, best_miou, config, ...).
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "load(path) expects a file path");
+    const std::string path = info[0].As<Napi::String>();
+    auto trainer = trainer_;
+    auto student = student_;
+    return AsyncTask::Run(Env(), [=]() -> ResultBuilder {
+      io::ValuePtr root = io::ReadCheckpoint(path);
+      {
+        std::lock_guard<std::mutex> a(student->mutex);
+        trainer->LoadState(root, path);
+      }
+      auto rest = io::Value::Dict();
+      for (const auto& [k, v] : root->entries) {
+        bool native = false;
+        for (const char* n : kNativeKeys) native = native || (k->is(io::Value::Kind::String) && k->text == n);
+        if (!native) rest->entries.emplace_back(k, v);
+      }
+      return [rest](Napi::Env env) { return ValueToJs(env, rest); };
+    });
+  }
+
+  // loadPretrained(path): an ImageNet checkpoint into the encoder of the student (and teacher).
+  Napi::Value LoadPretrained(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "loadPretrained(path) expects a file path");
+    const std::string path = info[0].As<Napi::String>();
+    auto student = student_, teacher = teacher_;
+    return AsyncTask::Run(Env(), [=]() -> ResultBuilder {
+      io::ValuePtr root = io::ReadCheckpoint(path);
+      std::string used;
+      model::NamedTensors entries = model::StateDictFromCheckpoint(root, "", path, &used);
+      model::LoadReport report;
+      for (auto& s : {student, teacher}) {
+        if (!s) continue;
+        std::lock_guard<std::mutex> lock(s->mutex);
+        try {
+          report = model::LoadStateDict(*s->net->named_children()["encoder"], entries);
+        } catch (const std::exception& e) {
+          throw std::runtime_error(path + ": " + e.what());
+        }
+        if (s->channels_last) model::SetChannelsLast(*s->net, true);
+      }
+      return [report](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("loaded", static_cast<double>(report.loaded));
+        Napi::Array missing = Napi::Array::New(env), unexpected = Napi::Array::New(env);
+        for (size_t i = 0; i < report.missing.size(); ++i) missing.Set(static_cast<uint32_t>(i), report.missing[i]);
+        for (size_t i = 0; i < report.unexpected.size(); ++i) unexpected.Set(static_cast<uint32_t>(i), report.unexpected[i]);
+        out.Set("missing", missing);
+        out.Set("unexpected", unexpected);
+        return out;
+      };
+    });
+  }
+
+  Napi::Value BankSizes(const Napi::CallbackInfo& info) {
+    loss::MemoryBank* bank = trainer_->bank();
+    Napi::Array out = Napi::Array::New(Env());
+    if (bank)
+      for (int64_t c = 0; c < bank->num_classes(); ++c) out.Set(static_cast<uint32_t>(c), static_cast<double>(bank->size(c)));
+    return out;
+  }
+
+  std::shared_ptr<ModelState> student_, teacher_;
+  std::shared_ptr<train::Trainer> trainer_;
+};
+
+void RegisterTrainer(Napi::Env env, Napi::Object exports) {
+  static Napi::FunctionReference constructor;
+  Napi::Function cls = AddonTrainer::Define(env);
+  constructor = Napi::Persistent(cls);
+  exports.Set("AddonTrainer", cls);
+}
+
+}  // namespace u2pl::addon

@@ -1,0 +1,255 @@
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
+#include <c10/util/StringUtil.h>
+
+#include "model/model_io.h"
+#include "model/state_dict.h"
+#include "util/autocast.h"
+
+namespace u2pl::train {
+namespace {
+
+// Copies the student's parameters (not buffers) into the teacher.
+void CopyParameters(model::SegmentationModel& teacher, const model::SegmentationModel& student) {
+  model::EmaUpdate(*teacher, *student, 0.0);
+}
+
+std::string ParamKey(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+
+}  // namespace
+
+Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teacher, const TrainerOptions& options)
+    : student_(std::move(student)), teacher_(std::move(teacher)), options_(options),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(options.seed)),
+      device_(student_->parameters().front().device()) {
+  using torch::optim::SGDOptions;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(model::ParametersWithPrefix(*student_, "encoder.", true),
+                      std::make_unique<SGDOptions>(SGDOptions(0).momentum(options.momentum).weight_decay(options.weight_decay)));
+  groups.emplace_back(model::ParametersWithPrefix(*student_, "encoder.", false),
+                      std::make_unique<SGDOptions>(SGDOptions(0).momentum(options.momentum).weight_decay(options.weight_decay)));
+  optimizer_ = std::make_unique<torch::optim::SGD>(std::move(groups), SGDOptions(0));
+  if (options.contrastive) {
+    const int64_t classes = student_->options().num_classes;
+    std::vector<int64_t> capacity = options.queue_size;
+    if (capacity.empty()) {
+      capacity.assign(classes, 30000);
+      capacity[0] = 50000;
+    }
+    TORCH_CHECK(static_cast<int64_t>(capacity.size()) == classes, "contrastive.queue_size has ", capacity.size(),
+                " entries for ", classes, " classes");
+    TORCH_CHECK(student_->options().rep_head, "the contrastive loss needs the representation head (net.decoder.kwargs.rep_head)");
+    bank_ = std::make_unique<loss::MemoryBank>(capacity, 256, at::TensorOptions().dtype(at::kFloat).device(device_));
+  }
+  if (options.channels_last) {
+    model::SetChannelsLast(*student_, true);
+    if (teacher_) model::SetChannelsLast(*teacher_, true);
+  }
+}
+
+void Trainer::SetLearningRates(double backbone, double head) {
+  auto& groups = optimizer_->param_groups();
+  static_cast<torch::optim::SGDOptions&>(groups[0].options()).lr(backbone);
+  static_cast<torch::optim::SGDOptions&>(groups[1].options()).lr(head);
+}
+
+model::ModelOutput Trainer::Forward(model::SegmentationModel& net, const at::Tensor& images, bool train) {
+  net->train(train);
+  util::AutocastScope autocast(device_.type(), options_.autocast);
+  at::Tensor x = options_.channels_last ? images.contiguous(at::MemoryFormat::ChannelsLast) : images;
+  model::ModelOutput out = net->forward(x);
+  // Losses run in fp32 whatever the forward's precision.
+  out.pred = out.pred.to(at::kFloat);
+  if (out.rep.defined()) out.rep = out.rep.to(at::kFloat);
+  if (out.aux.defined()) out.aux = out.aux.to(at::kFloat);
+  return out;
+}
+
+StepResult Trainer::Step(const StepInputs& in) {
+  c10::AutoGradMode grad_mode(true);
+  StepResult r;
+  SetLearningRates(in.lr_backbone, in.lr_head);
+  at::Tensor x_l = in.labeled_images.to(device_, at::kFloat);
+  at::Tensor y_l = in.labels.to(device_, at::kLong);
+  const int64_t n_l = x_l.size(0);
+  TORCH_CHECK(y_l.dim() == 3 && y_l.size(0) == n_l && y_l.size(1) == x_l.size(2) && y_l.size(2) == x_l.size(3),
+              "labels must be B x H x W matching the labeled images, got ", y_l.sizes(), " for ", x_l.sizes());
+  at::Tensor loss;
+
+  if (in.phase != Phase::kSemi) {
+    model::ModelOutput out = Forward(student_, x_l, true);
+    at::Tensor sup = loss::SupervisedLoss(out.pred, out.aux, y_l, options_.supervised);
+    loss = out.rep.defined() ? sup + out.rep.sum() * 0.0 : sup;
+    r.supervised = sup.item<double>();
+    if (in.phase == Phase::kWarmup && teacher_) {
+      at::NoGradGuard no_grad;  // refreshes only the teacher's BN statistics (§11.2)
+      Forward(teacher_, x_l, true);
+    }
+  } else {
+    TORCH_CHECK(teacher_, "a semi-supervised step needs a teacher");
+    if (in.copy_teacher) CopyParameters(teacher_, student_);
+    at::Tensor x_u = in.unlabeled_images.to(device_, at::kFloat);
+    const int64_t h = x_u.size(2), w = x_u.size(3);
+    at::Tensor pseudo, confidence;
+    {
+      at::NoGradGuard no_grad;
+      at::Tensor logits = Forward(teacher_, x_u, false).pred;
+      at::Tensor prob = at::softmax(at::upsample_bilinear2d(logits, {h, w}, true), 1);
+      std::tie(confidence, pseudo) = prob.max(1);
+      if (options_.mix && at::rand({1}, generator_).item<double>() < 0.5) {
+        loss::MixResult m = loss::Mix(x_u, pseudo, confidence, *options_.mix, generator_, options_.supervised.ignore_index);
+        x_u = m.images;
+        pseudo = m.labels;
+        confidence = m.confidence;
+        r.mixed = true;
+      }
+    }
+    at::Tensor x = at::cat({x_l, x_u});
+    model::ModelOutput out = Forward(student_, x, true);
+    at::Tensor sup = loss::SupervisedLoss(out.pred.slice(0, 0, n_l), out.aux.defined() ? out.aux.slice(0, 0, n_l) : out.aux, y_l,
+                                          options_.supervised);
+    model::ModelOutput teacher_out;
+    {
+      at::NoGradGuard no_grad;
+      teacher_out = Forward(teacher_, x, true);
+    }
+    loss::UnsupervisedResult u = loss::UnsupervisedLoss(out.pred.slice(0, n_l), teacher_out.pred.slice(0, n_l), pseudo,
+                                                        in.drop_percentile, options_.weighting, options_.supervised.ignore_index);
+    loss = sup + u.loss * options_.unsupervised_weight;
+    r.supervised = sup.item<double>();
+    r.unsupervised = u.loss.item<double>();
+    r.unsup_threshold = u.threshold;
+    r.unsup_kept = u.kept;
+    if (options_.contrastive) {
+      loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha};
+      loss::ContrastiveResult c = loss::ContrastiveLoss(ci, options_.contrastive_options, *bank_, generator_);
+      loss = loss + c.loss * options_.contrastive_weight;
+      r.contrastive = c.loss.item<double>();
+      r.valid_classes = c.valid_classes;
+    } else if (out.rep.defined()) {
+      loss = loss + out.rep.sum() * 0.0;
+    }
+  }
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->step();
+  r.loss = loss.item<double>();
+  if (in.phase == Phase::kSemi) {
+    if (in.copy_teacher) CopyParameters(teacher_, student_);
+    else model::EmaUpdate(*teacher_, *student_, in.ema_decay);
+  }
+  return r;
+}
+
+io::ValuePtr Trainer::State() const {
+  auto root = io::Value::Dict();
+  root->set("model_state", model::StateDictValue(*student_));
+  if (teacher_) root->set("teacher_state", model::StateDictValue(*teacher_));
+  // optimizer_state in PyTorch's layout: parameters numbered through the groups in order.
+  auto state = io::Value::Dict();
+  auto groups = io::Value::List();
+  int64_t index = 0;
+  for (const auto& group : optimizer_->param_groups()) {
+    const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
+    auto g = io::Value::Dict();
+    g->set("lr", io::Value::Float(o.lr()));
+    g->set("momentum", io::Value::Float(o.momentum()));
+    g->set("dampening", io::Value::Float(o.dampening()));
+    g->set("weight_decay", io::Value::Float(o.weight_decay()));
+    g->set("nesterov", io::Value::Bool(o.nesterov()));
+    auto params = io::Value::List();
+    for (const auto& p : group.params()) {
+      auto it = optimizer_->state().find(ParamKey(p));
+      if (it != optimizer_->state().end()) {
+        const auto& s = static_cast<const torch::optim::SGDParamState&>(*it->second);
+        if (s.momentum_buffer().defined()) {
+          auto entry = io::Value::Dict();
+          entry->set("momentum_buffer", io::Value::Tensor(s.momentum_buffer()));
+          state->entries.emplace_back(io::Value::Int(index), entry);
+        }
+      }
+      params->items.push_back(io::Value::Int(index++));
+    }
+    g->set("params", params);
+    groups->items.push_back(g);
+  }
+  auto optimizer = io::Value::Dict();
+  optimizer->set("state", state);
+  optimizer->set("param_groups", groups);
+  root->set("optimizer_state", optimizer);
+  if (bank_) {
+    auto bank = io::Value::Dict();
+    auto keys = io::Value::List();
+    auto capacity = io::Value::List();
+    for (int64_t c = 0; c < bank_->num_classes(); ++c) {
+      keys->items.push_back(io::Value::Tensor(bank_->Ordered(c)));
+      capacity->items.push_back(io::Value::Int(bank_->capacity(c)));
+    }
+    bank->set("keys", keys);
+    bank->set("capacity", capacity);
+    root->set("memory_bank", bank);
+  }
+  auto rng = io::Value::Dict();
+  rng->set("trainer", io::Value::Tensor(generator_.get_state()));
+  at::Generator global = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(global.mutex());
+    rng->set("torch_cpu", io::Value::Tensor(global.get_state()));  // dropout masks
+  }
+  root->set("rng_state", rng);
+  return root;
+}
+
+void Trainer::LoadState(const io::ValuePtr& root, const std::string& source) {
+  auto load = [&](model::SegmentationModel& net, const char* key) {
+    std::string used;
+    model::LoadReport report = model::LoadStateDict(*net, model::StateDictFromCheckpoint(root, key, source, &used));
+    TORCH_CHECK(report.missing.empty() && report.unexpected.empty(), source, ": '", key, "' does not match the model (",
+                report.missing.size(), " missing, ", report.unexpected.size(), " unexpected names, e.g. '",
+                report.missing.empty() ? report.unexpected.front() : report.missing.front(), "')");
+  };
+  load(student_, "model_state");
+  if (teacher_ && root->get("teacher_state")) load(teacher_, "teacher_state");
+  if (auto opt = root->get("optimizer_state")) {
+    auto state = opt->get("state");
+    std::vector<at::Tensor> params;
+    for (const auto& group : optimizer_->param_groups())
+      for (const auto& p : group.params()) params.push_back(p);
+    if (state)
+      for (const auto& [k, v] : state->entries) {
+        const int64_t i = k->is(io::Value::Kind::Int) ? k->integer : std::stoll(k->text);
+        auto buffer = v->get("momentum_buffer");
+        TORCH_CHECK(i >= 0 && i < static_cast<int64_t>(params.size()) && buffer && buffer->is(io::Value::Kind::Tensor),
+                    source, ": optimizer_state does not match the model");
+        TORCH_CHECK(buffer->tensor.sizes() == params[i].sizes(), source, ": momentum buffer ", i, " has shape ",
+                    buffer->tensor.sizes(), ", the parameter ", params[i].sizes());
+        auto s = std::make_unique<torch::optim::SGDParamState>();
+        s->momentum_buffer(buffer->tensor.to(params[i].options()).contiguous(params[i].suggest_memory_format()));
+        optimizer_->state()[ParamKey(params[i])] = std::move(s);
+      }
+  }
+  if (bank_)
+    if (auto bank = root->get("memory_bank")) {
+      auto keys = bank->get("keys");
+      TORCH_CHECK(keys && static_cast<int64_t>(keys->items.size()) == bank_->num_classes(), source,
+                  ": memory_bank holds a different number of classes");
+      for (int64_t c = 0; c < bank_->num_classes(); ++c) bank_->Restore(c, keys->items[c]->tensor);
+    }
+  if (auto rng = root->get("rng_state")) {
+    if (auto t = rng->get("trainer")) generator_.set_state(t->tensor);
+    if (auto t = rng->get("torch_cpu")) {
+      at::Generator global = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+      std::lock_guard<std::mutex> lock(global.mutex());
+      global.set_state(t->tensor);
+    }
+  }
+  if (options_.channels_last) {
+    model::SetChannelsLast(*student_, true);
+    if (teacher_) model::SetChannelsLast(*teacher_, true);
+  }
+}
+
+}  // namespace u2pl::train

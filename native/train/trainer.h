@@ -1,0 +1,87 @@
+// One training step of U2PL (§11.1), of its supervised warm-up (§11.2) and of the supervised-only
+// baseline (§11.4), with the optimizer, the EMA teacher, the memory banks and the RNG it owns.
+// Schedules (learning rates, EMA decay, drop percentile, alpha_t) come in per step from TypeScript.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <torch/optim/sgd.h>
+
+#include "io/value.h"
+#include "loss/contrastive.h"
+#include "loss/memory_bank.h"
+#include "loss/mixing.h"
+#include "loss/supervised.h"
+#include "loss/unsupervised.h"
+#include "model/segmentation_model.h"
+
+namespace u2pl::train {
+
+struct TrainerOptions {
+  double momentum = 0.9;
+  double weight_decay = 1e-4;
+  loss::SupervisedOptions supervised;
+  loss::UnsupervisedWeighting weighting = loss::UnsupervisedWeighting::kReference;
+  double unsupervised_weight = 1.0;
+  bool contrastive = false;
+  loss::ContrastiveOptions contrastive_options;
+  double contrastive_weight = 1.0;
+  std::vector<int64_t> queue_size;  // per class; empty = 50000 for class 0, 30000 for the others
+  std::optional<loss::MixMode> mix;  // unsupervised.apply_aug
+  at::ScalarType autocast = at::ScalarType::Undefined;
+  bool channels_last = false;
+  uint64_t seed = 0;
+};
+
+enum class Phase { kSupervised, kWarmup, kSemi };
+
+struct StepInputs {
+  Phase phase = Phase::kSemi;
+  at::Tensor labeled_images;    // B_l x 3 x H x W float
+  at::Tensor labels;            // B_l x H x W (uint8 or int64)
+  at::Tensor unlabeled_images;  // B_u x 3 x H x W (warm-up and semi)
+  double lr_backbone = 0, lr_head = 0;
+  bool copy_teacher = false;    // epoch e_w: the teacher is the student (§7)
+  double ema_decay = 0.99;
+  double drop_percentile = 80;  // q_e of §9
+  double alpha = 20;            // alpha_e of §10.2
+};
+
+struct StepResult {
+  double loss = 0, supervised = 0, unsupervised = 0, contrastive = 0;
+  bool mixed = false;
+  double unsup_threshold = 0;
+  int64_t unsup_kept = 0;
+  int64_t valid_classes = 0;
+};
+
+class Trainer {
+ public:
+  // teacher may be null (supervised-only training).
+  Trainer(model::SegmentationModel student, model::SegmentationModel teacher, const TrainerOptions& options);
+
+  StepResult Step(const StepInputs& in);
+
+  // model_state, teacher_state, optimizer_state (PyTorch layout), memory_bank, rng.
+  io::ValuePtr State() const;
+  void LoadState(const io::ValuePtr& root, const std::string& source);
+
+  const TrainerOptions& options() const { return options_; }
+  loss::MemoryBank* bank() { return bank_.get(); }
+
+ private:
+  model::ModelOutput Forward(model::SegmentationModel& net, const at::Tensor& images, bool train);
+  void SetLearningRates(double backbone, double head);
+
+  model::SegmentationModel student_, teacher_;
+  TrainerOptions options_;
+  std::unique_ptr<torch::optim::SGD> optimizer_;
+  std::unique_ptr<loss::MemoryBank> bank_;
+  mutable at::Generator generator_;  // get_state() is non-const
+  at::Device device_;
+};
+
+}  // namespace u2pl::train

@@ -1,0 +1,98 @@
+import fs from 'fs';
+import path from 'path';
+import { loadConfig, parseConfig } from '../../lib/config/config';
+import { ConfigError } from '../../lib';
+import { tinyConfig } from '../helpers/experiment';
+import { tempDir } from '../helpers/python';
+
+const dir = '/experiments/x';
+type Obj = Record<string, any>;
+const clone = (o: unknown): Obj => JSON.parse(JSON.stringify(o));
+
+function withChange(change: (c: Obj) => void): Obj {
+  const c = clone(tinyConfig(true));
+  change(c);
+  return c;
+}
+
+describe('config validation', () => {
+  test('a valid semi-supervised config: paths resolved against its folder, defaults filled', () => {
+    const c = parseConfig(tinyConfig(true), dir);
+    expect(c.dataset.kind).toBe('folder');
+    expect(c.dataset.semi).toBe(true);
+    expect(c.dataset.train.dataList).toBe('/experiments/x/data/splits/4/labeled.txt');
+    expect(c.dataset.headLrMultiplier).toBe(1);
+    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference' });
+    expect(c.trainer.contrastive?.referenceIndexing).toBe(true);
+    expect(c.trainer.teacherInit).toBe('reference');
+    expect(c.saver.snapshotDir).toBe('/experiments/x/checkpoints');
+    expect(c.warnings).toEqual([]);
+  });
+
+  test('pascal gets the 10x head learning rate; env expansion with defaults', () => {
+    const c = parseConfig(withChange((x) => {
+      x.dataset.type = 'pascal_semi';
+      x.dataset.train.data_root = '${MY_VOC:-/data/voc}';
+    }), dir, {});
+    expect(c.dataset.headLrMultiplier).toBe(10);
+    expect(c.dataset.train.dataRoot).toBe('/data/voc');
+    expect(parseConfig(withChange((x) => { x.dataset.train.data_root = '${MY_VOC:-/data/voc}'; }), dir, { MY_VOC: '/mnt/voc' }).dataset.train.dataRoot).toBe('/mnt/voc');
+  });
+
+  test('unknown keys are warned about, not fatal (except in net)', () => {
+    const c = parseConfig(withChange((x) => { x.trainer.colour = 'blue'; x.dataset.train.shuffle = true; }), dir);
+    expect(c.warnings).toEqual(['dataset.train.shuffle: unknown key, ignored', 'trainer.colour: unknown key, ignored']);
+    expect(() => parseConfig(withChange((x) => { x.net.colour = 1; }), dir)).toThrow('net.colour: unknown key');
+  });
+
+  test.each([
+    ['trainer.epochs: required', (x: Obj) => { delete x.trainer.epochs; }],
+    ['trainer.epochs: expected an integer, got the string \'ten\'', (x: Obj) => { x.trainer.epochs = 'ten'; }],
+    ["dataset.type: unknown dataset type 'coco'", (x: Obj) => { x.dataset.type = 'coco'; }],
+    ["dataset.train.crop.type: expected rand or center, got 'random'", (x: Obj) => { x.dataset.train.crop.type = 'random'; }],
+    ['dataset.train.crop.size: expected 2 positive integers', (x: Obj) => { x.dataset.train.crop.size = [32]; }],
+    ['dataset.train.rand_resize: expected [s_min <= 1, s_max >= 1]', (x: Obj) => { x.dataset.train.rand_resize = [1.5, 2]; }],
+    ['dataset.crop_label_pad: expected 0 (reference) or 255, got 7', (x: Obj) => { x.dataset.crop_label_pad = 7; }],
+    ['dataset.batch_size: expected an integer >= 1, got 0', (x: Obj) => { x.dataset.batch_size = 0; }],
+    ["trainer.unsupervised.apply_aug: expected cutmix, cutout or classmix, got 'mixup'", (x: Obj) => { x.trainer.unsupervised.apply_aug = 'mixup'; }],
+    ['trainer.unsupervised.drop_percent: expected a number in [0, 100], got 120', (x: Obj) => { x.trainer.unsupervised.drop_percent = 120; }],
+    ['trainer.contrastive.high_rank: must be greater than low_rank (1), got 1', (x: Obj) => { x.trainer.contrastive.high_rank = 1; }],
+    ["trainer.contrastive.negatives: expected reference or paper, got 'all'", (x: Obj) => { x.trainer.contrastive.negatives = 'all'; }],
+    ["trainer.optimizer.type: only SGD is supported, got 'adam'", (x: Obj) => { x.trainer.optimizer.type = 'adam'; }],
+    ['trainer.optimizer.kwargs.lr: required', (x: Obj) => { delete x.trainer.optimizer.kwargs.lr; }],
+    ["trainer.lr_scheduler.mode: expected poly or cosine, got 'step'", (x: Obj) => { x.trainer.lr_scheduler.mode = 'step'; }],
+    ['net.decoder.kwargs.rep_head: must be true when trainer.contrastive is set', (x: Obj) => { x.net.decoder.kwargs.rep_head = false; }],
+    ["runtime.autocast: expected bfloat16, float16 or null, got 'int8'", (x: Obj) => { x.runtime = { autocast: 'int8' }; }],
+    ['net.num_classes: required', (x: Obj) => { delete x.net.num_classes; }],
+  ] as [string, (x: Obj) => void][])('%s', (message, change) => {
+    const bad = withChange(change);
+    expect(() => parseConfig(bad, dir)).toThrow(ConfigError);
+    expect(() => parseConfig(bad, dir)).toThrow(message);
+  });
+
+  test('loadConfig names the file: missing, bad YAML, bad value', () => {
+    const d = tempDir('cfg');
+    expect(() => loadConfig(d)).toThrow(`${path.join(d, 'config.yaml')}: cannot read the config (no such file)`);
+    fs.writeFileSync(path.join(d, 'config.yaml'), 'dataset: [unclosed');
+    expect(() => loadConfig(d)).toThrow(`${path.join(d, 'config.yaml')}: not valid YAML`);
+    fs.writeFileSync(path.join(d, 'config.yaml'), JSON.stringify(withChange((x) => { x.trainer.epochs = -1; })));
+    expect(() => loadConfig(path.join(d, 'config.yaml'))).toThrow(`${path.join(d, 'config.yaml')}: trainer.epochs: expected an integer >= 1, got -1`);
+  });
+
+  test('every shipped experiment config is valid', () => {
+    const root = path.join(__dirname, '../../experiments');
+    const files: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory() && e.name !== 'data' && e.name !== 'checkpoints') walk(path.join(d, e.name));
+        else if (e.name === 'config.yaml') files.push(path.join(d, e.name));
+      }
+    };
+    walk(root);
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    for (const f of files) {
+      const c = loadConfig(f, { U2PL_DATA_ROOT: '/data' });
+      expect([f, c.warnings]).toEqual([f, []]);
+    }
+  });
+});

@@ -1,0 +1,102 @@
+import { spawn } from 'child_process';
+import fs from 'fs';
+import path from 'path';
+import { loadConfig } from '../../lib/config/config';
+import { Model, readCheckpoint } from '../../lib';
+import { train } from '../../lib/train/train';
+import { tinyConfig, writeExperiment } from '../helpers/experiment';
+import { maxAbsDiff } from '../helpers/tensors';
+
+const cli = (name: string) => path.join(__dirname, `../../lib/cli/${name}.ts`);
+const tsNode = [require.resolve('ts-node/dist/bin.js')];
+
+function readMetrics(dir: string) {
+  return fs.readFileSync(path.join(dir, 'checkpoints/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+describe('train()', () => {
+  test('supervised-only: checkpoints, metrics.jsonl and report.html', async () => {
+    const dir = writeExperiment(tinyConfig(false));
+    const result = await train(loadConfig(dir));
+    expect(result.globalStep).toBe(4); // 4 labeled images, batch 2, 2 epochs
+    for (const f of ['ckpt.pth', 'ckpt_best.pth', 'metrics.jsonl', 'report.html']) expect(fs.existsSync(path.join(dir, 'checkpoints', f))).toBe(true);
+    const metrics = readMetrics(dir);
+    expect(metrics.filter((m) => m.type === 'step')).toHaveLength(4);
+    const epochs = metrics.filter((m) => m.type === 'epoch');
+    expect(epochs.map((e) => e.epoch)).toEqual([0, 1]);
+    expect(epochs[1].iou).toHaveLength(4);
+    const ckpt = (await readCheckpoint(path.join(dir, 'checkpoints/ckpt.pth'))) as Record<string, unknown>;
+    expect(ckpt.epoch).toBe(2);
+    expect(Object.keys(ckpt)).toEqual(expect.arrayContaining(['model_state', 'optimizer_state', 'best_miou', 'config', 'rng_state']));
+    const report = fs.readFileSync(path.join(dir, 'checkpoints/report.html'), 'utf8');
+    expect(report).toContain('<svg');
+    expect(report).toContain('data:image/png;base64,');
+  });
+
+  test('U2PL: warm-up then semi-supervised steps with all three losses; memory banks saved', async () => {
+    const dir = writeExperiment(tinyConfig(true));
+    const result = await train(loadConfig(dir));
+    expect(result.globalStep).toBe(12); // 12 unlabeled / batch 2 = 6 steps, 2 epochs
+    const steps = readMetrics(dir).filter((m) => m.type === 'step');
+    expect(steps.slice(0, 6).every((s) => s.phase === 'warmup' && s.unsupervised === 0)).toBe(true);
+    expect(steps.slice(6).every((s) => s.phase === 'semi' && s.unsupervised > 0)).toBe(true);
+    expect(steps.slice(6).some((s) => s.contrastive > 0)).toBe(true);
+    const ckpt = (await readCheckpoint(path.join(dir, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+    expect(ckpt.teacher_state).toBeDefined();
+    expect(ckpt.memory_bank.keys).toHaveLength(4);
+    expect(ckpt.memory_bank.capacity).toEqual([500, 300, 300, 300]);
+    // The evaluated model loads into a fresh Model (teacher_state preferred).
+    const model = Model.fromNetConfig(loadConfig(dir).raw.net);
+    const report = await model.load(path.join(dir, 'checkpoints/ckpt_best.pth'));
+    expect(report.key).toBe('teacher_state');
+    expect(report.missing).toEqual([]);
+  });
+
+  test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks)', async () => {
+    const cfg = tinyConfig(true, { trainer: { ...(tinyConfig(true).trainer as object), sup_only_epoch: 0 } });
+    const once = writeExperiment(cfg);
+    await train(loadConfig(once), { maxSteps: 8 });
+    const split = writeExperiment(cfg);
+    const first = await train(loadConfig(split), { maxSteps: 4 });
+    expect(first.interrupted).toBe(true);
+    const mid = (await readCheckpoint(path.join(split, 'checkpoints/ckpt.pth'))) as Record<string, number>;
+    expect([mid.epoch, mid.step_in_epoch]).toEqual([0, 4]);
+    await train(loadConfig(split), { maxSteps: 8 });
+    const a = (await readCheckpoint(path.join(once, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+    const b = (await readCheckpoint(path.join(split, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+    expect([b.epoch, b.step_in_epoch]).toEqual([a.epoch, a.step_in_epoch]);
+    for (const key of ['model_state', 'teacher_state']) {
+      for (const name of Object.keys(a[key])) {
+        const diff = maxAbsDiff(Array.from(a[key][name].data, Number), Array.from(b[key][name].data, Number));
+        expect([key, name, diff < 1e-4]).toEqual([key, name, true]);
+      }
+    }
+    const bankA = a.memory_bank.keys.map((k: { shape: number[] }) => k.shape[0]);
+    expect(b.memory_bank.keys.map((k: { shape: number[] }) => k.shape[0])).toEqual(bankA);
+    // metrics.jsonl holds each step once.
+    expect(readMetrics(split).filter((m) => m.type === 'step').map((m) => m.global_step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+});
+
+describe('the command line', () => {
+  test('SIGINT mid-run saves a checkpoint and exits; the next run resumes', async () => {
+    const cfg = tinyConfig(false, { trainer: { ...(tinyConfig(false).trainer as object), epochs: 200 } });
+    const dir = writeExperiment(cfg);
+    const child = spawn(process.execPath, [...tsNode, '--transpile-only', cli('train'), dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/epoch 2\/200 step/.test(err) && !child.killed) child.kill('SIGINT');
+      });
+      child.on('exit', () => resolve());
+    });
+    expect(child.exitCode).toBe(130);
+    expect(err).toContain('interrupted, saving a checkpoint');
+    const ckpt = (await readCheckpoint(path.join(dir, 'checkpoints/ckpt.pth'))) as Record<string, number>;
+    expect(ckpt.global_step).toBeGreaterThan(2);
+    const again = await train(loadConfig(dir), { maxSteps: ckpt.global_step + 2, onLog: (m) => { err += `${m}\n`; } });
+    expect(err).toMatch(/resumed from .*ckpt\.pth/);
+    expect(again.globalStep).toBe(ckpt.global_step + 2);
+  }, 180000);
+});
