@@ -5,12 +5,18 @@
 import fs from 'fs';
 import { info } from '../lib';
 import { BenchContext, printTable } from './harness';
+import { benchEvaluation } from './cases/evaluation';
+import { benchLoader } from './cases/loader';
 import { benchLosses } from './cases/losses';
 import { benchModel } from './cases/model';
+import { benchStep } from './cases/step';
 
 const cases: Record<string, (ctx: BenchContext) => Promise<void>> = {
   losses: benchLosses,
   model: benchModel,
+  step: benchStep,
+  evaluation: benchEvaluation,
+  loader: benchLoader,
 };
 
 async function main(): Promise<void> {

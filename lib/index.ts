@@ -33,3 +33,11 @@ export type { ModelOptions, NetConfig } from './config/net';
 export { ConfigError } from './config/errors';
 export { readCheckpoint, writeCheckpoint } from './checkpoint';
 export * as losses from './losses';
+
+export { loadConfig, parseConfig } from './config/config';
+export type { U2plConfig, DatasetConfig, TrainerConfig } from './config/config';
+export { train } from './train/train';
+export type { TrainOptions, TrainResult, Progress, EpochSummary } from './train/train';
+export { evaluate, loadModel, predict, defaultCheckpoint } from './eval/api';
+export type { EvalResult } from './eval/evaluate';
+export type { InferenceOptions } from './native';

@@ -154,7 +154,8 @@ export interface AddonLosses {
 }
 
 export interface AddonStepInputs {
-  phase: 'supervised' | 'warmup' | 'semi';
+  /** floor: the semi step's network passes only (bench). */
+  phase: 'supervised' | 'warmup' | 'semi' | 'floor';
   labeledImages: Tensor;
   labels: Tensor;
   unlabeledImages?: Tensor;

@@ -12,8 +12,7 @@ import { listSamples } from '../data/datasets';
 import { prepareData } from '../data/prepare';
 import { evaluateFullImages } from '../eval/evaluate';
 import { colourise, writePngFile } from '../eval/output';
-import { Model } from '../model/model';
-import { BEST_CHECKPOINT, CHECKPOINT } from '../train/train';
+import { defaultCheckpoint, loadModel } from '../eval/api';
 import { configFromArgs, iouTable, runCli } from './common';
 
 runCli(async () => {
@@ -34,11 +33,8 @@ runCli(async () => {
     .option('threads', { type: 'number' })
     .strict().help().parse();
   const config = configFromArgs((argv.config as string | undefined) ?? (argv.experiment as string), { dataRoot: argv['data-root'] as string | undefined, threads: argv.threads as number | undefined });
-  const checkpoint = argv.checkpoint ?? [BEST_CHECKPOINT, CHECKPOINT].map((f) => path.join(config.saver.snapshotDir, f)).find((f) => fs.existsSync(f));
-  if (!checkpoint) throw new Error(`${config.saver.snapshotDir}: no checkpoint found (give --checkpoint)`);
-  const model = new Model(config.net.model);
-  const report = await model.load(checkpoint);
-  if (report.missing.length) throw new Error(`${checkpoint}: ${report.missing.length} weights missing for this config's network (e.g. ${report.missing[0]})`);
+  const checkpoint = argv.checkpoint ?? defaultCheckpoint(config);
+  const model = await loadModel(config, checkpoint);
   const data = await prepareData(config.dataset, config.net.model.numClasses);
   const split = config.dataset.val ?? config.dataset.train;
   const samples = argv.list ? listSamples({ kind: config.dataset.kind, root: split.dataRoot, imageDir: config.dataset.imageDir, labelDir: config.dataset.labelDir, labelExt: config.dataset.labelExt, palette: config.dataset.palette }, path.resolve(argv.list)) : data.val;
@@ -51,7 +47,7 @@ runCli(async () => {
   if (saveDir) fs.mkdirSync(saveDir, { recursive: true });
   const scales = String(argv.scales).split(',').map(Number);
   if (scales.some((s) => !(s > 0))) throw new Error(`--scales must be positive numbers, got '${argv.scales}'`);
-  process.stderr.write(`u2pl-eval: ${samples.length} images, ${argv.mode}, scales ${scales.join(',')}${argv.flip ? ', flip' : ''}, ${checkpoint} (${report.key ?? 'root'})\n`);
+  process.stderr.write(`u2pl-eval: ${samples.length} images, ${argv.mode}, scales ${scales.join(',')}${argv.flip ? ', flip' : ''}, ${checkpoint}\n`);
   const result = await evaluateFullImages(model.handle, loader, {
     mode: argv.mode, scales, flip: argv.flip, crop: argv.crop ?? split.augment.crop.size[0], baseSize: argv['base-size'],
   }, config.dataset.ignoreLabel, async (p) => {

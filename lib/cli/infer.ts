@@ -8,8 +8,7 @@ import { datasetInfo } from '../data/datasets';
 import { readImage } from '../data/image-io';
 import { PROCEDURAL_CLASSES } from '../data/procedural';
 import { colourise, overlay, writePngFile } from '../eval/output';
-import { Model } from '../model/model';
-import { BEST_CHECKPOINT, CHECKPOINT } from '../train/train';
+import { defaultCheckpoint, loadModel, predict } from '../eval/api';
 import { configFromArgs, runCli } from './common';
 
 const IMAGE = /\.(jpe?g|png|webp|tiff?|bmp)$/i;
@@ -27,11 +26,7 @@ runCli(async () => {
     .option('threads', { type: 'number' })
     .strict().help().parse();
   const config = configFromArgs(argv.config, { threads: argv.threads as number | undefined });
-  const checkpoint = argv.checkpoint ?? [BEST_CHECKPOINT, CHECKPOINT].map((f) => path.join(config.saver.snapshotDir, f)).find((f) => fs.existsSync(f));
-  if (!checkpoint) throw new Error(`${config.saver.snapshotDir}: no checkpoint found (give --checkpoint)`);
-  const model = new Model(config.net.model);
-  const report = await model.load(checkpoint);
-  if (report.missing.length) throw new Error(`${checkpoint}: ${report.missing.length} weights missing for this config's network`);
+  const model = await loadModel(config, argv.checkpoint ?? defaultCheckpoint(config));
   const classes = config.net.model.numClasses;
   const info = datasetInfo(config.dataset.kind, classes, { palette: config.dataset.palette }, config.dataset.classNames ?? (config.dataset.procedural ? PROCEDURAL_CLASSES : undefined));
   const files = (argv.inputs as string[]).flatMap((input) => {
@@ -45,10 +40,7 @@ runCli(async () => {
   const scales = String(argv.scales).split(',').map(Number);
   for (const file of files) {
     const img = await readImage(file);
-    const plane = img.width * img.height;
-    const x = new Float32Array(3 * plane);
-    for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) x[c * plane + p] = (img.data[p * 3 + c] - mean[c]) / std[c];
-    const { prediction } = await model.predict({ data: x, shape: [1, 3, img.height, img.width] }, { scales, flip: argv.flip });
+    const { prediction } = await predict(model, img, { scales, flip: argv.flip, mean, std });
     const name = path.basename(file).replace(/\.[^.]+$/, '');
     await writePngFile(path.join(out, `${name}.png`), prediction.data, img.width, img.height, 1);
     await writePngFile(path.join(out, `${name}_overlay.png`), overlay(img.data, colourise(prediction.data, info.palette)), img.width, img.height, 3);

@@ -109,10 +109,11 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     if (phase == "supervised") in.phase = train::Phase::kSupervised;
     else if (phase == "warmup") in.phase = train::Phase::kWarmup;
     else if (phase == "semi") in.phase = train::Phase::kSemi;
-    else throw Napi::TypeError::New(Env(), "step option 'phase' must be supervised, warmup or semi, got '" + phase + "'");
+    else if (phase == "floor") in.phase = train::Phase::kNetworkFloor;
+    else throw Napi::TypeError::New(Env(), "step option 'phase' must be supervised, warmup, semi or floor, got '" + phase + "'");
     in.labeled_images = TensorFromJs(o.Get("labeledImages"), "labeledImages");
     in.labels = TensorFromJs(o.Get("labels"), "labels");
-    if (in.phase == train::Phase::kSemi) in.unlabeled_images = TensorFromJs(o.Get("unlabeledImages"), "unlabeledImages");
+    if (in.phase == train::Phase::kSemi || in.phase == train::Phase::kNetworkFloor) in.unlabeled_images = TensorFromJs(o.Get("unlabeledImages"), "unlabeledImages");
     in.lr_backbone = OptDouble(o, "lrBackbone", 0);
     in.lr_head = OptDouble(o, "lrHead", in.lr_backbone);
     in.copy_teacher = OptBool(o, "copyTeacher", false);

@@ -79,7 +79,23 @@ StepResult Trainer::Step(const StepInputs& in) {
               "labels must be B x H x W matching the labeled images, got ", y_l.sizes(), " for ", x_l.sizes());
   at::Tensor loss;
 
-  if (in.phase != Phase::kSemi) {
+  if (in.phase == Phase::kNetworkFloor) {
+    TORCH_CHECK(teacher_, "the network floor needs a teacher");
+    at::Tensor x_u = in.unlabeled_images.to(device_, at::kFloat);
+    {
+      at::NoGradGuard no_grad;
+      Forward(teacher_, x_u, false);
+    }
+    at::Tensor x = at::cat({x_l, x_u});
+    model::ModelOutput out = Forward(student_, x, true);
+    {
+      at::NoGradGuard no_grad;
+      Forward(teacher_, x, true);
+    }
+    loss = loss::CrossEntropy(out.pred.slice(0, 0, n_l), y_l, options_.supervised.ignore_index);
+    if (out.rep.defined()) loss = loss + out.rep.sum() * 0.0;
+    r.supervised = loss.item<double>();
+  } else if (in.phase != Phase::kSemi) {
     model::ModelOutput out = Forward(student_, x_l, true);
     at::Tensor sup = loss::SupervisedLoss(out.pred, out.aux, y_l, options_.supervised);
     loss = out.rep.defined() ? sup + out.rep.sum() * 0.0 : sup;

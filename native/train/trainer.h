@@ -36,7 +36,10 @@ struct TrainerOptions {
   uint64_t seed = 0;
 };
 
-enum class Phase { kSupervised, kWarmup, kSemi };
+// kNetworkFloor: the semi step's network passes (teacher eval forward, student forward/backward on
+// the joint batch, teacher train forward) and SGD step with a plain CE on the labeled rows only:
+// the floor that U2PL's own work is measured against in the bench.
+enum class Phase { kSupervised, kWarmup, kSemi, kNetworkFloor };
 
 struct StepInputs {
   Phase phase = Phase::kSemi;

@@ -100,3 +100,38 @@ describe('the command line', () => {
     expect(again.globalStep).toBe(ckpt.global_step + 2);
   }, 180000);
 });
+
+describe('u2pl-eval, u2pl-infer and u2pl-data on a trained run', () => {
+  const run = (name: string, args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const child = spawn(process.execPath, [...tsNode, '--transpile-only', cli(name), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+
+  test('evaluation table, predictions written, dataset check summary', async () => {
+    const dir = writeExperiment(tinyConfig(false, { trainer: { ...(tinyConfig(false).trainer as object), epochs: 1 } }));
+    await train(loadConfig(dir));
+    const saveDir = path.join(dir, 'eval');
+    const ev = await run('eval', [dir, '--save-dir', saveDir, '--scales', '1,1.25', '--flip']);
+    expect(ev.code).toBe(0);
+    expect(ev.out).toMatch(/^class\s+IoU %/);
+    expect(ev.out).toMatch(/mIoU\s+\d+\.\d\d/);
+    expect(fs.readdirSync(saveDir).filter((f) => f.endsWith('_colour.png'))).toHaveLength(4);
+    const slide = await run('eval', [dir, '--mode', 'slide', '--crop', '32']);
+    expect(slide.code).toBe(0);
+    const out = path.join(dir, 'pred');
+    const inf = await run('infer', [path.join(dir, 'data/images/val_0016.png'), '--config', path.join(dir, 'config.yaml'), '--out', out]);
+    expect(inf.code).toBe(0);
+    expect(fs.readdirSync(out).sort()).toEqual(['val_0016.png', 'val_0016_overlay.png']);
+    const check = await run('data', ['check', dir]);
+    expect(check.code).toBe(0);
+    expect(check.out).toContain('labeled: 4 images, sizes 40x40 x4');
+    expect(check.out).toContain('no problems found');
+    const bad = await run('train', [path.join(dir, 'nope')]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain(`error: ${path.join(dir, 'nope')}: no such file or folder`);
+  }, 180000);
+});

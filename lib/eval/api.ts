@@ -1,0 +1,53 @@
+/** High-level evaluation and inference on a config: evaluate(), loadModel(), predict(). */
+import fs from 'fs';
+import path from 'path';
+import { U2plConfig } from '../config/config';
+import { readImage, RgbImage } from '../data/image-io';
+import { BatchLoader } from '../data/loader';
+import { prepareData } from '../data/prepare';
+import { Model } from '../model/model';
+import { InferenceOptions, NativeTensor } from '../native';
+import { BEST_CHECKPOINT, CHECKPOINT } from '../train/train';
+import { evaluateFullImages, EvalResult } from './evaluate';
+
+/** The run's best checkpoint, else its last one. */
+export function defaultCheckpoint(config: U2plConfig): string {
+  const found = [BEST_CHECKPOINT, CHECKPOINT].map((f) => path.join(config.saver.snapshotDir, f)).find((f) => fs.existsSync(f));
+  if (!found) throw new Error(`${config.saver.snapshotDir}: no checkpoint found`);
+  return found;
+}
+
+/** The config's network with a checkpoint's weights (teacher_state when present, §14). */
+export async function loadModel(config: U2plConfig, checkpoint = defaultCheckpoint(config)): Promise<Model> {
+  const model = new Model(config.net.model);
+  const report = await model.load(checkpoint);
+  if (report.missing.length) throw new Error(`${checkpoint}: ${report.missing.length} weights missing for this config's network (e.g. ${report.missing[0]})`);
+  return model;
+}
+
+/** Whole-image or sliding-window evaluation of the validation list (§13.3, §13.4). */
+export async function evaluate(config: U2plConfig, options: InferenceOptions & { checkpoint?: string } = {}): Promise<EvalResult> {
+  const model = await loadModel(config, options.checkpoint);
+  const data = await prepareData(config.dataset, config.net.model.numClasses);
+  if (data.val.length === 0) throw new Error('the config has no dataset.val to evaluate');
+  const split = config.dataset.val ?? config.dataset.train;
+  const loader = new BatchLoader({
+    samples: data.val, augment: split.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions,
+    classes: config.net.model.numClasses, ignoreLabel: config.dataset.ignoreLabel, seed: 0,
+  });
+  return evaluateFullImages(model.handle, loader, { crop: split.augment.crop.size[0], ...options }, config.dataset.ignoreLabel);
+}
+
+/** Class indices (and confidences) for an image (file or decoded RGB), normalised with mean/std. */
+export async function predict(
+  model: Model, image: string | RgbImage, options: InferenceOptions & { mean?: number[]; std?: number[] } = {},
+): Promise<{ prediction: NativeTensor<Uint8Array>; confidence: NativeTensor<Float32Array>; width: number; height: number }> {
+  const mean = options.mean ?? [123.675, 116.28, 103.53];
+  const std = options.std ?? [58.395, 57.12, 57.375];
+  const img = typeof image === 'string' ? await readImage(image) : image;
+  const plane = img.width * img.height;
+  const x = new Float32Array(3 * plane);
+  for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) x[c * plane + p] = (img.data[p * 3 + c] - mean[c]) / std[c];
+  const out = await model.predict({ data: x, shape: [1, 3, img.height, img.width] }, options);
+  return { ...out, width: img.width, height: img.height };
+}
