@@ -66,7 +66,10 @@ export interface TrainerConfig {
   lrScheduler: { mode: 'poly' | 'cosine'; power: number; targetLr: number };
   unsupervised?: { dropPercent: number; applyAug?: 'cutmix' | 'cutout' | 'classmix'; lossWeight: number; weighting: 'reference' | 'paper' };
   contrastive?: ContrastiveConfig;
-  /** §7 [Q]: 'reference' = the teacher is the student throughout epoch e_w; 'copy' = copied once, EMA from then on. */
+  /**
+   * §7 [Q]: 'reference' = the teacher is the student throughout epoch e_w (its BN statistics its own);
+   * 'copy' = a full copy of the student (weights and BN statistics) at the start of e_w, EMA from then on.
+   */
   teacherInit: 'reference' | 'copy';
   /** Port-only: cap on steps per epoch (quick runs, tests). */
   stepsPerEpoch?: number;

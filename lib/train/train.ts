@@ -204,7 +204,9 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
     const labeledIt = labeledLoader.iterate(labeledPlan, epoch, first);
     const unlabeledIt = phase === 'semi' && unlabeledLoader ? unlabeledLoader.iterate(unlabeledPlan, epoch, first) : undefined;
     if (phase === 'semi' && epoch === warmup && t.teacherInit === 'copy' && first === 0) {
-      (trainer.teacher() as NonNullable<ReturnType<AddonTrainer['teacher']>>).emaFrom(trainer.student(), 0);
+      // The fixed variant of §7: the teacher becomes a full copy of the student (weights and BN
+      // statistics) once, then follows it by EMA; its statistics are never those of another network.
+      (trainer.teacher() as NonNullable<ReturnType<AddonTrainer['teacher']>>).copyFrom(trainer.student());
     }
     for (let step = first; step < L; step++) {
       const waitStart = process.hrtime.bigint();
