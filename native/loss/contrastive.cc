@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "loss/gather_dot.h"
 #include "loss/percentile.h"
 
 namespace u2pl::loss {
@@ -15,16 +16,6 @@ at::Tensor NearestIndex(int64_t in, int64_t out) {
   const float scale = static_cast<float>(in) / static_cast<float>(out);
   for (int64_t o = 0; o < out; ++o) idx[o] = std::min(static_cast<int64_t>(std::floor(static_cast<float>(o) * scale)), in - 1);
   return at::tensor(idx, at::TensorOptions().dtype(at::kLong));
-}
-
-// InfoNCE of anchors (q x D) against [prototype; negatives] with cosine logits / temperature.
-at::Tensor InfoNce(const at::Tensor& anchors, const at::Tensor& prototype, const at::Tensor& negatives, double temperature) {
-  const int64_t q = anchors.size(0);
-  at::Tensor keys = at::cat({prototype.view({1, 1, -1}).expand({q, 1, prototype.size(0)}), negatives}, 1);  // q x (1+n) x D
-  at::Tensor dots = at::bmm(keys, anchors.unsqueeze(2)).squeeze(2);                                       // q x (1+n)
-  at::Tensor norms = keys.norm(2, 2) * anchors.norm(2, 1, true);
-  at::Tensor logits = dots / norms.clamp_min(1e-8) / temperature;
-  return (at::logsumexp(logits, 1) - logits.select(1, 0)).mean();
 }
 
 // Rows (k x D) of the pixels `index` (flat over N x h x w) from an N x D x (h*w) tensor, gathered
@@ -125,8 +116,13 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     return r;
   }
 
-  at::Tensor z = in.rep.reshape({n, d, h * w});
-  at::Tensor total = zero;
+  // Draw every processed class's anchors and negatives first (in class order, as the reference
+  // does), then gather all anchors in one indexing op: one scatter in the backward, not one per class.
+  struct Job {
+    int64_t anchor_class, queue_class;
+    at::Tensor pixels, keys;  // anchor pixels (N_q); physical bank rows (N_q x N_n)
+  };
+  std::vector<Job> jobs;
   at::Tensor anchor_counts = anchor_ok.sum(0).cpu();
   for (size_t i = 0; i < valid.size(); ++i) {
     // Reference indexing [Q]: anchors and prototype of class i, negatives of the i-th valid class.
@@ -136,12 +132,38 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     if (n_anchor == 0 || bank.size(queue_class) == 0) continue;
     at::Tensor candidates = anchor_ok.select(1, anchor_class).nonzero().squeeze(1);
     at::Tensor pick = at::randint(n_anchor, {o.num_queries}, generator, at::TensorOptions().dtype(at::kLong));
-    at::Tensor anchors = PixelRows(z, candidates.index_select(0, pick.to(candidates.device())), h * w);
     at::Tensor draw = at::randint(bank.size(queue_class), {o.num_queries * o.num_negatives}, generator,
                                   at::TensorOptions().dtype(at::kLong));
-    at::Tensor negatives = bank.Gather(queue_class, draw).view({o.num_queries, o.num_negatives, d}).to(anchors.scalar_type());
-    total = total + InfoNce(anchors, prototypes[anchor_class].to(anchors.scalar_type()), negatives, o.temperature);
-    ++r.processed_classes;
+    jobs.push_back({anchor_class, queue_class, candidates.index_select(0, pick.to(candidates.device())),
+                    bank.PhysicalIndex(queue_class, draw).view({o.num_queries, o.num_negatives})});
+  }
+  at::Tensor total = zero;
+  if (!jobs.empty()) {
+    std::vector<at::Tensor> pixels;
+    for (const auto& job : jobs) pixels.push_back(job.pixels);
+    at::Tensor anchors_all = PixelRows(in.rep.reshape({n, d, h * w}), at::cat(pixels), h * w);
+    for (size_t k = 0; k < jobs.size(); ++k) {
+      const Job& job = jobs[k];
+      at::Tensor anchors = anchors_all.slice(0, k * o.num_queries, (k + 1) * o.num_queries);
+      const at::Tensor& storage = bank.Storage(job.queue_class);
+      at::Tensor neg_dots, neg_norms;
+      if (anchors.is_cpu() && anchors.scalar_type() == at::kFloat) {
+        GatherDotResult g = GatherDot(anchors, storage, job.keys);
+        neg_dots = g.dots;
+        neg_norms = g.key_norms;
+      } else {
+        at::Tensor negatives = storage.index_select(0, job.keys.reshape({-1})).view({o.num_queries, o.num_negatives, d}).to(anchors.scalar_type());
+        neg_dots = at::bmm(negatives, anchors.unsqueeze(2)).squeeze(2);
+        neg_norms = negatives.norm(2, 2);
+      }
+      at::Tensor prototype = prototypes[job.anchor_class].to(anchors.scalar_type());
+      at::Tensor anchor_norms = anchors.norm(2, 1, true);  // N_q x 1
+      at::Tensor pos = at::mv(anchors, prototype).unsqueeze(1) / (anchor_norms * prototype.norm()).clamp_min(1e-8);
+      at::Tensor neg = neg_dots / (anchor_norms * neg_norms).clamp_min(1e-8);
+      at::Tensor logits = at::cat({pos, neg}, 1) / o.temperature;
+      total = total + (at::logsumexp(logits, 1) - logits.select(1, 0)).mean();
+      ++r.processed_classes;
+    }
   }
   r.loss = total / static_cast<double>(valid.size());
   return r;

@@ -38,10 +38,13 @@ void MemoryBank::Append(int64_t c, const at::Tensor& keys_in) {
   }
 }
 
-at::Tensor MemoryBank::Gather(int64_t c, const at::Tensor& logical_index) const {
+at::Tensor MemoryBank::PhysicalIndex(int64_t c, const at::Tensor& logical_index) const {
   TORCH_CHECK(size_.at(c) > 0, "memory bank class ", c, " is empty");
-  at::Tensor physical = logical_index.add(head_[c]).remainder_(capacity_[c]).to(storage_[c].device());
-  return storage_[c].index_select(0, physical);
+  return logical_index.add(head_[c]).remainder_(capacity_[c]).to(storage_[c].device());
+}
+
+at::Tensor MemoryBank::Gather(int64_t c, const at::Tensor& logical_index) const {
+  return storage_[c].index_select(0, PhysicalIndex(c, logical_index));
 }
 
 at::Tensor MemoryBank::Ordered(int64_t c) const {

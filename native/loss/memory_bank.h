@@ -22,6 +22,10 @@ class MemoryBank {
   void Append(int64_t c, const at::Tensor& keys);
   // Rows at logical positions (0 = oldest) of class c.
   at::Tensor Gather(int64_t c, const at::Tensor& logical_index) const;
+  // Physical rows of Storage(c) for logical positions (0 = oldest).
+  at::Tensor PhysicalIndex(int64_t c, const at::Tensor& logical_index) const;
+  // The ring buffer of class c (capacity(c) x dim; only PhysicalIndex rows are meaningful).
+  const at::Tensor& Storage(int64_t c) const { return storage_.at(c); }
   // Contents of class c, oldest first (size(c) x dim).
   at::Tensor Ordered(int64_t c) const;
   // Replaces the contents of class c (oldest first), e.g. from a checkpoint.
