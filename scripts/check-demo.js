@@ -8,7 +8,7 @@ const path = require('path');
 const demo = path.resolve(__dirname, '../experiments/demo');
 function best(name) {
   const file = path.join(demo, name, 'checkpoints/metrics.jsonl');
-  if (!fs.existsSync(file)) throw new Error(`${file} not found: run npx u2pl-train experiments/demo first`);
+  if (!fs.existsSync(file)) throw new Error(`${file} not found: run npm run demo first`);
   const epochs = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'epoch' && r.miou !== null);
   return Math.max(...epochs.map((e) => e.miou));
 }
