@@ -9,6 +9,7 @@ import { Model } from '../model/model';
 import { InferenceOptions, NativeTensor } from '../native';
 import { BEST_CHECKPOINT, CHECKPOINT } from '../train/train';
 import { evaluateFullImages, EvalResult } from './evaluate';
+import { normalise } from './render';
 
 /** The run's best checkpoint, else its last one. */
 export function defaultCheckpoint(config: U2plConfig): string {
@@ -45,9 +46,7 @@ export async function predict(
   const mean = options.mean ?? [123.675, 116.28, 103.53];
   const std = options.std ?? [58.395, 57.12, 57.375];
   const img = typeof image === 'string' ? await readImage(image) : image;
-  const plane = img.width * img.height;
-  const x = new Float32Array(3 * plane);
-  for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) x[c * plane + p] = (img.data[p * 3 + c] - mean[c]) / std[c];
+  const x = normalise(img.data, img.height, img.width, mean, std);
   const out = await model.predict({ data: x, shape: [1, 3, img.height, img.width] }, options);
   return { ...out, width: img.width, height: img.height };
 }

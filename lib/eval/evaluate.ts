@@ -4,7 +4,8 @@
  */
 import { BatchLoader } from '../data/loader';
 import { batches } from '../data/sampler';
-import { scoresFromConfusion } from '../losses';
+import { confusionMatrix, scoresFromConfusion } from '../losses';
+import { normalise } from './render';
 import { AddonModel, InferenceOptions } from '../native';
 
 export interface EvalResult {
@@ -53,14 +54,9 @@ export async function evaluateFullImages(
 ): Promise<EvalResult> {
   const classes = model.numClasses();
   const total = new BigInt64Array(classes * classes);
-  const { confusionMatrix } = await import('../losses');
   for (let i = 0; i < loader.length; i++) {
     const d = await loader.decode(i);
-    const mean = loader.options.augment.mean;
-    const std = loader.options.augment.std;
-    const plane = d.height * d.width;
-    const image = new Float32Array(3 * plane);
-    for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) image[c * plane + p] = (d.image[p * 3 + c] - mean[c]) / std[c];
+    const image = normalise(d.image, d.height, d.width, loader.options.augment.mean, loader.options.augment.std);
     const out = await model.predict({ data: image, shape: [1, 3, d.height, d.width] }, inference);
     const label = d.label as Uint8Array;
     const m = await confusionMatrix(out.prediction, { data: label, shape: [d.height, d.width] }, classes, ignoreIndex);

@@ -14,6 +14,14 @@ export function colourise(labels: Uint8Array, palette: RGB[]): Uint8Array {
   return out;
 }
 
+/** H x W x 3 uint8 RGB to a normalised 3 x H x W image ((x - mean) / std per channel). */
+export function normalise(rgb: Uint8Array, height: number, width: number, mean: number[], std: number[]): Float32Array {
+  const plane = height * width;
+  const out = new Float32Array(3 * plane);
+  for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) out[c * plane + p] = (rgb[p * 3 + c] - mean[c]) / std[c];
+  return out;
+}
+
 /** A normalised 3 x H x W image back to H x W x 3 uint8. */
 export function denormalise(planar: Float32Array, height: number, width: number, mean: number[], std: number[]): Uint8Array {
   const out = new Uint8Array(height * width * 3);

@@ -199,8 +199,9 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
     const epochStart = Date.now();
     const phase: 'supervised' | 'warmup' | 'semi' = !semi ? 'supervised' : epoch < warmup ? 'warmup' : 'semi';
     const first = epoch === startEpoch ? startStep : 0;
-    const labeledPlan = semiSampler ? semiSampler.epoch(epoch).labeled.slice(0, L) : (supSampler as SupervisedSampler).epoch(epoch).slice(0, L);
-    const unlabeledPlan = semiSampler ? semiSampler.epoch(epoch).unlabeled.slice(0, L) : [];
+    const semiPlan = semiSampler?.epoch(epoch);
+    const labeledPlan = semiPlan ? semiPlan.labeled.slice(0, L) : (supSampler as SupervisedSampler).epoch(epoch).slice(0, L);
+    const unlabeledPlan = semiPlan ? semiPlan.unlabeled.slice(0, L) : [];
     const labeledIt = labeledLoader.iterate(labeledPlan, epoch, first);
     const unlabeledIt = phase === 'semi' && unlabeledLoader ? unlabeledLoader.iterate(unlabeledPlan, epoch, first) : undefined;
     if (phase === 'semi' && epoch === warmup && t.teacherInit === 'copy' && first === 0) {

@@ -255,15 +255,9 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     });
   }
 
-  AddonModel* Other(const Napi::Value& value, const char* fn) {
-    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(constructor().Value()))
-      throw Napi::TypeError::New(Env(), std::string(fn) + " expects another AddonModel");
-    return Unwrap(value.As<Napi::Object>());
-  }
-
   // copyFrom(other): parameters and buffers.
   Napi::Value CopyFrom(const Napi::CallbackInfo& info) {
-    auto src = Other(info[0], "copyFrom(other)")->state_;
+    auto src = UnwrapModelState(info[0], "copyFrom(other): other");
     auto dst = state_;
     if (src == dst) return Env().Undefined();
     GuardJs(Env(), [&] {
@@ -275,7 +269,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // emaFrom(student, decay): this <- decay * this + (1 - decay) * student, parameters only.
   Napi::Value EmaFrom(const Napi::CallbackInfo& info) {
-    auto src = Other(info[0], "emaFrom(student, decay)")->state_;
+    auto src = UnwrapModelState(info[0], "emaFrom(student, decay): student");
     if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(Env(), "emaFrom(student, decay) expects a decay");
     double decay = info[1].As<Napi::Number>().DoubleValue();
     if (!(decay >= 0 && decay <= 1)) throw Napi::RangeError::New(Env(), "EMA decay must be in [0, 1], got " + std::to_string(decay));
