@@ -11,7 +11,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "U2PL_ADDON_VERSION=\"<!(node -p \"require('./package.json').version\")\""],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-fno-trapping-math", "<!@(node scripts/find-libtorch.js --openmp-cflags)"],
       "libraries": [
         "-L<!(node scripts/find-libtorch.js --libdir)",
         "-Wl,-rpath,<!(node scripts/find-libtorch.js --libdir)",

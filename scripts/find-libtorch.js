@@ -4,7 +4,8 @@
 //   1. LIBTORCH (a LibTorch root) or Torch_DIR (the folder holding TorchConfig.cmake)
 //   2. a Python torch install (python3, or $PYTHON): torch.utils.cmake_prefix_path
 //   3. the system package (Debian: apt-get install libtorch-dev)
-// Prints the result as JSON, or one field with --cmake-prefix / --include / --libdir / --version.
+// Prints the result as JSON, or one field with --cmake-prefix / --include / --libdir / --version /
+// --openmp-cflags.
 // CMakeLists.txt and binding.gyp both ask this script, so there is one discovery rule.
 const fs = require('fs');
 const path = require('path');
@@ -51,6 +52,15 @@ function libDirFor(prefix, configDir) {
   return path.join(prefix, 'lib');
 }
 
+// at::parallel_for is inline OpenMP in such builds: the addon must be compiled with -fopenmp.
+function atenUsesOpenMP(prefix) {
+  try {
+    return /define AT_PARALLEL_OPENMP 1/.test(fs.readFileSync(path.join(prefix, 'include/ATen/Config.h'), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 function describe(prefix, configDir, source) {
   const version = readHeaderVersion(prefix);
   const libDir = libDirFor(prefix, configDir);
@@ -62,6 +72,7 @@ function describe(prefix, configDir, source) {
     includeDirs: [path.join(prefix, 'include'), path.join(prefix, 'include/torch/csrc/api/include')],
     libDir,
     cuda: fs.existsSync(path.join(libDir, 'libtorch_cuda.so')) || fs.existsSync(path.join(libDir, 'libc10_cuda.so')),
+    openmp: atenUsesOpenMP(prefix),
   };
 }
 
@@ -127,7 +138,7 @@ if (require.main === module) {
     process.exit(1);
   }
   const arg = process.argv[2];
-  const fields = { '--cmake-prefix': found.cmakePrefix, '--include': found.includeDirs.join(' '), '--libdir': found.libDir, '--version': found.version };
+  const fields = { '--cmake-prefix': found.cmakePrefix, '--include': found.includeDirs.join(' '), '--libdir': found.libDir, '--version': found.version, '--openmp-cflags': found.openmp ? '-fopenmp' : '' };
   if (arg && !(arg in fields)) {
     process.stderr.write(`u2pl: unknown option ${arg} (expected one of ${Object.keys(fields).join(', ')})\n`);
     process.exit(2);

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include "loss/interpolation.h"
+#include "loss/vector_math.h"
 
 namespace u2pl::loss {
 
@@ -38,7 +39,7 @@ at::Tensor UpsampledEntropy(const at::Tensor& logits_in, int64_t out_h, int64_t 
       for (int64_t k = 0; k < c; ++k) {
         for (int64_t x = 0; x < out_w; ++x) {
           const float z = v[k * out_w + x] - m[x];
-          const float e = std::exp(z);
+          const float e = Exp(z);
           s[x] += e;
           t[x] += e * z;
         }

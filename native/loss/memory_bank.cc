@@ -1,8 +1,30 @@
 #include "loss/memory_bank.h"
 
+#include <cstdint>
+
 #include <ATen/ATen.h>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 namespace u2pl::loss {
+namespace {
+
+// Negatives are read as random 1 KB rows of a 30-50 MB class bank: with 4 KB pages nearly every
+// row is a TLB miss. Ask for transparent huge pages (Linux, where THP is "madvise") before the
+// storage is first written; elsewhere, or if refused, this changes nothing.
+void AdviseHugePages(const at::Tensor& t) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t{1} << 21;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t end = begin + static_cast<uintptr_t>(t.nbytes());
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+  if (t.is_cpu() && end > first + kHuge) madvise(reinterpret_cast<void*>(first), (end - first) & ~(kHuge - 1), MADV_HUGEPAGE);
+#endif
+}
+
+}  // namespace
 
 MemoryBank::MemoryBank(std::vector<int64_t> capacities, int64_t dim, at::TensorOptions options)
     : capacity_(std::move(capacities)), dim_(dim), options_(options) {
@@ -18,7 +40,10 @@ void MemoryBank::Append(int64_t c, const at::Tensor& keys_in) {
   const int64_t n = keys_in.size(0);
   if (n == 0) return;
   const int64_t cap = capacity_[c];
-  if (!storage_[c].defined()) storage_[c] = at::empty({cap, dim_}, options_);
+  if (!storage_[c].defined()) {
+    storage_[c] = at::empty({cap, dim_}, options_);
+    AdviseHugePages(storage_[c]);
+  }
   at::Tensor keys = keys_in.detach().to(options_);
   if (n >= cap) {  // only the newest cap keys of this block survive
     storage_[c].copy_(keys.slice(0, n - cap));

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "loss/upsampled_cross_entropy.h"
+
 namespace u2pl::loss {
 namespace {
 
@@ -23,7 +25,7 @@ at::Tensor SafeCrossEntropy(const at::Tensor& logits, const at::Tensor& labels, 
 }  // namespace
 
 at::Tensor CrossEntropy(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
-  return SafeCrossEntropy(UpsampleToLabels(logits.to(at::kFloat), labels), labels, ignore_index);
+  return UpsampledCrossEntropySum(logits, labels, ignore_index) / labels.ne(ignore_index).sum().clamp_min(1);
 }
 
 at::Tensor OhemKeepMask(const at::Tensor& logits, const at::Tensor& labels, double thresh, int64_t min_kept,
@@ -43,8 +45,8 @@ at::Tensor OhemKeepMask(const at::Tensor& logits, const at::Tensor& labels, doub
 at::Tensor SupervisedLoss(const at::Tensor& pred, const at::Tensor& aux, const at::Tensor& labels,
                           const SupervisedOptions& o) {
   auto one = [&](const at::Tensor& logits) {
+    if (!o.ohem) return CrossEntropy(logits, labels, o.ignore_index);
     at::Tensor up = UpsampleToLabels(logits.to(at::kFloat), labels);
-    if (!o.ohem) return SafeCrossEntropy(up, labels, o.ignore_index);
     at::Tensor keep = OhemKeepMask(up, labels, o.ohem_thresh, o.ohem_min_kept, o.ignore_index);
     return SafeCrossEntropy(up, labels.masked_fill(keep.logical_not(), o.ignore_index), o.ignore_index);
   };

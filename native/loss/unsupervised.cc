@@ -4,6 +4,7 @@
 
 #include "loss/entropy.h"
 #include "loss/percentile.h"
+#include "loss/upsampled_cross_entropy.h"
 
 namespace u2pl::loss {
 
@@ -30,12 +31,12 @@ UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::
     }
     r.kept = target.ne(ignore_index).sum().item<int64_t>();
   }
-  at::Tensor up = at::upsample_bilinear2d(student_logits.to(at::kFloat), {h, w}, /*align_corners=*/true);
+  // Fused upsample + cross-entropy; 0 with a connected graph when nothing is kept.
+  at::Tensor sum = UpsampledCrossEntropySum(student_logits, target, ignore_index);
   if (r.kept == 0) {
-    r.loss = up.sum() * 0.0;  // nothing to learn from, but keep the graph connected
+    r.loss = sum * 0.0;
     return r;
   }
-  at::Tensor sum = at::cross_entropy_loss(up, target, {}, at::Reduction::Sum, ignore_index);
   const double n_keep = static_cast<double>(r.kept);
   r.loss = weighting == UnsupervisedWeighting::kReference ? sum * (static_cast<double>(b * h * w) / (n_keep * n_keep))
                                                           : sum / n_keep;

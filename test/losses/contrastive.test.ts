@@ -66,6 +66,13 @@ describe('contrastive loss: kernel = composite (loss, gradient, banks)', () => {
     await expectKernelMatchesComposite({ ...makeCase({ seed: 5 }), negativeHighEntropy: false });
   });
 
+  test('training-like sizes (D = 64, 8 classes, 64 anchors x 24 negatives from banks of 2,000): kernel = composite', async () => {
+    const c = makeCase({ bl: 2, bu: 2, classes: 8, d: 64, h: 21, H: 81, seed: 21, capacities: Array(8).fill(2000), fill: Array(8).fill(2000) });
+    const k = await expectKernelMatchesComposite({ ...c, numQueries: 64, numNegatives: 24, lowRank: 2, highRank: 6 });
+    expect(k.processedClasses).toBeGreaterThan(4);
+    await expectKernelMatchesComposite({ ...c, numQueries: 64, numNegatives: 24, lowRank: 2, highRank: 6, negatives: 'paper', referenceIndexing: false });
+  });
+
   test('bank wrap-around: appends beyond capacity keep the newest keys', async () => {
     const c = { ...makeCase({ seed: 6, capacities: [30, 20, 20, 20, 20], fill: [25, 19, 20, 3, 0] }), negatives: 'paper' as const };
     const k = await expectKernelMatchesComposite(c);

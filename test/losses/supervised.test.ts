@@ -41,6 +41,27 @@ describe('supervised loss', () => {
     expect(k.loss).toBeCloseTo(meanCe(pred.data, labels.data, 2, 4, 36, () => true), 5);
   });
 
+  test('fused upsample + CE at the training shapes (21 classes, stride 4, one-row source): kernel = composite', async () => {
+    // 41 -> 161 rows: many row groups, split over threads in two phases; then a 1-row source.
+    const cases: [number[], number[]][] = [[[2, 21, 41, 41], [2, 161, 161]], [[1, 3, 1, 7], [1, 5, 25]]];
+    for (const [shape, labelShape] of cases) {
+      const pred = randomTensor(shape, 13);
+      for (let i = 0; i < pred.data.length; i++) pred.data[i] *= 4;
+      const labels = randomLabels(labelShape, shape[1], 14, 0.1);
+      const k = await losses.supervisedLoss({ pred, labels });
+      const c = await losses.supervisedLoss({ pred, labels, impl: 'composite' });
+      expectClose([k.loss], [c.loss], 1e-6);
+      expectClose(k.gradPred.data, c.gradPred.data, 1e-6);
+    }
+  });
+
+  test('a label outside [0, C) and not the ignore label is an error that names it', async () => {
+    const pred = randomTensor([1, 3, 4, 4], 1);
+    const labels = { data: new BigInt64Array(64).fill(1n), shape: [1, 8, 8] };
+    labels.data[10] = 7n;
+    await expect(losses.supervisedLoss({ pred, labels })).rejects.toThrow(/labels must be in \[0, 3\) or 255, found 7/);
+  });
+
   test('every pixel ignored: loss 0 and zero gradient, not NaN', async () => {
     const pred = randomTensor([1, 3, 4, 4], 1);
     const labels = { data: new BigInt64Array(16).fill(255n), shape: [1, 4, 4] };
