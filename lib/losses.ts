@@ -4,9 +4,9 @@
  * gradients, for inspection, tests and custom loops. `impl: 'composite'` runs the straightforward
  * reference implementation instead of the kernels.
  */
-import { AddonContrastiveOptions, LossImpl, native, NativeTensor, Tensor } from './native';
+import { AddonContrastiveOptions, LossDevice, LossImpl, native, NativeTensor, Tensor } from './native';
 
-export type { AddonContrastiveOptions as ContrastiveOptions, LossImpl } from './native';
+export type { AddonContrastiveOptions as ContrastiveOptions, LossDevice, LossImpl } from './native';
 
 /** Linear-interpolation percentile (q in [0, 100]) of all values, as numpy's default. */
 export async function percentile(values: Tensor, q: number, impl: LossImpl = 'kernel'): Promise<number> {
@@ -14,8 +14,8 @@ export async function percentile(values: Tensor, q: number, impl: LossImpl = 'ke
 }
 
 /** Entropy of softmax(logits) at height x width after align-corners bilinear upsampling (N x H x W). */
-export async function upsampledEntropy(logits: Tensor, height: number, width: number, impl: LossImpl = 'kernel') {
-  return native().losses.entropy({ logits, height, width, impl });
+export async function upsampledEntropy(logits: Tensor, height: number, width: number, impl: LossImpl = 'kernel', device: LossDevice = 'cpu') {
+  return native().losses.entropy({ logits, height, width, impl, device });
 }
 
 export interface SupervisedLossOptions {
@@ -52,6 +52,8 @@ export interface UnsupervisedLossOptions {
   weighting?: 'reference' | 'paper';
   ignoreIndex?: number;
   impl?: LossImpl;
+  /** 'cuda' runs the CUDA kernels (inputs and results stay plain arrays). */
+  device?: LossDevice;
 }
 
 /** L_u (§9) with its gradient with respect to the student logits, the entropy map and the threshold. */
@@ -79,6 +81,8 @@ export interface ContrastiveLossOptions extends AddonContrastiveOptions {
   bank?: Tensor[];
   seed?: number;
   impl?: LossImpl;
+  /** 'cuda' runs the CUDA kernels (inputs and results stay plain arrays). */
+  device?: LossDevice;
 }
 
 /**

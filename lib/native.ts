@@ -109,6 +109,9 @@ export interface InferenceOptions {
 /** Which implementation of a loss runs: the fused kernels or the composite reference (tests, bench). */
 export type LossImpl = 'kernel' | 'composite';
 
+/** Where a loss runs: 'cuda' needs a CUDA LibTorch (the addon's CUDA kernels) and a device. */
+export type LossDevice = 'cpu' | 'cuda';
+
 /** Options of the contrastive loss (u2pl-method.md §10), in the addon's names. */
 export interface AddonContrastiveOptions {
   currentClassThreshold?: number;
@@ -127,17 +130,18 @@ export interface AddonContrastiveOptions {
 /** native/addon/loss_js.cc */
 export interface AddonLosses {
   percentile(o: { values: Tensor; q: number; impl?: LossImpl }): Promise<number>;
-  entropy(o: { logits: Tensor; height: number; width: number; impl?: LossImpl }): Promise<NativeTensor<Float32Array>>;
+  entropy(o: { logits: Tensor; height: number; width: number; impl?: LossImpl; device?: LossDevice }): Promise<NativeTensor<Float32Array>>;
   supervisedLoss(o: {
     pred: Tensor; aux?: Tensor; labels: Tensor; ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number;
     ignoreIndex?: number; impl?: LossImpl;
   }): Promise<{ loss: number; gradPred: NativeTensor<Float32Array>; gradAux?: NativeTensor<Float32Array> }>;
   unsupervisedLoss(o: {
     student: Tensor; teacher: Tensor; pseudo: Tensor; q: number; weighting?: 'reference' | 'paper'; ignoreIndex?: number; impl?: LossImpl;
+    device?: LossDevice;
   }): Promise<{ loss: number; gradStudent: NativeTensor<Float32Array> | null; entropy: NativeTensor<Float32Array>; threshold: number; kept: number; valid: number }>;
   contrastiveLoss(o: AddonContrastiveOptions & {
     rep: Tensor; repTeacher: Tensor; probTeacher: Tensor; labels: Tensor; pseudo: Tensor; entropy: Tensor; alpha: number;
-    capacities: number[]; bank?: Tensor[]; seed?: number; impl?: LossImpl;
+    capacities: number[]; bank?: Tensor[]; seed?: number; impl?: LossImpl; device?: LossDevice;
   }): Promise<{
     loss: number; gradRep: NativeTensor<Float32Array> | null; validClasses: number; processedClasses: number; enqueued: number[];
     bank: NativeTensor<Float32Array>[];

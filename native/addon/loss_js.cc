@@ -29,10 +29,21 @@ bool Composite(const Napi::Object& o) {
   return impl == "composite";
 }
 
-at::Tensor Leaf(const at::Tensor& t) { return t.to(at::kFloat).clone().requires_grad_(true); }
+// Where the kernels run: 'cpu' (default) or 'cuda' (the CUDA kernels, when LibTorch has CUDA).
+at::Device DeviceOption(const Napi::Object& o) {
+  const std::string device = OptString(o, "device", "cpu");
+  if (device == "cpu") return at::Device(at::kCPU);
+  if (device != "cuda") throw Napi::TypeError::New(o.Env(), "option 'device' must be 'cpu' or 'cuda', got '" + device + "'");
+  if (!at::hasCUDA()) throw Napi::Error::New(o.Env(), "option 'device' is 'cuda', but this LibTorch or machine has no CUDA device");
+  return at::Device(at::kCUDA);
+}
+
+at::Tensor Leaf(const at::Tensor& t, at::Device device = at::kCPU) {
+  return t.to(device, at::kFloat).clone().requires_grad_(true);
+}
 
 Napi::Value GradOrNull(Napi::Env env, const at::Tensor& leaf) {
-  return leaf.grad().defined() ? Napi::Value(TensorToJs(env, leaf.grad())) : env.Null();
+  return leaf.grad().defined() ? Napi::Value(TensorToJs(env, leaf.grad().cpu())) : env.Null();
 }
 
 Napi::Value PercentileJs(const Napi::CallbackInfo& info) {
@@ -51,8 +62,10 @@ Napi::Value EntropyJs(const Napi::CallbackInfo& info) {
   at::Tensor logits = TensorFromJs(o.Get("logits"), "logits");
   const int64_t h = OptInt(o, "height", 0), w = OptInt(o, "width", 0);
   const bool composite = Composite(o);
+  const at::Device device = DeviceOption(o);
   return AsyncTask::Run(info.Env(), [=]() -> ResultBuilder {
-    at::Tensor e = composite ? loss::composite::UpsampledEntropy(logits, h, w) : loss::UpsampledEntropy(logits, h, w);
+    const at::Tensor x = logits.to(device, at::kFloat);
+    at::Tensor e = (composite ? loss::composite::UpsampledEntropy(x, h, w) : loss::UpsampledEntropy(x, h, w)).cpu();
     return [e](Napi::Env env) { return TensorToJs(env, e); };
   }, {o});
 }
@@ -111,9 +124,10 @@ Napi::Value UnsupervisedJs(const Napi::CallbackInfo& info) {
   const auto wmode = weighting == "paper" ? loss::UnsupervisedWeighting::kPaper : loss::UnsupervisedWeighting::kReference;
   const int64_t ignore = OptInt(o, "ignoreIndex", 255);
   const bool composite = Composite(o);
+  const at::Device device = DeviceOption(o);
   return AsyncTask::Run(info.Env(), [=]() -> ResultBuilder {
     c10::AutoGradMode grad(true);
-    at::Tensor s = Leaf(student), y = pseudo.to(at::kLong), t = teacher.to(at::kFloat);
+    at::Tensor s = Leaf(student, device), y = pseudo.to(device, at::kLong), t = teacher.to(device, at::kFloat);
     loss::UnsupervisedResult r = composite ? loss::composite::UnsupervisedLoss(s, t, y, q, wmode, ignore)
                                            : loss::UnsupervisedLoss(s, t, y, q, wmode, ignore);
     r.loss.backward();
@@ -122,7 +136,7 @@ Napi::Value UnsupervisedJs(const Napi::CallbackInfo& info) {
       Napi::Object out = Napi::Object::New(env);
       out.Set("loss", v);
       out.Set("gradStudent", GradOrNull(env, s));
-      out.Set("entropy", TensorToJs(env, r.entropy));
+      out.Set("entropy", TensorToJs(env, r.entropy.cpu()));
       out.Set("threshold", r.threshold);
       out.Set("kept", static_cast<double>(r.kept));
       out.Set("valid", static_cast<double>(r.valid));
@@ -167,6 +181,7 @@ Napi::Value ContrastiveJs(const Napi::CallbackInfo& info) {
   const loss::ContrastiveOptions options = ContrastiveOptionsFromJs(o);
   const uint64_t seed = static_cast<uint64_t>(OptInt(o, "seed", 0));
   const bool composite = Composite(o);
+  const at::Device device = DeviceOption(o);
   std::vector<int64_t> capacity;
   std::vector<at::Tensor> initial;
   Napi::Value caps = o.Get("capacities"), bank = o.Get("bank");
@@ -178,25 +193,25 @@ Napi::Value ContrastiveJs(const Napi::CallbackInfo& info) {
   return AsyncTask::Run(info.Env(), [=]() mutable -> ResultBuilder {
     c10::AutoGradMode grad(true);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    in.rep = Leaf(in.rep);
-    in.rep_teacher = in.rep_teacher.to(at::kFloat);
-    in.prob_teacher = in.prob_teacher.to(at::kFloat);
-    in.labels = in.labels.to(at::kLong);
-    in.pseudo = in.pseudo.to(at::kLong);
-    in.entropy = in.entropy.to(at::kFloat);
+    in.rep = Leaf(in.rep, device);
+    in.rep_teacher = in.rep_teacher.to(device, at::kFloat);
+    in.prob_teacher = in.prob_teacher.to(device, at::kFloat);
+    in.labels = in.labels.to(device, at::kLong);
+    in.pseudo = in.pseudo.to(device, at::kLong);
+    in.entropy = in.entropy.to(device, at::kFloat);
     const int64_t d = in.rep.size(1);
     std::vector<at::Tensor> final_bank;
     loss::ContrastiveResult r;
     if (composite) {
       loss::composite::Queues queues{std::vector<at::Tensor>(capacity.size()), capacity};
-      for (size_t c = 0; c < initial.size() && c < capacity.size(); ++c) queues.keys[c] = initial[c].to(at::kFloat).clone();
+      for (size_t c = 0; c < initial.size() && c < capacity.size(); ++c) queues.keys[c] = initial[c].to(device, at::kFloat).clone();
       r = loss::composite::ContrastiveLoss(in, options, queues, gen);
-      for (auto& k : queues.keys) final_bank.push_back(k.defined() ? k : at::empty({0, d}));
+      for (auto& k : queues.keys) final_bank.push_back(k.defined() ? k.cpu() : at::empty({0, d}));
     } else {
-      loss::MemoryBank memory(capacity, d, at::TensorOptions().dtype(at::kFloat));
-      for (size_t c = 0; c < initial.size() && c < capacity.size(); ++c) memory.Restore(c, initial[c].to(at::kFloat));
+      loss::MemoryBank memory(capacity, d, at::TensorOptions().dtype(at::kFloat).device(device));
+      for (size_t c = 0; c < initial.size() && c < capacity.size(); ++c) memory.Restore(c, initial[c].to(device, at::kFloat));
       r = loss::ContrastiveLoss(in, options, memory, gen);
-      for (int64_t c = 0; c < memory.num_classes(); ++c) final_bank.push_back(memory.Ordered(c));
+      for (int64_t c = 0; c < memory.num_classes(); ++c) final_bank.push_back(memory.Ordered(c).cpu());
     }
     r.loss.backward();
     double v = r.loss.item<double>();

@@ -6,6 +6,10 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#ifdef U2PL_WITH_CUDA
+#include "loss/cuda/loss_kernels_cuda.h"
+#endif
+
 namespace u2pl::loss {
 namespace {
 
@@ -78,6 +82,14 @@ class GatherPixelRowsFunction : public torch::autograd::Function<GatherPixelRows
 
 PixelClassMasks ClassMasks(const at::Tensor& q_in, const at::Tensor& label_in, const at::Tensor& low_in,
                            const at::Tensor& high_in, int64_t m_labeled, const ContrastiveOptions& o) {
+#ifdef U2PL_WITH_CUDA
+  if (q_in.is_cuda() && q_in.scalar_type() == at::kFloat) {
+    auto [anchor_ok, negative_ok] = cuda::ClassMasks(q_in, label_in, low_in, high_in, m_labeled, o.current_class_threshold,
+                                                     o.current_class_negative_threshold, o.low_rank, o.high_rank,
+                                                     o.paper_negatives);
+    return {anchor_ok, negative_ok};
+  }
+#endif
   if (!q_in.is_cpu() || q_in.scalar_type() != at::kFloat) return ClassMasksAten(q_in, label_in, low_in, high_in, m_labeled, o);
   const at::Tensor q = q_in.contiguous(), label = label_in.contiguous();
   const at::Tensor low = low_in.to(at::kBool).contiguous(), high = high_in.to(at::kBool).contiguous();

@@ -9,10 +9,17 @@
 #include "loss/interpolation.h"
 #include "loss/vector_math.h"
 
+#ifdef U2PL_WITH_CUDA
+#include "loss/cuda/loss_kernels_cuda.h"
+#endif
+
 namespace u2pl::loss {
 
 at::Tensor UpsampledEntropy(const at::Tensor& logits_in, int64_t out_h, int64_t out_w) {
   TORCH_CHECK(logits_in.dim() == 4, "entropy expects N x C x h x w logits, got ", logits_in.sizes());
+#ifdef U2PL_WITH_CUDA
+  if (logits_in.is_cuda()) return cuda::UpsampledEntropy(logits_in, out_h, out_w);
+#endif
   if (!logits_in.is_cpu()) {
     // Other devices: the same maths through ATen.
     at::Tensor p = at::softmax(at::upsample_bilinear2d(logits_in.to(at::kFloat), {out_h, out_w}, true), 1);

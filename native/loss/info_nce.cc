@@ -8,6 +8,10 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#ifdef U2PL_WITH_CUDA
+#include "loss/cuda/loss_kernels_cuda.h"
+#endif
+
 namespace u2pl::loss {
 namespace {
 
@@ -81,6 +85,13 @@ class InfoNceFunction : public torch::autograd::Function<InfoNceFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& anchors_in, const at::Tensor& prototype_in,
                             const at::Tensor& keys_in, const at::Tensor& index_in, double temperature) {
+#ifdef U2PL_WITH_CUDA
+    if (anchors_in.is_cuda()) {
+      auto [loss, grad] = cuda::InfoNce(anchors_in, prototype_in, keys_in, index_in, temperature);
+      ctx->save_for_backward({grad});
+      return loss;
+    }
+#endif
     const at::Tensor anchors = anchors_in.contiguous(), prototype = prototype_in.contiguous();
     const at::Tensor keys = keys_in.contiguous(), index = index_in.contiguous();
     const int64_t q = anchors.size(0), d = anchors.size(1), k = index.size(1);
@@ -128,7 +139,11 @@ at::Tensor InfoNceLoss(const at::Tensor& anchors, const at::Tensor& prototype, c
   TORCH_CHECK(index.numel() == 0 || (index.min().item<int64_t>() >= 0 && index.max().item<int64_t>() < keys.size(0)),
               "InfoNCE: index outside the ", keys.size(0), " keys");
   const at::Tensor p = prototype.detach().to(anchors.scalar_type()), kv = keys.detach();
-  if (anchors.is_cpu() && anchors.scalar_type() == at::kFloat && kv.scalar_type() == at::kFloat && anchors.size(0) > 0)
+  bool fused = anchors.is_cpu();
+#ifdef U2PL_WITH_CUDA
+  fused = fused || (anchors.is_cuda() && kv.is_cuda());
+#endif
+  if (fused && anchors.scalar_type() == at::kFloat && kv.scalar_type() == at::kFloat && anchors.size(0) > 0)
     return InfoNceFunction::apply(anchors, p, kv, index.to(at::kLong), temperature);
   // Other devices and types: the same maths through ATen, with the negatives gathered.
   const int64_t q = anchors.size(0), k = index.size(1), d = anchors.size(1);

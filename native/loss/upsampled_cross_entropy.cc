@@ -10,6 +10,10 @@
 #include "loss/interpolation.h"
 #include "loss/vector_math.h"
 
+#ifdef U2PL_WITH_CUDA
+#include "loss/cuda/loss_kernels_cuda.h"
+#endif
+
 namespace u2pl::loss {
 namespace {
 
@@ -78,10 +82,25 @@ double RowsLossAndGrad(const float* logits, const int64_t* labels, float* grad, 
   return loss;
 }
 
+bool UsesCudaKernels(const at::Tensor& t) {
+#ifdef U2PL_WITH_CUDA
+  return t.is_cuda();
+#else
+  return false;
+#endif
+}
+
 class UpsampledCrossEntropyFunction : public torch::autograd::Function<UpsampledCrossEntropyFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits_in, const at::Tensor& labels_in,
                             int64_t ignore_index) {
+#ifdef U2PL_WITH_CUDA
+    if (logits_in.is_cuda()) {
+      auto [sum, grad] = cuda::UpsampledCrossEntropy(logits_in, labels_in, ignore_index);
+      ctx->save_for_backward({grad});
+      return sum;
+    }
+#endif
     const at::Tensor logits = logits_in.contiguous();
     const at::Tensor labels = labels_in.contiguous();
     const int64_t n = logits.size(0), c = logits.size(1), h = logits.size(2), w = logits.size(3);
@@ -136,7 +155,7 @@ at::Tensor UpsampledCrossEntropySum(const at::Tensor& logits, const at::Tensor& 
                 ", found ", y.masked_select(bad)[0].item<int64_t>());
   }
   at::Tensor x = logits.to(at::kFloat);
-  if (!x.is_cpu()) {
+  if (!x.is_cpu() && !UsesCudaKernels(x)) {
     // Other devices: the same maths through ATen.
     at::Tensor up = (x.size(2) == y.size(1) && x.size(3) == y.size(2)) ? x : at::upsample_bilinear2d(x, {y.size(1), y.size(2)}, true);
     return at::cross_entropy_loss(up, y, {}, at::Reduction::Sum, ignore_index);
