@@ -43,7 +43,14 @@ describe('scripts/find-libtorch.js', () => {
       expect(found.version).toBe('2.13.0');
       expect(found.libDir).toBe(path.join(prefix, 'lib'));
       expect(discover({ ...env }, '--cmake-prefix').stdout.trim()).toBe(prefix);
+      expect(found.openmp).toBe(false);
+      expect(discover({ ...env }, '--openmp-cflags').stdout.trim()).toBe('');
     }
+    // An OpenMP-built ATen: at::parallel_for is inline OpenMP, so the addon needs -fopenmp.
+    fs.mkdirSync(path.join(prefix, 'include/ATen'), { recursive: true });
+    fs.writeFileSync(path.join(prefix, 'include/ATen/Config.h'), '#define AT_PARALLEL_OPENMP 1\n#define AT_PARALLEL_NATIVE 0\n');
+    expect(JSON.parse(discover({ LIBTORCH: prefix }).stdout).openmp).toBe(true);
+    expect(discover({ LIBTORCH: prefix }, '--openmp-cflags').stdout.trim()).toBe('-fopenmp');
   });
 
   test('finds the LibTorch this addon was built with in the normal environment', () => {
