@@ -14,16 +14,10 @@ at::Tensor UpsampleToLabels(const at::Tensor& logits, const at::Tensor& labels) 
   return at::upsample_bilinear2d(logits, {labels.size(1), labels.size(2)}, /*align_corners=*/true);
 }
 
-// Mean CE over non-ignored pixels; 0 (still connected to the graph) when every pixel is ignored,
-// where ATen's mean would divide by zero.
-at::Tensor SafeCrossEntropy(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
-  at::Tensor sum = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum, ignore_index);
-  at::Tensor count = labels.ne(ignore_index).sum().clamp_min(1);
-  return sum / count;
-}
-
 }  // namespace
 
+// Mean CE over non-ignored pixels; 0 (still connected to the graph) when every pixel is ignored,
+// where a plain mean would divide by zero.
 at::Tensor CrossEntropy(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
   return UpsampledCrossEntropySum(logits, labels, ignore_index) / labels.ne(ignore_index).sum().clamp_min(1);
 }
@@ -46,9 +40,10 @@ at::Tensor SupervisedLoss(const at::Tensor& pred, const at::Tensor& aux, const a
                           const SupervisedOptions& o) {
   auto one = [&](const at::Tensor& logits) {
     if (!o.ohem) return CrossEntropy(logits, labels, o.ignore_index);
-    at::Tensor up = UpsampleToLabels(logits.to(at::kFloat), labels);
+    // The selection needs the upsampled probabilities, not their gradient (the CE recomputes them fused).
+    at::Tensor up = UpsampleToLabels(logits.detach().to(at::kFloat), labels);
     at::Tensor keep = OhemKeepMask(up, labels, o.ohem_thresh, o.ohem_min_kept, o.ignore_index);
-    return SafeCrossEntropy(up, labels.masked_fill(keep.logical_not(), o.ignore_index), o.ignore_index);
+    return CrossEntropy(logits, labels.masked_fill(keep.logical_not(), o.ignore_index), o.ignore_index);
   };
   at::Tensor loss = one(pred);
   if (aux.defined()) loss = loss + o.aux_weight * one(aux);
