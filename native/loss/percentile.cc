@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 namespace u2pl::loss {
 namespace {
@@ -21,21 +24,98 @@ Rank RankOf(int64_t n, double q) {
   return {lo, pos - static_cast<double>(lo)};
 }
 
-// Float CPU values: quickselect (std::nth_element) on one copy; the upper neighbour is the
-// minimum of the part above the selected element, so each q costs one selection.
-std::vector<at::Tensor> SelectOnHost(std::vector<float> v, const std::vector<double>& qs, const at::TensorOptions& opts) {
-  std::vector<at::Tensor> out;
-  const int64_t n = static_cast<int64_t>(v.size());
-  for (double q : qs) {
-    const Rank r = RankOf(n, q);
-    std::nth_element(v.begin(), v.begin() + r.lo, v.end());
-    const float lo = v[r.lo];
-    float value = lo;
-    if (r.frac != 0 && r.lo + 1 < n) {
-      const float hi = *std::min_element(v.begin() + r.lo + 1, v.end());
-      value = lo + (hi - lo) * static_cast<float>(r.frac);
+// Float CPU values: a radix select. A histogram of the top 12 bits of the order-preserving bit
+// pattern (sign, exponent, 3 mantissa bits: 1/8 of an octave per bucket) gives each wanted rank's
+// bucket in one parallel pass; a second pass copies out only those buckets, and nth_element
+// orders the few values in them. No copy of the whole set, no sort.
+constexpr int kBucketBits = 12;
+constexpr int64_t kChunks = 8;  // fixed, so the work split does not depend on the thread count
+
+inline uint32_t BucketOf(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);  // negatives below positives, both ascending
+  return b >> (32 - kBucketBits);
+}
+
+// The elements of v where mask is true (mask == nullptr: all n), histogrammed by bucket.
+class RadixSelector {
+ public:
+  static constexpr int64_t kBuckets = int64_t{1} << kBucketBits;
+
+  RadixSelector(const float* v, const bool* mask, int64_t n) : v_(v), mask_(mask), n_(n), below_(kBuckets + 1, 0) {
+    std::vector<int64_t> hist(kChunks * kBuckets, 0);
+    at::parallel_for(0, kChunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        int64_t* h = hist.data() + c * kBuckets;
+        for (int64_t i = n * c / kChunks; i < n * (c + 1) / kChunks; ++i)
+          if (!mask || mask[i]) ++h[BucketOf(v[i])];
+      }
+    });
+    for (int64_t b = 0; b < kBuckets; ++b) {
+      int64_t count = 0;
+      for (int64_t c = 0; c < kChunks; ++c) count += hist[c * kBuckets + b];
+      below_[b + 1] = below_[b] + count;
     }
-    out.push_back(at::scalar_tensor(value, opts));
+  }
+
+  int64_t count() const { return below_[kBuckets]; }
+
+  // The values of 0-based ranks (ascending order): each rank's bucket, then only those buckets'
+  // values, ordered by nth_element.
+  std::vector<float> ValuesAt(const std::vector<int64_t>& ranks) const {
+    std::vector<int64_t> bucket(ranks.size());
+    std::vector<int32_t> slot(kBuckets, -1);
+    std::vector<std::vector<float>> members;
+    for (size_t i = 0; i < ranks.size(); ++i) {
+      bucket[i] = std::upper_bound(below_.begin(), below_.end(), ranks[i]) - below_.begin() - 1;
+      if (slot[bucket[i]] < 0) {
+        slot[bucket[i]] = static_cast<int32_t>(members.size());
+        members.emplace_back();
+        members.back().reserve(below_[bucket[i] + 1] - below_[bucket[i]]);
+      }
+    }
+    for (int64_t i = 0; i < n_; ++i) {
+      if (mask_ && !mask_[i]) continue;
+      const int32_t s = slot[BucketOf(v_[i])];
+      if (s >= 0) members[s].push_back(v_[i]);
+    }
+    std::vector<float> out(ranks.size());
+    for (size_t i = 0; i < ranks.size(); ++i) {
+      std::vector<float>& m = members[slot[bucket[i]]];
+      const int64_t r = ranks[i] - below_[bucket[i]];
+      std::nth_element(m.begin(), m.begin() + r, m.end());
+      out[i] = m[r];
+    }
+    return out;
+  }
+
+ private:
+  const float* v_;
+  const bool* mask_;
+  int64_t n_;
+  std::vector<int64_t> below_;  // elements in the buckets below each bucket
+};
+
+// Percentiles qs of the selected elements, by linear interpolation between neighbouring ranks.
+std::vector<at::Tensor> SelectOnHost(const float* v, const bool* mask, int64_t n, const std::vector<double>& qs,
+                                     const at::TensorOptions& opts) {
+  const RadixSelector selector(v, mask, n);
+  const int64_t selected = selector.count();
+  TORCH_CHECK(selected > 0 || mask == nullptr, "percentile over a mask that selects no element");
+  std::vector<Rank> rank;
+  std::vector<int64_t> wanted;
+  for (double q : qs) {
+    rank.push_back(RankOf(selected, q));
+    wanted.push_back(rank.back().lo);
+    wanted.push_back(std::min(rank.back().lo + 1, selected - 1));
+  }
+  const std::vector<float> value = selector.ValuesAt(wanted);
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < qs.size(); ++i) {
+    const float lo = value[2 * i], hi = value[2 * i + 1];
+    const bool between = rank[i].frac != 0 && rank[i].lo + 1 < selected;
+    out.push_back(at::scalar_tensor(between ? lo + (hi - lo) * static_cast<float>(rank[i].frac) : lo, opts));
   }
   return out;
 }
@@ -57,8 +137,7 @@ bool OnHost(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::k
 at::Tensor Percentile(const at::Tensor& values, double q) {
   if (!OnHost(values)) return SelectWithAten(values.reshape({-1}), q);
   const at::Tensor flat = values.contiguous().reshape({-1});
-  const float* p = flat.data_ptr<float>();
-  return SelectOnHost(std::vector<float>(p, p + flat.numel()), {q}, values.options())[0];
+  return SelectOnHost(flat.data_ptr<float>(), nullptr, flat.numel(), {q}, values.options())[0];
 }
 
 at::Tensor MaskedPercentile(const at::Tensor& values, const at::Tensor& mask, double q) {
@@ -76,14 +155,7 @@ std::vector<at::Tensor> MaskedPercentiles(const at::Tensor& values, const at::Te
     return out;
   }
   const at::Tensor v = values.contiguous(), m = mask.to(at::kBool).contiguous();
-  const float* pv = v.data_ptr<float>();
-  const bool* pm = m.data_ptr<bool>();
-  std::vector<float> selected;
-  selected.reserve(v.numel());
-  for (int64_t i = 0; i < v.numel(); ++i)
-    if (pm[i]) selected.push_back(pv[i]);
-  TORCH_CHECK(!selected.empty(), "percentile over a mask that selects no element");
-  return SelectOnHost(std::move(selected), qs, values.options());
+  return SelectOnHost(v.data_ptr<float>(), m.data_ptr<bool>(), v.numel(), qs, values.options());
 }
 
 }  // namespace u2pl::loss

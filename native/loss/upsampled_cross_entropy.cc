@@ -21,52 +21,66 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // Adds the transpose of the horizontal interpolation of `row` (out_w values) to `dst` (w values).
-inline void PullBackRow(const float* row, const std::vector<Tap>& tx, float* dst) {
+U2PL_FORCE_INLINE void PullBackRow(const float* row, const std::vector<Tap>& tx, float* dst) {
   for (size_t x = 0; x < tx.size(); ++x) {
     dst[tx[x].i0] += tx[x].w0 * row[x];
     dst[tx[x].i1] += tx[x].w1 * row[x];
   }
 }
 
-// Loss and gradient of the output rows whose upper source row is r (rows [begin, end) of image b).
-// Writes only to source rows r and r + 1 of grad, so tasks two rows apart never overlap.
-double RowsLossAndGrad(const float* logits, const int64_t* labels, float* grad, int64_t c, int64_t h, int64_t w,
-                       int64_t out_h, int64_t out_w, const std::vector<Tap>& ty, const std::vector<Tap>& tx,
-                       int64_t begin, int64_t end, int64_t ignore_index, std::vector<float>& v) {
-  std::vector<float> m(out_w), s(out_w), zl(out_w), up0(c * out_w, 0.f), up1(c * out_w, 0.f);
+struct CrossEntropyArgs {
+  const float* logits;    // N x C x h x w
+  const int64_t* labels;  // N x H x W
+  float* grad;            // N x C x h x w
+  int64_t c, h, w, out_h, ignore_index;
+  const std::vector<Tap>& ty;
+  const std::vector<Tap>& tx;
+  const std::vector<int64_t>& first;  // first output row of each upper source row (h + 1)
+};
+
+// Loss and gradient of the output rows of image b whose upper source row is r. Writes only to
+// source rows r and r + 1 of grad, so tasks two rows apart never overlap.
+U2PL_FORCE_INLINE double RowsLossAndGrad(const CrossEntropyArgs& x, int64_t b, int64_t r) {
+  const int64_t c = x.c, h = x.h, w = x.w, out_w = static_cast<int64_t>(x.tx.size());
+  const int64_t ignore_index = x.ignore_index;
+  const int64_t* labels = x.labels + b * x.out_h * out_w;
+  float* grad = x.grad + b * c * h * w;
+  UpsampledRows up(c, h, w, x.tx);
+  up.SetImage(x.logits + b * c * h * w);
+  std::vector<float> v(c * out_w), m(out_w), s(out_w), zl(out_w), up0(c * out_w, 0.f), up1(c * out_w, 0.f);
   double loss = 0;
-  for (int64_t y = begin; y < end; ++y) {
-    const Tap& a = ty[y];
+  for (int64_t y = x.first[r]; y < x.first[r + 1]; ++y) {
+    const Tap& a = x.ty[y];
     const int64_t* lab = labels + y * out_w;
-    InterpolateRow(logits, c, h, w, a, tx, v.data());
-    for (int64_t x = 0; x < out_w; ++x) m[x] = v[x];
+    up.Row(a, v.data());
+    for (int64_t i = 0; i < out_w; ++i) m[i] = v[i];
     for (int64_t k = 1; k < c; ++k)
-      for (int64_t x = 0; x < out_w; ++x) m[x] = std::max(m[x], v[k * out_w + x]);
-    for (int64_t x = 0; x < out_w; ++x) {
-      const int64_t l = lab[x];
-      zl[x] = l == ignore_index ? 0.f : v[l * out_w + x] - m[x];
+      for (int64_t i = 0; i < out_w; ++i) m[i] = std::max(m[i], v[k * out_w + i]);
+    for (int64_t i = 0; i < out_w; ++i) {
+      const int64_t l = lab[i];
+      zl[i] = l == ignore_index ? 0.f : v[l * out_w + i] - m[i];
     }
     std::fill(s.begin(), s.end(), 0.f);
     for (int64_t k = 0; k < c; ++k) {
       float* vk = v.data() + k * out_w;
-      for (int64_t x = 0; x < out_w; ++x) {
-        const float e = Exp(vk[x] - m[x]);
-        vk[x] = e;
-        s[x] += e;
+      for (int64_t i = 0; i < out_w; ++i) {
+        const float e = Exp(vk[i] - m[i]);
+        vk[i] = e;
+        s[i] += e;
       }
     }
     // -log p_label = log s - z_label; the gradient of the pixel's term is p - onehot (0 if ignored).
-    for (int64_t x = 0; x < out_w; ++x) {
-      const bool keep = lab[x] != ignore_index;
-      if (keep) loss += std::log(s[x]) - zl[x];
-      s[x] = keep ? 1.f / s[x] : 0.f;
+    for (int64_t i = 0; i < out_w; ++i) {
+      const bool keep = lab[i] != ignore_index;
+      if (keep) loss += std::log(s[i]) - zl[i];
+      s[i] = keep ? 1.f / s[i] : 0.f;
     }
     for (int64_t k = 0; k < c; ++k) {
       float* vk = v.data() + k * out_w;
-      for (int64_t x = 0; x < out_w; ++x) vk[x] *= s[x];
+      for (int64_t i = 0; i < out_w; ++i) vk[i] *= s[i];
     }
-    for (int64_t x = 0; x < out_w; ++x)
-      if (lab[x] != ignore_index) v[lab[x] * out_w + x] -= 1.f;
+    for (int64_t i = 0; i < out_w; ++i)
+      if (lab[i] != ignore_index) v[lab[i] * out_w + i] -= 1.f;
     // Pull back along y first (vectorised, into full-width rows of the two source rows), then
     // once per group along x.
     for (int64_t i = 0; i < c * out_w; ++i) {
@@ -74,13 +88,31 @@ double RowsLossAndGrad(const float* logits, const int64_t* labels, float* grad, 
       up1[i] += a.w1 * v[i];
     }
   }
-  const Tap& a = ty[begin];
+  const Tap& a = x.ty[x.first[r]];
   for (int64_t k = 0; k < c; ++k) {
-    PullBackRow(up0.data() + k * out_w, tx, grad + k * h * w + a.i0 * w);
-    PullBackRow(up1.data() + k * out_w, tx, grad + k * h * w + a.i1 * w);
+    PullBackRow(up0.data() + k * out_w, x.tx, grad + k * h * w + a.i0 * w);
+    PullBackRow(up1.data() + k * out_w, x.tx, grad + k * h * w + a.i1 * w);
   }
   return loss;
 }
+
+// Source rows parity, parity + 2, ... of tasks [t0, t1) (per_image tasks per image).
+U2PL_FORCE_INLINE void RowGroups(const CrossEntropyArgs& x, int64_t parity, int64_t t0, int64_t t1, double* partial) {
+  const int64_t per_image = (x.h - parity + 1) / 2;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t b = t / per_image, r = parity + 2 * (t % per_image);
+    if (x.first[r] < x.first[r + 1]) partial[b * x.h + r] = RowsLossAndGrad(x, b, r);
+  }
+}
+
+void RowGroupsBaseline(const CrossEntropyArgs& x, int64_t parity, int64_t t0, int64_t t1, double* partial) {
+  RowGroups(x, parity, t0, t1, partial);
+}
+#if U2PL_HAVE_AVX2_COPY
+U2PL_TARGET_AVX2 void RowGroupsAvx2(const CrossEntropyArgs& x, int64_t parity, int64_t t0, int64_t t1, double* partial) {
+  RowGroups(x, parity, t0, t1, partial);
+}
+#endif
 
 bool UsesCudaKernels(const at::Tensor& t) {
 #ifdef U2PL_WITH_CUDA
@@ -111,22 +143,17 @@ class UpsampledCrossEntropyFunction : public torch::autograd::Function<Upsampled
     std::vector<int64_t> first(h + 1, out_h);
     for (int64_t y = out_h - 1; y >= 0; --y) first[ty[y].i0] = y;
     for (int64_t r = h - 1; r >= 0; --r) first[r] = std::min(first[r], first[r + 1]);
-    const float* src = logits.data_ptr<float>();
-    const int64_t* lab = labels.data_ptr<int64_t>();
-    float* g = grad.data_ptr<float>();
+    const CrossEntropyArgs args{logits.data_ptr<float>(), labels.data_ptr<int64_t>(), grad.data_ptr<float>(), c, h, w,
+                                out_h, ignore_index, ty, tx, first};
     std::vector<double> partial(n * h, 0.0);
     // Two phases (even, then odd source rows) so that concurrent tasks write disjoint rows; the
     // result does not depend on the thread count.
     for (int64_t parity = 0; parity < 2; ++parity) {
-      const int64_t per_image = (h - parity + 1) / 2;
-      at::parallel_for(0, n * per_image, 1, [&](int64_t t0, int64_t t1) {
-        std::vector<float> v(c * out_w);
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t b = t / per_image, r = parity + 2 * (t % per_image);
-          if (first[r] == first[r + 1]) continue;
-          partial[b * h + r] = RowsLossAndGrad(src + b * c * h * w, lab + b * out_h * out_w, g + b * c * h * w, c, h, w,
-                                               out_h, out_w, ty, tx, first[r], first[r + 1], ignore_index, v);
-        }
+      at::parallel_for(0, n * ((h - parity + 1) / 2), 1, [&](int64_t t0, int64_t t1) {
+#if U2PL_HAVE_AVX2_COPY
+        if (CpuHasAvx2()) return RowGroupsAvx2(args, parity, t0, t1, partial.data());
+#endif
+        RowGroupsBaseline(args, parity, t0, t1, partial.data());
       });
     }
     double total = 0;

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "loss/simd.h"
+
 namespace u2pl::loss {
 
 // exp(x) for float, Cephes' polynomial: relative error < 1e-7 on [-87.3, 88]; inputs outside
 // are clamped (e^-87.3 ~ 1e-38 stands in for 0, which no softmax sum can tell apart).
-inline float Exp(float x) {
+U2PL_FORCE_INLINE float Exp(float x) {
   x = x < -87.33654f ? -87.33654f : x;
   x = x > 88.0f ? 88.0f : x;
   const float k = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round(x / ln 2)

@@ -25,6 +25,22 @@ describe('percentile', () => {
     expect(await losses.percentile({ data: new Float32Array([10, 0, 30, 20]), shape: [2, 2] }, 50)).toBeCloseTo(15, 6);
   });
 
+  test('mixed signs, both zeros, extreme magnitudes and a dense cluster (one radix bucket)', async () => {
+    const values = [-1e30, -3, -1e-30, -0, 0, 1e-30, 7, 1e30];
+    for (let i = 0; i < 5000; i++) values.push(1 + (i % 997) * 1e-6);  // ties, all in one bucket
+    for (let i = values.length - 1; i > 0; i--) {
+      const j = (i * 7919) % (i + 1);
+      [values[i], values[j]] = [values[j], values[i]];
+    }
+    const tensor = { data: new Float32Array(values), shape: [values.length] };
+    const exact = Array.from(tensor.data);
+    for (const q of [0, 0.01, 0.1, 10, 50, 90, 99.9, 99.99, 100]) {
+      const expected = linearPercentile(exact, q);
+      const got = await losses.percentile(tensor, q);
+      expect(Math.abs(got - expected)).toBeLessThanOrEqual(Math.abs(expected) * 1e-6);
+    }
+  });
+
   test('bad input is an error', async () => {
     await expect(losses.percentile({ data: new Float32Array(0), shape: [0] }, 50)).rejects.toThrow('percentile of an empty set');
     await expect(losses.percentile({ data: new Float32Array(3), shape: [3] }, 101)).rejects.toThrow('q must be in [0, 100]');
