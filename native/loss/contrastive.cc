@@ -94,12 +94,10 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
   }
 
   // Draw every processed class's anchors and negatives first (in class order, as the reference
-  // does), then gather all anchors in one op: one scatter in the backward, not one per class.
-  struct Job {
-    int64_t anchor_class, queue_class;
-    at::Tensor pixels, keys;  // anchor pixels (N_q); physical bank rows (N_q x N_n)
-  };
-  std::vector<Job> jobs;
+  // does), then gather all anchors in one op and run every InfoNCE term in one call: the
+  // backward has one gather node and one InfoNCE node, not a slice, a term and an add per class.
+  std::vector<at::Tensor> pixels;  // anchor pixels of each term
+  std::vector<InfoNceTerm> terms;
   at::Tensor candidates = anchor_ok.nonzero().select(1, 1);  // by class, then pixel
   at::Tensor anchor_counts = anchor_ok.sum(1).cpu();
   const int64_t* n_anchors = anchor_counts.data_ptr<int64_t>();
@@ -115,24 +113,18 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     at::Tensor draw = at::randint(bank.size(queue_class), {o.num_queries * o.num_negatives}, generator,
                                   at::TensorOptions().dtype(at::kLong));
     at::Tensor own = candidates.slice(0, first[anchor_class], first[anchor_class + 1]);
-    jobs.push_back({anchor_class, queue_class, own.index_select(0, pick.to(own.device())),
-                    bank.PhysicalIndex(queue_class, draw).view({o.num_queries, o.num_negatives})});
+    pixels.push_back(own.index_select(0, pick.to(own.device())));
+    const int64_t begin = terms.empty() ? 0 : terms.back().end;
+    terms.push_back({begin, begin + o.num_queries, anchor_class, bank.Storage(queue_class),
+                     bank.PhysicalIndex(queue_class, draw).view({o.num_queries, o.num_negatives})});
   }
-  if (jobs.empty()) {
+  if (terms.empty()) {
     r.loss = zero();
     return r;
   }
-  std::vector<at::Tensor> pixels;
-  for (const auto& job : jobs) pixels.push_back(job.pixels);
-  at::Tensor anchors_all = GatherPixelRows(in.rep.reshape({n, d, h * w}), at::cat(pixels));
-  at::Tensor total;
-  for (size_t k = 0; k < jobs.size(); ++k) {
-    const Job& job = jobs[k];
-    at::Tensor anchors = anchors_all.slice(0, k * o.num_queries, (k + 1) * o.num_queries);
-    at::Tensor term = InfoNceLoss(anchors, prototypes[job.anchor_class], bank.Storage(job.queue_class), job.keys, o.temperature);
-    total = total.defined() ? total + term : term;
-    ++r.processed_classes;
-  }
+  at::Tensor anchors = GatherPixelRows(in.rep.reshape({n, d, h * w}), at::cat(pixels));
+  at::Tensor total = InfoNceLoss(anchors, prototypes, terms, o.temperature);
+  r.processed_classes = static_cast<int64_t>(terms.size());
   r.loss = total / static_cast<double>(valid.size());
   return r;
 }

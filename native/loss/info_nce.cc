@@ -59,14 +59,21 @@ U2PL_FORCE_INLINE void PrefetchRow(const float* row, int64_t d) {
   for (int64_t b = 0; b < d * static_cast<int64_t>(sizeof(float)); b += 64) __builtin_prefetch(p + b, 0, 1);
 }
 
-struct InfoNceArgs {
-  const float* anchors;    // Q x D
+struct TermArgs {
   const float* prototype;  // D
   const float* keys;       // N x D
-  const int64_t* index;    // Q x K rows of keys
-  float* grad;             // Q x D
+  const int64_t* index;    // rows x K rows of keys
+  int64_t begin;           // first anchor
+  double inv_q;            // 1 / its anchor count
+};
+
+struct InfoNceArgs {
+  const float* anchors;  // Q x D
+  float* grad;           // Q x D
   int64_t k, d;
-  double inv_t, inv_q;
+  double inv_t;
+  std::vector<TermArgs> terms;
+  std::vector<int32_t> term_of;  // per anchor
 };
 
 // Loss of one anchor and its gradient (scaled by inv_q) into g. rows[0] is the prototype,
@@ -108,7 +115,7 @@ U2PL_FORCE_INLINE double ScoreAnchor(const float* a, const float* const* rows, i
   return std::log(sum) + zmax - sim[0] * inv_t;
 }
 
-// Anchors [begin, end): losses[i] and the rows of grad.
+// Anchors [begin, end): losses[i] (already divided by the term's anchor count) and grad rows.
 template <int W>
 U2PL_FORCE_INLINE void ScoreAnchors(const InfoNceArgs& x, int64_t begin, int64_t end, double* losses) {
   const int64_t k = x.k, d = x.d;
@@ -118,11 +125,14 @@ U2PL_FORCE_INLINE void ScoreAnchors(const InfoNceArgs& x, int64_t begin, int64_t
   for (int64_t i = begin; i < end; ++i) {
     int64_t n_rows = 0;
     for (int64_t next = i; next < std::min(i + 2, end); ++next) {
-      rows[n_rows++] = x.prototype;
-      for (int64_t j = 0; j < k; ++j) rows[n_rows++] = x.keys + x.index[next * k + j] * d;
+      const TermArgs& t = x.terms[x.term_of[next]];
+      const int64_t* idx = t.index + (next - t.begin) * k;
+      rows[n_rows++] = t.prototype;
+      for (int64_t j = 0; j < k; ++j) rows[n_rows++] = t.keys + idx[j] * d;
     }
-    losses[i] = ScoreAnchor<W>(x.anchors + i * d, rows.data(), k, n_rows, d, x.inv_t, x.inv_q, x.grad + i * d, sim.data(),
-                               den.data(), e.data());
+    const double inv_q = x.terms[x.term_of[i]].inv_q;
+    losses[i] = inv_q * ScoreAnchor<W>(x.anchors + i * d, rows.data(), k, n_rows, d, x.inv_t, inv_q, x.grad + i * d,
+                                       sim.data(), den.data(), e.data());
   }
 }
 
@@ -137,23 +147,34 @@ U2PL_TARGET_AVX2 void ScoreAnchorsAvx2(const InfoNceArgs& x, int64_t begin, int6
 
 class InfoNceFunction : public torch::autograd::Function<InfoNceFunction> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& anchors_in, const at::Tensor& prototype_in,
-                            const at::Tensor& keys_in, const at::Tensor& index_in, double temperature) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& anchors_in, const at::Tensor& prototypes_in,
+                            const std::vector<InfoNceTerm>& terms, double temperature) {
+    const at::Tensor anchors = anchors_in.contiguous(), prototypes = prototypes_in.contiguous();
 #ifdef U2PL_WITH_CUDA
-    if (anchors_in.is_cuda()) {
-      auto [loss, grad] = cuda::InfoNce(anchors_in, prototype_in, keys_in, index_in, temperature);
+    if (anchors.is_cuda()) {
+      at::Tensor grad = at::zeros_like(anchors), total = at::zeros({}, anchors.options());
+      for (const InfoNceTerm& t : terms) {
+        auto [loss, g] = cuda::InfoNce(anchors.slice(0, t.begin, t.end), prototypes[t.prototype], t.keys, t.index, temperature);
+        total += loss;
+        grad.slice(0, t.begin, t.end).copy_(g);
+      }
       ctx->save_for_backward({grad});
-      return loss;
+      return total;
     }
 #endif
-    const at::Tensor anchors = anchors_in.contiguous(), prototype = prototype_in.contiguous();
-    const at::Tensor keys = keys_in.contiguous(), index = index_in.contiguous();
-    const int64_t q = anchors.size(0), d = anchors.size(1), k = index.size(1);
+    const int64_t q = anchors.size(0), d = anchors.size(1);
     at::Tensor grad = at::empty_like(anchors);
-    std::vector<double> losses(q);
-    const InfoNceArgs args{anchors.data_ptr<float>(), prototype.data_ptr<float>(), keys.data_ptr<float>(),
-                           index.data_ptr<int64_t>(), grad.data_ptr<float>(), k, d, 1.0 / temperature,
-                           1.0 / static_cast<double>(q)};
+    InfoNceArgs args{anchors.data_ptr<float>(), grad.data_ptr<float>(), terms.empty() ? 0 : terms[0].index.size(1), d,
+                     1.0 / temperature, {}, std::vector<int32_t>(q, -1)};
+    std::vector<at::Tensor> index;  // contiguous copies, alive for the kernel
+    for (size_t t = 0; t < terms.size(); ++t) {
+      const InfoNceTerm& term = terms[t];
+      index.push_back(term.index.contiguous());
+      args.terms.push_back({prototypes.data_ptr<float>() + term.prototype * d, term.keys.data_ptr<float>(),
+                            index.back().data_ptr<int64_t>(), term.begin, 1.0 / static_cast<double>(term.end - term.begin)});
+      std::fill(args.term_of.begin() + term.begin, args.term_of.begin() + term.end, static_cast<int32_t>(t));
+    }
+    std::vector<double> losses(q, 0.0);
     at::parallel_for(0, q, 1, [&](int64_t begin, int64_t end) {
 #if U2PL_HAVE_AVX2_COPY
       if (CpuHasAvx2()) return ScoreAnchorsAvx2(args, begin, end, losses.data());
@@ -163,32 +184,17 @@ class InfoNceFunction : public torch::autograd::Function<InfoNceFunction> {
     double total = 0;
     for (double l : losses) total += l;
     ctx->save_for_backward({grad});
-    return at::scalar_tensor(total * args.inv_q, anchors.options());
+    return at::scalar_tensor(total, anchors.options());
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    return {ctx->get_saved_variables()[0] * grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {ctx->get_saved_variables()[0] * grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-}  // namespace
-
-at::Tensor InfoNceLoss(const at::Tensor& anchors, const at::Tensor& prototype, const at::Tensor& keys,
-                       const at::Tensor& index, double temperature) {
-  TORCH_CHECK(anchors.dim() == 2 && keys.dim() == 2 && prototype.dim() == 1 && anchors.size(1) == keys.size(1) &&
-                  prototype.size(0) == keys.size(1) && index.dim() == 2 && index.size(0) == anchors.size(0),
-              "InfoNCE: anchors Q x D, prototype D, keys N x D, index Q x K expected; got ", anchors.sizes(), ", ",
-              prototype.sizes(), ", ", keys.sizes(), ", ", index.sizes());
-  TORCH_CHECK(index.numel() == 0 || (index.min().item<int64_t>() >= 0 && index.max().item<int64_t>() < keys.size(0)),
-              "InfoNCE: index outside the ", keys.size(0), " keys");
-  const at::Tensor p = prototype.detach().to(anchors.scalar_type()), kv = keys.detach();
-  bool fused = anchors.is_cpu();
-#ifdef U2PL_WITH_CUDA
-  fused = fused || (anchors.is_cuda() && kv.is_cuda());
-#endif
-  if (fused && anchors.scalar_type() == at::kFloat && kv.scalar_type() == at::kFloat && anchors.size(0) > 0)
-    return InfoNceFunction::apply(anchors, p, kv, index.to(at::kLong), temperature);
-  // Other devices and types: the same maths through ATen, with the negatives gathered.
+// The same maths through ATen (other devices and types), with the negatives gathered.
+at::Tensor InfoNceTermAten(const at::Tensor& anchors, const at::Tensor& p, const at::Tensor& kv, const at::Tensor& index,
+                           double temperature) {
   const int64_t q = anchors.size(0), k = index.size(1), d = anchors.size(1);
   at::Tensor negatives = kv.index_select(0, index.reshape({-1}).to(kv.device())).view({q, k, d}).to(anchors.scalar_type());
   at::Tensor a_norm = anchors.norm(2, 1, true);
@@ -196,6 +202,44 @@ at::Tensor InfoNceLoss(const at::Tensor& anchors, const at::Tensor& prototype, c
   at::Tensor neg = at::bmm(negatives, anchors.unsqueeze(2)).squeeze(2) / (a_norm * negatives.norm(2, 2)).clamp_min(kEps);
   at::Tensor logits = at::cat({pos, neg}, 1) / temperature;
   return (at::logsumexp(logits, 1) - logits.select(1, 0)).mean();
+}
+
+}  // namespace
+
+at::Tensor InfoNceLoss(const at::Tensor& anchors, const at::Tensor& prototypes_in, const std::vector<InfoNceTerm>& terms_in,
+                       double temperature) {
+  TORCH_CHECK(anchors.dim() == 2 && prototypes_in.dim() == 2 && prototypes_in.size(1) == anchors.size(1),
+              "InfoNCE: anchors Q x D and prototypes P x D expected; got ", anchors.sizes(), " and ", prototypes_in.sizes());
+  const int64_t q = anchors.size(0), d = anchors.size(1);
+  const at::Tensor prototypes = prototypes_in.detach().to(anchors.scalar_type());
+  std::vector<InfoNceTerm> terms;
+  int64_t next = 0;
+  for (const InfoNceTerm& t : terms_in) {
+    TORCH_CHECK(t.begin == next && t.end > t.begin && t.end <= q,
+                "InfoNCE: the terms must cover the anchor rows in order, each a non-empty range; got rows [", t.begin,
+                ", ", t.end, ") after row ", next, " of ", q);
+    TORCH_CHECK(t.prototype >= 0 && t.prototype < prototypes.size(0), "InfoNCE: no prototype ", t.prototype);
+    TORCH_CHECK(t.keys.dim() == 2 && t.keys.size(1) == d && t.index.dim() == 2 && t.index.size(0) == t.end - t.begin &&
+                    t.index.size(1) == terms_in[0].index.size(1),
+                "InfoNCE: keys N x ", d, " and index ", t.end - t.begin, " x K (one K for all terms) expected; got ",
+                t.keys.sizes(), " and ", t.index.sizes());
+    TORCH_CHECK(t.index.numel() == 0 || (t.index.min().item<int64_t>() >= 0 && t.index.max().item<int64_t>() < t.keys.size(0)),
+                "InfoNCE: index outside the ", t.keys.size(0), " keys");
+    terms.push_back({t.begin, t.end, t.prototype, t.keys.detach(), t.index.to(at::kLong)});
+    next = t.end;
+  }
+  TORCH_CHECK(next == q, "InfoNCE: the terms cover ", next, " of the ", q, " anchors");
+  bool fused = anchors.is_cpu();
+#ifdef U2PL_WITH_CUDA
+  fused = fused || anchors.is_cuda();
+#endif
+  for (const InfoNceTerm& t : terms) fused = fused && t.keys.device() == anchors.device() && t.keys.scalar_type() == at::kFloat;
+  if (fused && anchors.scalar_type() == at::kFloat && !terms.empty())
+    return InfoNceFunction::apply(anchors, prototypes, terms, temperature);
+  at::Tensor total = anchors.sum() * 0.0;
+  for (const InfoNceTerm& t : terms)
+    total = total + InfoNceTermAten(anchors.slice(0, t.begin, t.end), prototypes[t.prototype], t.keys, t.index, temperature);
+  return total;
 }
 
 }  // namespace u2pl::loss
