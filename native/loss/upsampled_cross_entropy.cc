@@ -20,12 +20,38 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Adds the transpose of the horizontal interpolation of `row` (out_w values) to `dst` (w values).
+// Adds the transpose of the horizontal interpolation of `row` (out_w values) to `dst`. The taps
+// are monotone with i1 = i0 + 1 (or i0 at the edge), so the sums for dst[i0] and dst[i0 + 1] are
+// kept in registers until i0 moves on: adding into dst element by element would chain every
+// step through a store and a reload of the same address.
 U2PL_FORCE_INLINE void PullBackRow(const float* row, const std::vector<Tap>& tx, float* dst) {
+  int64_t cur = tx[0].i0;
+  float lo = 0.f, hi = 0.f;  // pending for dst[cur], dst[cur + 1]
+  bool has_hi = false;
   for (size_t x = 0; x < tx.size(); ++x) {
-    dst[tx[x].i0] += tx[x].w0 * row[x];
-    dst[tx[x].i1] += tx[x].w1 * row[x];
+    const Tap& t = tx[x];
+    if (t.i0 != cur) {
+      dst[cur] += lo;
+      if (t.i0 == cur + 1) {
+        lo = hi;
+      } else {
+        if (has_hi) dst[cur + 1] += hi;
+        lo = 0.f;
+      }
+      hi = 0.f;
+      has_hi = false;
+      cur = t.i0;
+    }
+    lo += t.w0 * row[x];
+    if (t.i1 == cur) {
+      lo += t.w1 * row[x];
+    } else {
+      hi += t.w1 * row[x];
+      has_hi = true;
+    }
   }
+  dst[cur] += lo;
+  if (has_hi) dst[cur + 1] += hi;
 }
 
 struct CrossEntropyArgs {

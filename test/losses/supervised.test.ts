@@ -41,9 +41,14 @@ describe('supervised loss', () => {
     expect(k.loss).toBeCloseTo(meanCe(pred.data, labels.data, 2, 4, 36, () => true), 5);
   });
 
-  test('fused upsample + CE at the training shapes (21 classes, stride 4, one-row source): kernel = composite', async () => {
-    // 41 -> 161 rows: many row groups, split over threads in two phases; then a 1-row source.
-    const cases: [number[], number[]][] = [[[2, 21, 41, 41], [2, 161, 161]], [[1, 3, 1, 7], [1, 5, 25]]];
+  test('fused upsample + CE at the training shapes (21 classes, stride 4, one-row source, downsampling): kernel = composite', async () => {
+    // 41 -> 161 rows: many row groups, split over threads in two phases; then a 1-row source; then
+    // labels smaller than the logits, where the taps skip source rows and columns.
+    const cases: [number[], number[]][] = [
+      [[2, 21, 41, 41], [2, 161, 161]],
+      [[1, 3, 1, 7], [1, 5, 25]],
+      [[1, 4, 17, 23], [1, 6, 5]],
+    ];
     for (const [shape, labelShape] of cases) {
       const pred = randomTensor(shape, 13);
       for (let i = 0; i < pred.data.length; i++) pred.data[i] *= 4;
