@@ -164,17 +164,31 @@ at::Tensor ClassSums(const at::Tensor& ndp, const at::Tensor& cls_in, int64_t cl
   const int64_t* pc = cls.data_ptr<int64_t>();
   const float* ps = src.data_ptr<float>();
   float* out = sums.data_ptr<float>();
+  // Each class's pixels in order (a counting sort), as offsets of their channel 0: then every
+  // channel sums each class over a list, with no branch per pixel (labels that change pixel to
+  // pixel made that branch a misprediction in three) and no add chained through memory.
+  std::vector<int64_t> first(classes + 1, 0);
+  for (int64_t g = 0; g < n * p; ++g)
+    if (pc[g] >= 0) ++first[pc[g] + 1];
+  for (int64_t k = 0; k < classes; ++k) first[k + 1] += first[k];
+  std::vector<int64_t> offset(first[classes]), next(first.begin(), first.end() - 1);
+  for (int64_t g = 0; g < n * p; ++g)
+    if (pc[g] >= 0) offset[next[pc[g]]++] = (g / p) * d * p + g % p;
   at::parallel_for(0, d, 8, [&](int64_t begin, int64_t end) {
-    std::vector<double> acc(classes);
     for (int64_t c = begin; c < end; ++c) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t b = 0; b < n; ++b) {
-        const float* row = ps + (b * d + c) * p;
-        const int64_t* lab = pc + b * p;
-        for (int64_t i = 0; i < p; ++i)
-          if (lab[i] >= 0) acc[lab[i]] += row[i];
+      const float* plane = ps + c * p;
+      for (int64_t k = 0; k < classes; ++k) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four chains
+        int64_t t = first[k];
+        for (; t + 4 <= first[k + 1]; t += 4) {
+          s0 += plane[offset[t]];
+          s1 += plane[offset[t + 1]];
+          s2 += plane[offset[t + 2]];
+          s3 += plane[offset[t + 3]];
+        }
+        for (; t < first[k + 1]; ++t) s0 += plane[offset[t]];
+        out[k * d + c] = static_cast<float>((s0 + s1) + (s2 + s3));
       }
-      for (int64_t k = 0; k < classes; ++k) out[k * d + c] = static_cast<float>(acc[k]);
     }
   });
   return sums;
