@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   for (const name of only) if (!cases[name]) throw new Error(`unknown bench case '${name}' (have: ${Object.keys(cases).join(', ')})`);
   const i = info();
   const ctx: BenchContext = { quick, threads: i.threads, results: [] };
-  process.stdout.write(`# u2pl ${i.addonVersion}, LibTorch ${i.libtorchVersion}, ${i.threads} threads${quick ? ', quick' : ''}\n`);
+  process.stdout.write(`# u2pl ${i.addonVersion}, LibTorch ${i.libtorchVersion}, ${i.threads} threads, ${i.lossKernelIsa} loss kernels${quick ? ', quick' : ''}\n`);
   for (const name of only) await cases[name](ctx);
   printTable(ctx.results);
   if (jsonFile) fs.writeFileSync(jsonFile, `${JSON.stringify(ctx.results, null, 2)}\n`);

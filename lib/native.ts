@@ -38,6 +38,11 @@ export interface NativeInfo {
   cudaDeviceCount: number;
   /** Whether the addon's own CUDA kernels were compiled in (needs a CUDA LibTorch at build time). */
   cudaKernels: boolean;
+  /**
+   * Which copy of the CPU loss kernels runs: 'avx2' where the CPU has it, else 'baseline' (SSE2).
+   * Both give the same bits; U2PL_DISABLE_AVX2=1 forces 'baseline'.
+   */
+  lossKernelIsa: 'avx2' | 'baseline';
   /** LibTorch's at::get_parallel_info() text. */
   parallelInfo: string;
 }

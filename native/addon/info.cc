@@ -5,6 +5,7 @@
 
 #include "addon/addon.h"
 #include "addon/errors.h"
+#include "loss/simd.h"
 
 #ifndef U2PL_ADDON_VERSION
 #define U2PL_ADDON_VERSION "unknown"
@@ -29,6 +30,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #else
     out.Set("cudaKernels", false);
 #endif
+    out.Set("lossKernelIsa", loss::UseAvx2Copy() ? "avx2" : "baseline");
     out.Set("parallelInfo", at::get_parallel_info());
     return out;
   });

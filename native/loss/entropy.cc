@@ -80,7 +80,7 @@ at::Tensor UpsampledEntropy(const at::Tensor& logits_in, int64_t out_h, int64_t 
   const EntropyArgs args{logits.data_ptr<float>(), out.data_ptr<float>(), c, h, w, out_h, ty, tx};
   at::parallel_for(0, n * out_h, 1, [&](int64_t begin, int64_t end) {
 #if U2PL_HAVE_AVX2_COPY
-    if (CpuHasAvx2()) return EntropyRowsAvx2(args, begin, end);
+    if (UseAvx2Copy()) return EntropyRowsAvx2(args, begin, end);
 #endif
     EntropyRowsBaseline(args, begin, end);
   });

@@ -177,7 +177,7 @@ class InfoNceFunction : public torch::autograd::Function<InfoNceFunction> {
     std::vector<double> losses(q, 0.0);
     at::parallel_for(0, q, 1, [&](int64_t begin, int64_t end) {
 #if U2PL_HAVE_AVX2_COPY
-      if (CpuHasAvx2()) return ScoreAnchorsAvx2(args, begin, end, losses.data());
+      if (UseAvx2Copy()) return ScoreAnchorsAvx2(args, begin, end, losses.data());
 #endif
       ScoreAnchorsBaseline(args, begin, end, losses.data());
     });

@@ -177,7 +177,7 @@ class UpsampledCrossEntropyFunction : public torch::autograd::Function<Upsampled
     for (int64_t parity = 0; parity < 2; ++parity) {
       at::parallel_for(0, n * ((h - parity + 1) / 2), 1, [&](int64_t t0, int64_t t1) {
 #if U2PL_HAVE_AVX2_COPY
-        if (CpuHasAvx2()) return RowGroupsAvx2(args, parity, t0, t1, partial.data());
+        if (UseAvx2Copy()) return RowGroupsAvx2(args, parity, t0, t1, partial.data());
 #endif
         RowGroupsBaseline(args, parity, t0, t1, partial.data());
       });
