@@ -64,16 +64,28 @@ struct CrossEntropyArgs {
   const std::vector<int64_t>& first;  // first output row of each upper source row (h + 1)
 };
 
+// Buffers of one task, reused by each of its row groups.
+struct CrossEntropyScratch {
+  CrossEntropyScratch(const CrossEntropyArgs& x)
+      : up(x.c, x.h, x.w, x.tx), v(x.c * x.tx.size()), m(x.tx.size()), s(x.tx.size()), zl(x.tx.size()),
+        up0(x.c * x.tx.size()), up1(x.c * x.tx.size()) {}
+  UpsampledRows up;
+  std::vector<float> v, m, s, zl, up0, up1;
+};
+
 // Loss and gradient of the output rows of image b whose upper source row is r. Writes only to
 // source rows r and r + 1 of grad, so tasks two rows apart never overlap.
-U2PL_FORCE_INLINE double RowsLossAndGrad(const CrossEntropyArgs& x, int64_t b, int64_t r) {
+U2PL_FORCE_INLINE double RowsLossAndGrad(const CrossEntropyArgs& x, int64_t b, int64_t r, CrossEntropyScratch& scratch) {
   const int64_t c = x.c, h = x.h, w = x.w, out_w = static_cast<int64_t>(x.tx.size());
   const int64_t ignore_index = x.ignore_index;
   const int64_t* labels = x.labels + b * x.out_h * out_w;
   float* grad = x.grad + b * c * h * w;
-  UpsampledRows up(c, h, w, x.tx);
+  UpsampledRows& up = scratch.up;
+  std::vector<float> &v = scratch.v, &m = scratch.m, &s = scratch.s, &zl = scratch.zl, &up0 = scratch.up0,
+                     &up1 = scratch.up1;
   up.SetImage(x.logits + b * c * h * w);
-  std::vector<float> v(c * out_w), m(out_w), s(out_w), zl(out_w), up0(c * out_w, 0.f), up1(c * out_w, 0.f);
+  std::fill(up0.begin(), up0.end(), 0.f);
+  std::fill(up1.begin(), up1.end(), 0.f);
   double loss = 0;
   for (int64_t y = x.first[r]; y < x.first[r + 1]; ++y) {
     const Tap& a = x.ty[y];
@@ -125,9 +137,10 @@ U2PL_FORCE_INLINE double RowsLossAndGrad(const CrossEntropyArgs& x, int64_t b, i
 // Source rows parity, parity + 2, ... of tasks [t0, t1) (per_image tasks per image).
 U2PL_FORCE_INLINE void RowGroups(const CrossEntropyArgs& x, int64_t parity, int64_t t0, int64_t t1, double* partial) {
   const int64_t per_image = (x.h - parity + 1) / 2;
+  CrossEntropyScratch scratch(x);
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t b = t / per_image, r = parity + 2 * (t % per_image);
-    if (x.first[r] < x.first[r + 1]) partial[b * x.h + r] = RowsLossAndGrad(x, b, r);
+    if (x.first[r] < x.first[r + 1]) partial[b * x.h + r] = RowsLossAndGrad(x, b, r, scratch);
   }
 }
 
