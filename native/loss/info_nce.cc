@@ -164,14 +164,13 @@ class InfoNceFunction : public torch::autograd::Function<InfoNceFunction> {
 #endif
     const int64_t q = anchors.size(0), d = anchors.size(1);
     at::Tensor grad = at::empty_like(anchors);
-    InfoNceArgs args{anchors.data_ptr<float>(), grad.data_ptr<float>(), terms.empty() ? 0 : terms[0].index.size(1), d,
-                     1.0 / temperature, {}, std::vector<int32_t>(q, -1)};
-    std::vector<at::Tensor> index;  // contiguous copies, alive for the kernel
+    // InfoNceLoss made every term's keys and index contiguous.
+    InfoNceArgs args{anchors.data_ptr<float>(), grad.data_ptr<float>(), terms[0].index.size(1), d, 1.0 / temperature, {},
+                     std::vector<int32_t>(q)};
     for (size_t t = 0; t < terms.size(); ++t) {
       const InfoNceTerm& term = terms[t];
-      index.push_back(term.index.contiguous());
       args.terms.push_back({prototypes.data_ptr<float>() + term.prototype * d, term.keys.data_ptr<float>(),
-                            index.back().data_ptr<int64_t>(), term.begin, 1.0 / static_cast<double>(term.end - term.begin)});
+                            term.index.data_ptr<int64_t>(), term.begin, 1.0 / static_cast<double>(term.end - term.begin)});
       std::fill(args.term_of.begin() + term.begin, args.term_of.begin() + term.end, static_cast<int32_t>(t));
     }
     std::vector<double> losses(q, 0.0);
@@ -225,7 +224,7 @@ at::Tensor InfoNceLoss(const at::Tensor& anchors, const at::Tensor& prototypes_i
                 t.keys.sizes(), " and ", t.index.sizes());
     TORCH_CHECK(t.index.numel() == 0 || (t.index.min().item<int64_t>() >= 0 && t.index.max().item<int64_t>() < t.keys.size(0)),
                 "InfoNCE: index outside the ", t.keys.size(0), " keys");
-    terms.push_back({t.begin, t.end, t.prototype, t.keys.detach(), t.index.to(at::kLong)});
+    terms.push_back({t.begin, t.end, t.prototype, t.keys.detach().contiguous(), t.index.to(at::kLong).contiguous()});
     next = t.end;
   }
   TORCH_CHECK(next == q, "InfoNCE: the terms cover ", next, " of the ", q, " anchors");
