@@ -1,6 +1,7 @@
 /** Timing harness for `npm run bench`: medians after warm-up, one JSON line per measurement. */
 import { spawnSync } from 'child_process';
 import path from 'path';
+import { packageRoot } from '../lib/native';
 
 export interface Measurement {
   name: string;
@@ -65,8 +66,7 @@ export function pythonWithTorch(): string | null {
 
 /** Runs a script of bench/python; it prints one JSON object. */
 export function runPythonBench(python: string, script: string, args: Record<string, unknown>): Record<string, unknown> {
-  const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
-  const r = spawnSync(python, [path.join(root, 'bench/python', script), JSON.stringify(args)], {
+  const r = spawnSync(python, [path.join(packageRoot(), 'bench/python', script), JSON.stringify(args)], {
     encoding: 'utf8', maxBuffer: 16 * 1024 * 1024,
   });
   if (r.status !== 0) throw new Error(`bench/python/${script} failed:\n${r.stderr}`);

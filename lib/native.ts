@@ -2,6 +2,7 @@
  * The typed surface of the native addon (native/addon/*). Everything that crosses the JS<->C++
  * boundary is declared here and nowhere else.
  */
+import fs from 'fs';
 import os from 'os';
 import path from 'path';
 
@@ -30,6 +31,15 @@ export interface NativeInfo {
   addonVersion: string;
   /** LibTorch version of the headers the addon was compiled against. */
   libtorchVersion: string;
+  /** Which LibTorch the addon loaded, and how the build found it. */
+  libtorch: {
+    /** The shared library holding ATen in this process (e.g. /usr/lib/x86_64-linux-gnu/libtorch_cpu.so.1.13). */
+    library: string;
+    /** How the build found LibTorch: 'LIBTORCH', 'Torch_DIR', 'python' or 'system' (scripts/find-libtorch.js). */
+    source: string;
+    /** The install prefix the build used (CMAKE_PREFIX_PATH). */
+    prefix: string;
+  };
   /** Intra-op threads LibTorch uses now (see setThreads). */
   threads: number;
   interopThreads: number;
@@ -104,8 +114,8 @@ export interface InferenceOptions {
   mode?: 'whole' | 'slide';
   scales?: number[];
   flip?: boolean;
-  /** Sliding window size and stride (as a fraction of the window). */
-  crop?: number;
+  /** Sliding window size: a square side or [height, width]; stride as a fraction of the window. */
+  crop?: number | [number, number];
   strideRate?: number;
   /** Sliding: long side at scale 1 (0: the image's own). */
   baseSize?: number;
@@ -219,6 +229,8 @@ export interface AddonTrainer {
 export interface Addon {
   info(): NativeInfo;
   setThreads(n: number): number;
+  /** Ends the process at once (no exit handlers, no destructors): the second Ctrl-C. */
+  exitNow(code: number): never;
   cast(tensor: Tensor, dtype: DType): NativeTensor;
   matmul(a: Tensor, b: Tensor, repeat?: number): Promise<NativeTensor>;
   readCheckpoint(path: string): Promise<unknown>;
@@ -227,7 +239,8 @@ export interface Addon {
   AddonTrainer: new (options: AddonTrainerOptions) => AddonTrainer;
   losses: AddonLosses;
   augment(o: {
-    image: Uint8Array; label?: Uint8Array; height: number; width: number; scaledHeight?: number; scaledWidth?: number; blur?: boolean;
+    image: Uint8Array; label?: Uint8Array; height: number; width: number; resizedHeight?: number; resizedWidth?: number;
+    scaledHeight?: number; scaledWidth?: number; blur?: boolean;
     flip?: boolean; cropTop?: number; cropLeft?: number; cropHeight?: number; cropWidth?: number; mean?: number[]; std?: number[];
     labelPad?: number; impl?: LossImpl;
   }): Promise<{ image: Float32Array; label?: Uint8Array }>;
@@ -246,17 +259,47 @@ export function defaultThreadCount(env: NodeJS.ProcessEnv = process.env): number
   return os.availableParallelism();
 }
 
+let root: string | undefined;
+
+/** Why the addon did not load, and what to run. */
+function addonLoadError(dir: string, e: Error): string {
+  const built = fs.existsSync(path.join(dir, 'build', 'Release', 'u2pl.node'));
+  if (built) return `u2pl: the native addon ${path.join(dir, 'build', 'Release', 'u2pl.node')} does not load (${e.message.split('\n')[0]}). Rebuild it with 'npx u2pl-setup' (it finds LibTorch again).`;
+  return `u2pl: the native addon is not built in ${dir}. npm 11 skips the install scripts of dependencies ` +
+    "unless they are allowed: install with 'npm install u2pl --allow-scripts=u2pl' (or add \"allowScripts\": { \"u2pl\": true } " +
+    "to your package.json and run 'npm rebuild u2pl'), or build it now with 'npx u2pl-setup'.";
+}
+
+/**
+ * The folder of the u2pl package (where build/Release/u2pl.node lives): the nearest folder above
+ * this file with u2pl's package.json. The same whether this runs from lib/ (ts-jest), dist/ (the
+ * installed package) or dist-bench/lib/ (the bench build).
+ */
+export function packageRoot(): string {
+  if (root === undefined) {
+    for (let dir = __dirname; ; dir = path.dirname(dir)) {
+      const file = path.join(dir, 'package.json');
+      if (fs.existsSync(file) && (JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: string }).name === 'u2pl') {
+        root = dir;
+        break;
+      }
+      if (path.dirname(dir) === dir) throw new Error(`u2pl: no u2pl package.json above ${__dirname}`);
+    }
+  }
+  return root;
+}
+
 /** Loads the addon once (Debian's LibTorch starts with 1 thread, so the thread count is set here). */
 export function native(): Addon {
   if (!addon) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const load = require('node-gyp-build') as (dir: string) => Addon;
-    const root = path.resolve(__dirname, __dirname.endsWith(path.join('dist', 'lib')) ? '../..' : '..');
+    const root = packageRoot();
     let loaded: Addon;
     try {
       loaded = load(root);
     } catch (e) {
-      throw new Error(`u2pl: the native addon is not built or does not load (${(e as Error).message}). Run 'npm run setup' in ${root}.`);
+      throw new Error(addonLoadError(root, e as Error));
     }
     loaded.setThreads(defaultThreadCount());
     addon = loaded;

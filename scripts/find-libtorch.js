@@ -5,7 +5,7 @@
 //   2. a Python torch install (python3, or $PYTHON): torch.utils.cmake_prefix_path
 //   3. the system package (Debian: apt-get install libtorch-dev)
 // Prints the result as JSON, or one field with --cmake-prefix / --include / --libdir / --version /
-// --openmp-cflags.
+// --openmp-cflags / --source (LIBTORCH, Torch_DIR, python or system: how it was found).
 // CMakeLists.txt and binding.gyp both ask this script, so there is one discovery rule.
 const fs = require('fs');
 const path = require('path');
@@ -106,7 +106,7 @@ function fromPython(env) {
   const configDir = path.join(out, 'Torch');
   if (!out || !fs.existsSync(path.join(configDir, 'TorchConfig.cmake'))) return null;
   const prefix = prefixFromConfigDir(configDir);
-  return prefix ? describe(prefix, configDir, `python (${python})`) : null;
+  return prefix ? { ...describe(prefix, configDir, 'python'), python } : null;
 }
 
 function fromSystem(env) {
@@ -138,7 +138,7 @@ if (require.main === module) {
     process.exit(1);
   }
   const arg = process.argv[2];
-  const fields = { '--cmake-prefix': found.cmakePrefix, '--include': found.includeDirs.join(' '), '--libdir': found.libDir, '--version': found.version, '--openmp-cflags': found.openmp ? '-fopenmp' : '' };
+  const fields = { '--cmake-prefix': found.cmakePrefix, '--include': found.includeDirs.join(' '), '--libdir': found.libDir, '--version': found.version, '--openmp-cflags': found.openmp ? '-fopenmp' : '', '--source': found.source };
   if (arg && !(arg in fields)) {
     process.stderr.write(`u2pl: unknown option ${arg} (expected one of ${Object.keys(fields).join(', ')})\n`);
     process.exit(2);

@@ -66,15 +66,17 @@ function ensureLibTorch() {
 
 function build(torch, rebuild) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-  const args = [cmakeJs, rebuild ? 'rebuild' : 'compile', `--CDU2PL_TORCH_PREFIX=${torch.cmakePrefix}`];
+  const args = [cmakeJs, rebuild ? 'rebuild' : 'compile', `--CDU2PL_TORCH_PREFIX=${torch.cmakePrefix}`, `--CDU2PL_TORCH_SOURCE=${torch.source}`];
   if (!has('ninja')) args.push('--parallel', String(os.availableParallelism()));
-  log(`building the addon against LibTorch ${torch.version} (${torch.source}: ${torch.cmakePrefix})`);
-  run(process.execPath, args);
+  log(`building the addon against LibTorch ${torch.version} (found by ${torch.source}${torch.python ? ` ${torch.python}` : ''}: ${torch.cmakePrefix})`);
+  // ccache (when CMake finds it) hashes paths under the package folder relative to it, so a
+  // reinstall elsewhere (e.g. node_modules/u2pl of another project) reuses earlier objects.
+  run(process.execPath, args, { env: { ...process.env, CCACHE_BASEDIR: process.env.CCACHE_BASEDIR || root } });
 }
 
 function verify() {
   const probe = "const a=require('node-gyp-build')(process.argv[1]);const i=a.info();" +
-    "console.log(`u2pl setup: addon ${i.addonVersion} loaded: LibTorch ${i.libtorchVersion}, CUDA ${i.cudaAvailable ? 'available' : 'not available'}, CUDA kernels ${i.cudaKernels ? 'compiled' : 'not compiled'}`)";
+    "console.log(`u2pl setup: addon ${i.addonVersion} loaded: LibTorch ${i.libtorchVersion} from ${i.libtorch.library} (${i.libtorch.source}), CUDA ${i.cudaAvailable ? 'available' : 'not available'}, CUDA kernels ${i.cudaKernels ? 'compiled' : 'not compiled'}`)";
   run(process.execPath, ['-e', probe, root]);
 }
 

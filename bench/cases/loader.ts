@@ -6,10 +6,11 @@ import { datasetInfo, listSamples } from '../../lib/data/datasets';
 import { readImage, readLabel } from '../../lib/data/image-io';
 import { BatchLoader } from '../../lib/data/loader';
 import { Random } from '../../lib/data/random';
+import { packageRoot } from '../../lib/native';
 import { BenchContext, record } from '../harness';
 
 export async function benchLoader(ctx: BenchContext): Promise<void> {
-  const root = process.env.U2PL_CAMVID ?? path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../../shared/data/camvid' : '../../../shared/data/camvid');
+  const root = process.env.U2PL_CAMVID ?? path.resolve(packageRoot(), '../shared/data/camvid');
   if (!fs.existsSync(root)) {
     process.stdout.write(`# loader: CamVid not found at ${root} (set U2PL_CAMVID); skipped\n`);
     return;

@@ -1,4 +1,7 @@
 // info() and setThreads(): what the addon was built with and runs on.
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -10,9 +13,24 @@
 #ifndef U2PL_ADDON_VERSION
 #define U2PL_ADDON_VERSION "unknown"
 #endif
+#ifndef U2PL_TORCH_SOURCE
+#define U2PL_TORCH_SOURCE "unknown"
+#endif
+#ifndef U2PL_TORCH_PREFIX
+#define U2PL_TORCH_PREFIX ""
+#endif
 
 namespace u2pl::addon {
 namespace {
+
+// The shared library that holds ATen as this process loaded it (what the addon really runs on,
+// whatever the build saw).
+std::string LoadedLibTorch() {
+  Dl_info where{};
+  if (dladdr(reinterpret_cast<void*>(&at::get_num_threads), &where) == 0 || where.dli_fname == nullptr) return "";
+  char resolved[4096];
+  return realpath(where.dli_fname, resolved) ? std::string(resolved) : std::string(where.dli_fname);
+}
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -20,6 +38,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(env);
     out.Set("addonVersion", U2PL_ADDON_VERSION);
     out.Set("libtorchVersion", TORCH_VERSION);
+    Napi::Object libtorch = Napi::Object::New(env);
+    libtorch.Set("library", LoadedLibTorch());
+    libtorch.Set("source", U2PL_TORCH_SOURCE);
+    libtorch.Set("prefix", U2PL_TORCH_PREFIX);
+    out.Set("libtorch", libtorch);
     out.Set("threads", at::get_num_threads());
     out.Set("interopThreads", at::get_num_interop_threads());
     out.Set("cudaAvailable", torch::cuda::is_available());
@@ -47,9 +70,18 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, at::get_num_threads());
 }
 
+// Ends the process at once with `code`, without running exit handlers or static destructors: a
+// second Ctrl-C must not wait for the step in flight, and exit() under a busy compute thread would
+// destroy LibTorch's globals beneath it (a segfault instead of the exit code).
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  const int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  _exit(code);
+}
+
 }  // namespace
 
 void RegisterInfo(Napi::Env env, Napi::Object exports) {
+  exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 }

@@ -1,3 +1,4 @@
+import fs from 'fs';
 import os from 'os';
 import { execFileSync } from 'child_process';
 import path from 'path';
@@ -15,8 +16,26 @@ describe('info()', () => {
     expect(typeof i.cudaAvailable).toBe('boolean');
     expect(typeof i.cudnnAvailable).toBe('boolean');
     expect(typeof i.cudaKernels).toBe('boolean');
-    expect(i.cudaDeviceCount).toBe(i.cudaAvailable ? i.cudaDeviceCount : 0);
+    // CUDA devices: none without CUDA; with it, one per /dev/nvidiaN the process can see.
+    const gpus = fs.readdirSync('/dev').filter((f) => /^nvidia\d+$/.test(f)).length;
+    if (i.cudaAvailable) {
+      expect(i.cudaDeviceCount).toBeGreaterThanOrEqual(1);
+      expect(i.cudaDeviceCount).toBeLessThanOrEqual(gpus);
+    } else {
+      expect(i.cudaDeviceCount).toBe(0);
+    }
     expect(i.parallelInfo).toContain('ATen/Parallel');
+  });
+
+  test('libtorch names the library this process loaded and how the build found it', () => {
+    const found = JSON.parse(execFileSync(process.execPath, [path.join(__dirname, '../../scripts/find-libtorch.js')]).toString());
+    const { libtorch } = info();
+    expect(libtorch.source).toBe(found.source);
+    expect(libtorch.prefix).toBe(found.cmakePrefix);
+    expect(path.basename(libtorch.library)).toMatch(/^libtorch_cpu\.so/);
+    // The loaded file is the one in the found install's library folder, and this process mapped it.
+    expect(libtorch.library).toBe(fs.realpathSync(path.join(found.libDir, path.basename(libtorch.library))));
+    expect(fs.readFileSync('/proc/self/maps', 'utf8')).toContain(libtorch.library);
   });
 
   test('threads default to the available cores (or U2PL_THREADS)', () => {
