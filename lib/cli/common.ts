@@ -1,10 +1,78 @@
-/** Shared pieces of the u2pl-* command-line tools. */
+/** Shared pieces of the u2pl-* command-line tools: parsing, flag checks, errors and exit codes. */
 import fs from 'fs';
 import path from 'path';
+import yargs, { Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { loadConfig, U2plConfig } from '../config/config';
-import { ConfigError } from '../config/errors';
-import { DataError } from '../data/image-io';
-import { native } from '../native';
+import { FileError, InputError, UsageError } from '../errors';
+import { native, packageRoot } from '../native';
+
+/** Exit codes: 2 for bad input (config, file, flag), 1 for a failure during the work, 130 when interrupted. */
+export const EXIT_INPUT = 2;
+export const EXIT_FAILURE = 1;
+export const EXIT_INTERRUPTED = 130;
+
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * A yargs parser for one tool: strict flags, --help, --version, --verbose; a bad flag or argument
+ * becomes a UsageError (one line, exit 2) instead of yargs' help dump.
+ */
+export function cliParser(name: string, args: string[] = hideBin(process.argv)): Argv {
+  return yargs(args)
+    .scriptName(name)
+    .parserConfiguration({ 'camel-case-expansion': false })  // flags keep their dashed names (no duplicate in errors)
+    .option('verbose', { type: 'boolean', default: false, describe: 'print stack traces with errors (also U2PL_DEBUG=1)' })
+    .strict()
+    .showHelpOnFail(false)
+    .fail((message, error) => {
+      // yargs wraps errors thrown by a flag's coerce in its own YError; a command handler's pass as they are.
+      if (error && error.name !== 'YError') throw error;
+      const text = message ?? error?.message ?? 'bad arguments';
+      throw new UsageError(`${text}${/Unknown argument|Not enough|Missing required/.test(text) ? ` (see ${name} --help)` : ''}`);
+    })
+    .version(packageVersion())
+    .help()
+    .wrap(Math.min(110, process.stdout.columns || 110));
+}
+
+const INTEGER = /^[+]?\d+$/;
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** yargs coerce for an integer flag >= min (the flag's value arrives as text so that 'abc' can be named). */
+export function integerFlag(flag: string, min: number): (value: unknown) => number | undefined {
+  return (value: unknown) => {
+    if (value === undefined) return undefined;
+    const text = String(Array.isArray(value) ? value[value.length - 1] : value).trim();
+    const n = Number(text);
+    if (!INTEGER.test(text) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag}: expected an integer >= ${min}, got '${text}'`);
+    return n;
+  };
+}
+
+/** yargs coerce for a number flag in (min, max] or [min, max]. */
+export function numberFlag(flag: string, min: number, max = Infinity, minInclusive = false): (value: unknown) => number | undefined {
+  return (value: unknown) => {
+    if (value === undefined) return undefined;
+    const text = String(Array.isArray(value) ? value[value.length - 1] : value).trim();
+    const n = Number(text);
+    const ok = NUMBER.test(text) && (minInclusive ? n >= min : n > min) && n <= max;
+    if (!ok) throw new UsageError(`--${flag}: expected a number ${minInclusive ? '>=' : '>'} ${min}${max < Infinity ? ` and <= ${max}` : ''}, got '${text}'`);
+    return n;
+  };
+}
+
+/** yargs coerce for a comma-separated list of positive numbers (e.g. --scales 0.75,1,1.25). */
+export function positiveListFlag(flag: string): (value: unknown) => number[] {
+  return (value: unknown) => {
+    const text = String(Array.isArray(value) ? value[value.length - 1] : value).trim();
+    const parts = text.split(',').map((p) => p.trim());
+    if (parts.some((p) => !NUMBER.test(p) || !(Number(p) > 0))) throw new UsageError(`--${flag}: expected comma-separated positive numbers (e.g. 0.75,1,1.25), got '${text}'`);
+    return parts.map(Number);
+  };
+}
 
 /** Loads a config from a file or experiment folder, applying --data-root and --threads. */
 export function configFromArgs(target: string, args: { dataRoot?: string; threads?: number }): U2plConfig {
@@ -19,23 +87,33 @@ export function configFromArgs(target: string, args: { dataRoot?: string; thread
 /** Experiment folders to run for a target: itself if it has a config, else its sub-folders that do. */
 export function experimentTargets(target: string): string[] {
   const abs = path.resolve(target);
-  if (!fs.existsSync(abs)) throw new Error(`${abs}: no such file or folder`);
+  if (!fs.existsSync(abs)) throw new FileError(abs, 'no such file or folder');
   if (fs.statSync(abs).isFile() || fs.existsSync(path.join(abs, 'config.yaml')) || fs.existsSync(path.join(abs, 'config.json'))) return [abs];
   const subs = fs.readdirSync(abs, { withFileTypes: true })
     .filter((e) => e.isDirectory() && (fs.existsSync(path.join(abs, e.name, 'config.yaml')) || fs.existsSync(path.join(abs, e.name, 'config.json'))))
     .map((e) => path.join(abs, e.name)).sort();
-  if (subs.length === 0) throw new Error(`${abs}: no config.yaml here or in its sub-folders`);
+  if (subs.length === 0) throw new FileError(abs, 'no config.yaml here or in its sub-folders');
   return subs;
 }
 
-/** Runs a CLI main: known errors print as one line and exit 1; others with their stack. */
-export function runCli(main: () => Promise<number | void>): void {
+/** Whether errors should show their stack: U2PL_DEBUG=1 or --verbose. */
+export function debugMode(args: string[] = process.argv): boolean {
+  return process.env.U2PL_DEBUG === '1' || args.includes('--verbose');
+}
+
+/**
+ * Runs a CLI main. Bad input (InputError: config, file, flag) prints one line and exits 2; any other
+ * error prints its message and exits 1; stacks only in debug mode. The main's number is the exit code.
+ */
+export function runCli(name: string, main: () => Promise<number | void>): void {
   main().then((code) => {
     process.exitCode = code ?? 0;
   }, (e: unknown) => {
-    const known = e instanceof ConfigError || e instanceof DataError || (e instanceof Error && /^\//.test(e.message));
-    process.stderr.write(`error: ${known ? (e as Error).message : (e as Error).stack ?? String(e)}\n`);
-    process.exitCode = 1;
+    const error = e instanceof Error ? e : new Error(String(e));
+    const input = error instanceof InputError;
+    const text = debugMode() && error.stack ? error.stack : error.message;
+    process.stderr.write(`${name}: ${input ? '' : 'error: '}${text}\n`);
+    process.exitCode = input ? EXIT_INPUT : EXIT_FAILURE;
   });
 }
 

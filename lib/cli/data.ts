@@ -6,21 +6,19 @@
  */
 import fs from 'fs';
 import path from 'path';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { prepareCityscapes } from '../data/cityscapes';
 import { readList } from '../data/datasets';
 import { checkSamples, prepareData } from '../data/prepare';
 import { makeSplit, writeSplit } from '../data/splits';
-import { configFromArgs, runCli } from './common';
+import { FileError, UsageError } from '../errors';
+import { cliParser, configFromArgs, integerFlag, numberFlag, runCli } from './common';
 
-runCli(async () => {
+runCli('u2pl-data', async () => {
   let code = 0;
-  await yargs(hideBin(process.argv))
-    .scriptName('u2pl-data')
+  await cliParser('u2pl-data')
     .command('check [experiment]', 'validate every image and label of a config\'s lists', (y) => y
       .positional('experiment', { type: 'string', default: '.' })
-      .option('data-root', { type: 'string' }), async (a) => {
+      .option('data-root', { type: 'string', requiresArg: true }), async (a) => {
       const config = configFromArgs(a.experiment as string, { dataRoot: a['data-root'] as string | undefined });
       const classes = config.net.model.numClasses;
       const data = await prepareData(config.dataset, classes);
@@ -42,14 +40,16 @@ runCli(async () => {
       code = problems ? 1 : 0;
     })
     .command('split', 'make a seeded labeled/unlabeled split of a list', (y) => y
-      .option('list', { type: 'string', demandOption: true, describe: 'list of all training entries' })
-      .option('count', { type: 'number', describe: 'labeled entries' })
-      .option('fraction', { type: 'number', describe: 'labeled fraction in (0, 1)' })
-      .option('seed', { type: 'number', default: 0 })
-      .option('out', { type: 'string', demandOption: true, describe: 'folder for labeled.txt and unlabeled.txt' }), (a) => {
-      const amount = a.count ?? a.fraction;
-      if (amount === undefined) throw new Error('give --count or --fraction');
-      const split = makeSplit(readList(path.resolve(a.list)), amount, a.seed);
+      .option('list', { type: 'string', demandOption: true, requiresArg: true, describe: 'list of all training entries' })
+      .option('count', { type: 'string', requiresArg: true, coerce: integerFlag('count', 1), describe: 'labeled entries, an integer >= 1' })
+      .option('fraction', { type: 'string', requiresArg: true, coerce: numberFlag('fraction', 0, 1), describe: 'labeled fraction in (0, 1)' })
+      .option('seed', { type: 'string', requiresArg: true, default: '0', coerce: integerFlag('seed', 0) })
+      .option('out', { type: 'string', demandOption: true, requiresArg: true, describe: 'folder for labeled.txt and unlabeled.txt' })
+      .conflicts('count', 'fraction'), (a) => {
+      const amount = (a.count as number | undefined) ?? (a.fraction as number | undefined);
+      if (amount === undefined) throw new UsageError('split: give --count N or --fraction F');
+      if (a.fraction === 1) throw new UsageError("--fraction: expected a number in (0, 1), got '1'");
+      const split = makeSplit(readList(path.resolve(a.list)), amount, a.seed as number);
       writeSplit(path.resolve(a.out), split);
       process.stdout.write(`${split.labeled.length} labeled, ${split.unlabeled.length} unlabeled -> ${path.resolve(a.out)}\n`);
     })
@@ -57,11 +57,11 @@ runCli(async () => {
       .positional('root', { type: 'string', demandOption: true })
       .option('overwrite', { type: 'boolean', default: false }), async (a) => {
       const root = path.resolve(a.root as string);
-      if (!fs.existsSync(path.join(root, 'gtFine'))) throw new Error(`${root}: no gtFine folder`);
+      if (!fs.existsSync(path.join(root, 'gtFine'))) throw new FileError(root, 'no gtFine folder (expected a Cityscapes root with gtFine/ and leftImg8bit/)');
       const n = await prepareCityscapes(root, a.overwrite);
       process.stdout.write(`${n} label files written\n`);
     })
-    .demandCommand(1)
-    .strict().help().parse();
+    .demandCommand(1, 'give a command: check, split or prepare-cityscapes')
+    .parse();
   return code;
 });

@@ -2,48 +2,63 @@
 /** u2pl-infer: index PNG masks and colour overlays for images or folders of images. */
 import fs from 'fs';
 import path from 'path';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { datasetInfo } from '../data/datasets';
 import { readImage } from '../data/image-io';
 import { PROCEDURAL_CLASSES } from '../data/procedural';
-import { colourise, overlay, writePngFile } from '../eval/output';
+import { FileError, UsageError } from '../errors';
+import { colourise, outputNames, overlay, writePngFile } from '../eval/output';
 import { defaultCheckpoint, loadModel, predict } from '../eval/api';
-import { configFromArgs, runCli } from './common';
+import { cliParser, configFromArgs, EXIT_FAILURE, integerFlag, positiveListFlag, runCli } from './common';
 
-const IMAGE = /\.(jpe?g|png|webp|tiff?|bmp)$/i;
+const IMAGE = /\.(jpe?g|png|webp|tiff?|bmp|gif|avif)$/i;
 
-runCli(async () => {
-  const argv = await yargs(hideBin(process.argv))
-    .scriptName('u2pl-infer')
+runCli('u2pl-infer', async () => {
+  const argv = await cliParser('u2pl-infer')
     .usage('$0 <inputs..>', 'Predict masks for images (files or folders)', (y) =>
       y.positional('inputs', { type: 'string', array: true, demandOption: true }))
-    .option('config', { type: 'string', default: 'config.yaml', describe: 'experiment config (network and normalisation)' })
-    .option('checkpoint', { type: 'string' })
-    .option('out', { type: 'string', default: 'predictions' })
-    .option('scales', { type: 'string', default: '1' })
+    .option('config', { type: 'string', requiresArg: true, default: 'config.yaml', describe: 'experiment config (network and normalisation)' })
+    .option('checkpoint', { type: 'string', requiresArg: true })
+    .option('out', { type: 'string', requiresArg: true, default: 'predictions', describe: 'output folder (never one of the input folders)' })
+    .option('scales', { type: 'string', requiresArg: true, default: '1', coerce: positiveListFlag('scales') })
     .option('flip', { type: 'boolean', default: false })
-    .option('threads', { type: 'number' })
-    .strict().help().parse();
-  const config = configFromArgs(argv.config, { threads: argv.threads as number | undefined });
-  const model = await loadModel(config, argv.checkpoint ?? defaultCheckpoint(config));
-  const classes = config.net.model.numClasses;
-  const info = datasetInfo(config.dataset.kind, classes, { palette: config.dataset.palette }, config.dataset.classNames ?? (config.dataset.procedural ? PROCEDURAL_CLASSES : undefined));
+    .option('threads', { type: 'string', requiresArg: true, coerce: integerFlag('threads', 1), describe: 'LibTorch threads, an integer >= 1' })
+    .parse();
+  const out = path.resolve(argv.out);
   const files = (argv.inputs as string[]).flatMap((input) => {
     const abs = path.resolve(input);
-    if (!fs.existsSync(abs)) throw new Error(`${abs}: no such file or folder`);
-    return fs.statSync(abs).isDirectory() ? fs.readdirSync(abs).filter((f) => IMAGE.test(f)).sort().map((f) => path.join(abs, f)) : [abs];
+    if (!fs.existsSync(abs)) throw new FileError(abs, 'no such file or folder');
+    if (!fs.statSync(abs).isDirectory()) return [abs];
+    if (abs === out) throw new UsageError(`--out ${out} is an input folder: the masks would land among (and could overwrite) the images; choose another --out`);
+    return fs.readdirSync(abs).filter((f) => IMAGE.test(f)).sort().map((f) => path.join(abs, f));
   });
-  const out = path.resolve(argv.out);
+  if (files.length === 0) throw new UsageError('no images found in the inputs (looked for .jpg, .png, .webp, .tif, .bmp, .gif, .avif)');
+  const names = outputNames(files, out);
+  const config = configFromArgs(argv.config, { threads: argv.threads as number | undefined });
+  if (argv.checkpoint !== undefined && !fs.existsSync(path.resolve(argv.checkpoint))) throw new FileError(path.resolve(argv.checkpoint), '--checkpoint: no such file');
+  const model = await loadModel(config, argv.checkpoint ? path.resolve(argv.checkpoint) : defaultCheckpoint(config));
+  const classes = config.net.model.numClasses;
+  const info = datasetInfo(config.dataset.kind, classes, { palette: config.dataset.palette }, config.dataset.classNames ?? (config.dataset.procedural ? PROCEDURAL_CLASSES : undefined));
   fs.mkdirSync(out, { recursive: true });
   const { mean, std } = (config.dataset.val ?? config.dataset.train).augment;
-  const scales = String(argv.scales).split(',').map(Number);
-  for (const file of files) {
-    const img = await readImage(file);
-    const { prediction } = await predict(model, img, { scales, flip: argv.flip, mean, std });
-    const name = path.basename(file).replace(/\.[^.]+$/, '');
-    await writePngFile(path.join(out, `${name}.png`), prediction.data, img.width, img.height, 1);
-    await writePngFile(path.join(out, `${name}_overlay.png`), overlay(img.data, colourise(prediction.data, info.palette)), img.width, img.height, 3);
-    process.stdout.write(`${file} -> ${path.join(out, `${name}.png`)}\n`);
+  const failed: string[] = [];
+  for (const n of names) {
+    let img;
+    try {
+      img = await readImage(n.file);
+    } catch (e) {
+      // One unreadable image does not stop the others; the exit code says something failed.
+      process.stderr.write(`u2pl-infer: skipped ${(e as Error).message}\n`);
+      failed.push(n.file);
+      continue;
+    }
+    const { prediction } = await predict(model, img, { scales: argv.scales as number[], flip: argv.flip, mean, std });
+    await writePngFile(n.mask, prediction.data, img.width, img.height, 1);
+    await writePngFile(n.overlay, overlay(img.data, colourise(prediction.data, info.palette)), img.width, img.height, 3);
+    process.stdout.write(`${n.file} -> ${n.mask}\n`);
   }
+  if (failed.length) {
+    process.stderr.write(`u2pl-infer: ${failed.length} of ${files.length} images could not be read (listed above)\n`);
+    return EXIT_FAILURE;
+  }
+  return 0;
 });

@@ -3,11 +3,12 @@
  * u2pl-train [experiment folder | config file] — trains as the config says; a folder without a
  * config trains each sub-folder that has one (e.g. experiments/demo: suponly, then u2pl).
  */
+import fs from 'fs';
 import path from 'path';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import { FileError } from '../errors';
+import { native } from '../native';
 import { train, Progress } from '../train/train';
-import { configFromArgs, experimentTargets, formatSeconds, runCli } from './common';
+import { cliParser, configFromArgs, EXIT_INTERRUPTED, experimentTargets, formatSeconds, integerFlag, runCli } from './common';
 
 function progressLine(p: Progress): string {
   const r = p.result;
@@ -18,30 +19,32 @@ function progressLine(p: Progress): string {
     `data ${p.dataSeconds.toFixed(2)}s step ${p.stepSeconds.toFixed(2)}s ETA ${formatSeconds(p.etaSeconds)}`;
 }
 
-runCli(async () => {
-  const argv = await yargs(hideBin(process.argv))
-    .scriptName('u2pl-train')
+runCli('u2pl-train', async () => {
+  const argv = await cliParser('u2pl-train')
     .usage('$0 [experiment]', 'Train supervised-only or U2PL from a reference-style config.yaml', (y) =>
       y.positional('experiment', { type: 'string', default: '.', describe: 'experiment folder (with config.yaml) or config file' }))
-    .option('config', { type: 'string', describe: 'config file (instead of the positional experiment)' })
-    .option('resume', { type: 'string', describe: 'resume from this checkpoint' })
-    .option('data-root', { type: 'string', describe: 'sets U2PL_DATA_ROOT, which configs may use for their data paths' })
-    .option('threads', { type: 'number', describe: 'LibTorch threads (default: available cores)' })
-    .option('max-steps', { type: 'number', describe: 'stop (with a checkpoint) after this many steps' })
+    .option('config', { type: 'string', requiresArg: true, describe: 'config file (instead of the positional experiment)' })
+    .option('resume', { type: 'string', requiresArg: true, describe: 'resume from this checkpoint' })
+    .option('data-root', { type: 'string', requiresArg: true, describe: 'sets U2PL_DATA_ROOT, which configs may use for their data paths' })
+    .option('threads', { type: 'string', requiresArg: true, coerce: integerFlag('threads', 1), describe: 'LibTorch threads, an integer >= 1 (default: available cores)' })
+    .option('max-steps', { type: 'string', requiresArg: true, coerce: integerFlag('max-steps', 1), describe: 'stop (with a checkpoint) after this many steps, an integer >= 1' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress line' })
-    .strict()
-    .help()
     .parse();
+  const resume = argv.resume as string | undefined;
+  if (resume !== undefined && !fs.existsSync(path.resolve(resume))) throw new FileError(path.resolve(resume), '--resume: no such checkpoint');
   const targets = experimentTargets((argv.config as string | undefined) ?? (argv.experiment as string));
   const controller = new AbortController();
   let interrupts = 0;
   process.on('SIGINT', () => {
     interrupts++;
-    if (interrupts > 1) process.exit(130);
+    if (interrupts > 1) {
+      process.stderr.write('\nu2pl-train: interrupted again, quitting without a checkpoint (the last one stays)\n');
+      native().exitNow(EXIT_INTERRUPTED);
+    }
     process.stderr.write('\nu2pl-train: interrupted, saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
     controller.abort();
   });
-  const results: { name: string; best: number; last: number | null }[] = [];
+  const results: { name: string; best: number | null; last: number | null }[] = [];
   const tty = process.stderr.isTTY;
   let lastPrint = 0;
   for (const target of targets) {
@@ -50,7 +53,7 @@ runCli(async () => {
     process.stderr.write(`u2pl-train: ${name} (${config.dataset.type}, ${config.trainer.epochs} epochs) -> ${config.saver.snapshotDir}\n`);
     const result = await train(config, {
       signal: controller.signal,
-      resume: argv.resume as string | undefined,
+      resume: resume === undefined ? undefined : path.resolve(resume),
       maxSteps: argv['max-steps'] as number | undefined,
       onLog: (m) => process.stderr.write(`u2pl-train: ${m}\n`),
       onProgress: (p) => {
@@ -64,7 +67,7 @@ runCli(async () => {
       },
       onEpoch: (e) => {
         if (tty && !argv.quiet) process.stderr.write('\n');
-        const miou = Number.isNaN(e.miou) ? 'no validation' : `mIoU ${(100 * e.miou).toFixed(2)} (best ${(100 * e.bestMiou).toFixed(2)})`;
+        const miou = Number.isNaN(e.miou) ? 'no validation' : `mIoU ${(100 * e.miou).toFixed(2)} (best ${(100 * (e.bestMiou ?? e.miou)).toFixed(2)})`;
         process.stderr.write(`epoch ${e.epoch + 1}: ${miou}, ${formatSeconds(e.seconds)}\n`);
       },
     });
@@ -74,6 +77,9 @@ runCli(async () => {
       break;
     }
   }
-  for (const r of results) process.stdout.write(`${r.name}: best mIoU ${(100 * r.best).toFixed(2)}${r.last === null ? '' : `, last ${(100 * r.last).toFixed(2)}`}\n`);
-  return controller.signal.aborted ? 130 : 0;
+  for (const r of results) {
+    const best = r.best === null ? 'no validation ran' : `best mIoU ${(100 * r.best).toFixed(2)}`;
+    process.stdout.write(`${r.name}: ${best}${r.last === null ? '' : `, last ${(100 * r.last).toFixed(2)}`}\n`);
+  }
+  return controller.signal.aborted ? EXIT_INTERRUPTED : 0;
 });

@@ -1,6 +1,7 @@
 /** Configuration errors and the small readers that produce them, each naming the key path. */
+import { InputError } from '../errors';
 
-export class ConfigError extends Error {
+export class ConfigError extends InputError {
   constructor(
     /** Dotted path of the offending key, e.g. "net.encoder.type". */
     readonly key: string,

@@ -6,6 +6,7 @@
 import fs from 'fs';
 import sharp from 'sharp';
 import { decode } from 'fast-png';
+import { FileError } from '../errors';
 import { RGB } from './classes';
 
 export interface RgbImage {
@@ -20,9 +21,10 @@ export interface LabelMap {
   height: number;
 }
 
-export class DataError extends Error {
-  constructor(readonly file: string, problem: string) {
-    super(`${file}: ${problem}`);
+/** A data file (image, label, list) that cannot be used. */
+export class DataError extends FileError {
+  constructor(file: string, problem: string) {
+    super(file, problem);
     this.name = 'DataError';
   }
 }

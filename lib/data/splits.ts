@@ -1,6 +1,7 @@
 /** Labeled / unlabeled splits in the published format (labeled.txt + unlabeled.txt). */
 import fs from 'fs';
 import path from 'path';
+import { InputError } from '../errors';
 import { readList } from './datasets';
 import { Random } from './random';
 
@@ -22,7 +23,7 @@ export function makeSplit(entries: string[], amount: number, seed: number): Spli
   const n = entries.length;
   const count = amount > 0 && amount < 1 ? Math.max(1, Math.round(amount * n)) : amount;
   if (!Number.isInteger(count) || count < 1 || count >= n) {
-    throw new Error(`labeled amount must be a count in [1, ${n - 1}] or a fraction in (0, 1), got ${amount}`);
+    throw new InputError(`labeled amount must be a count in [1, ${n - 1}] or a fraction in (0, 1), got ${amount}`);
   }
   const chosen = new Set(new Random(seed).shuffle([...Array(n).keys()]).slice(0, count));
   return { labeled: entries.filter((_, i) => chosen.has(i)), unlabeled: entries.filter((_, i) => !chosen.has(i)) };

@@ -131,7 +131,7 @@ describe('u2pl-eval, u2pl-infer and u2pl-data on a trained run', () => {
     expect(check.out).toContain('labeled: 4 images, sizes 40x40 x4');
     expect(check.out).toContain('no problems found');
     const bad = await run('train', [path.join(dir, 'nope')]);
-    expect(bad.code).toBe(1);
-    expect(bad.err).toContain(`error: ${path.join(dir, 'nope')}: no such file or folder`);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe(`u2pl-train: ${path.join(dir, 'nope')}: no such file or folder\n`);
   }, 180000);
 });
