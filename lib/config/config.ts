@@ -6,6 +6,7 @@
 import fs from 'fs';
 import path from 'path';
 import yaml from 'js-yaml';
+import { FileError } from '../errors';
 import { AugmentConfig } from '../data/augment';
 import { RGB } from '../data/classes';
 import { DatasetKind } from '../data/datasets';
@@ -104,10 +105,20 @@ export interface U2plConfig {
 
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
-/** `${VAR}` and `${VAR:-default}` in string values, from the environment. */
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * `${VAR}` and `${VAR:-default}` in string values, from the environment. A value that is a single
+ * reference and expands to a number or true/false takes that type (`seed: ${U2PL_SEED:-0}`).
+ */
 function expandEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
   if (typeof value === 'string') {
-    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback?: string) => env[name] ?? fallback ?? '');
+    const text = value.replace(ENV_REF, (_, name: string, fallback?: string) => env[name] ?? fallback ?? '');
+    if (/^\$\{[^}]*\}$/.test(value)) {
+      if (text === 'true' || text === 'false') return text === 'true';
+      if (text.trim() !== '' && Number.isFinite(Number(text))) return Number(text);
+    }
+    return text;
   }
   if (Array.isArray(value)) return value.map((v) => expandEnv(v, env));
   if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env)]));
@@ -130,13 +141,19 @@ function kindOf(type: string): { kind: DatasetKind; semi: boolean } {
   return { kind, semi };
 }
 
-function parseAugment(s: Section, key: string, parent: Section, labelPad: number, w: Warner): AugmentConfig {
-  const crop = section(s.crop ?? parent.crop ?? {}, `${key}.crop`);
-  w.keys(crop, ['type', 'size'], `${key}.crop`);
-  const cropType = str(crop, 'type', 'center', `${key}.crop`);
-  if (cropType !== 'rand' && cropType !== 'center') throw new ConfigError(`${key}.crop.type`, `expected rand or center, got '${cropType}'`);
-  const size = tuple(crop, 'size', [], `${key}.crop`, 2, isPositiveInt, 'positive integers') as [number, number];
-  if (size.length !== 2) throw new ConfigError(`${key}.crop.size`, 'required');
+function parseAugment(s: Section, key: string, parent: Section, labelPad: number, w: Warner, cropRequired: boolean): AugmentConfig {
+  // The reference's val transform has no required crop: without one the whole image is evaluated.
+  const cropValue = s.crop ?? parent.crop;
+  let crop: AugmentConfig['crop'];
+  if (cropValue !== undefined || cropRequired) {
+    const c = section(cropValue ?? {}, `${key}.crop`);
+    w.keys(c, ['type', 'size'], `${key}.crop`);
+    const cropType = str(c, 'type', 'center', `${key}.crop`);
+    if (cropType !== 'rand' && cropType !== 'center') throw new ConfigError(`${key}.crop.type`, `expected rand or center, got '${cropType}'`);
+    const size = tuple(c, 'size', [], `${key}.crop`, 2, isPositiveInt, 'positive integers') as [number, number];
+    if (size.length !== 2) throw new ConfigError(`${key}.crop.size`, 'required ([height, width])');
+    crop = { type: cropType, size };
+  }
   const pick = (name: string) => (s[name] !== undefined ? s : parent);
   const randResize = pick('rand_resize').rand_resize === undefined ? undefined : tuple(pick('rand_resize'), 'rand_resize', [], key, 2, isNum, 'numbers') as [number, number];
   if (randResize && !(randResize[0] > 0 && randResize[0] <= 1 && randResize[1] >= 1)) {
@@ -148,7 +165,7 @@ function parseAugment(s: Section, key: string, parent: Section, labelPad: number
     resize,
     flip: bool(pick('flip'), 'flip', false, key),
     blur: bool(pick('GaussianBlur'), 'GaussianBlur', false, key),
-    crop: { type: cropType, size },
+    crop,
     mean: tuple(pick('mean'), 'mean', [123.675, 116.28, 103.53], key, 3, isNum, 'numbers') as [number, number, number],
     std: tuple(pick('std'), 'std', [58.395, 57.12, 57.375], key, 3, isNum, 'numbers') as [number, number, number],
     labelPad,
@@ -157,8 +174,10 @@ function parseAugment(s: Section, key: string, parent: Section, labelPad: number
 
 function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
   const d = section(value, 'dataset');
+  // Transform keys at the dataset level apply to both splits (the reference merges each split over it).
   w.keys(d, ['type', 'train', 'val', 'batch_size', 'n_sup', 'workers', 'mean', 'std', 'ignore_label', 'noise_std', 'crop_label_pad',
-    'head_lr_multiplier', 'image_dir', 'label_dir', 'label_ext', 'palette', 'class_names', 'procedural', 'cache_mb'], 'dataset');
+    'head_lr_multiplier', 'image_dir', 'label_dir', 'label_ext', 'palette', 'class_names', 'procedural', 'cache_mb',
+    'resize', 'rand_resize', 'flip', 'GaussianBlur', 'crop'], 'dataset');
   const type = str(d, 'type', undefined, 'dataset');
   const { kind, semi } = kindOf(type);
   const labelPad = int(d, 'crop_label_pad', 0, 'dataset', 0);
@@ -174,7 +193,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
     return {
       dataRoot: path.resolve(dir, str(s, 'data_root', undefined, `dataset.${name}`)),
       dataList: path.resolve(dir, str(s, 'data_list', undefined, `dataset.${name}`)),
-      augment: parseAugment(s, `dataset.${name}`, d, name === 'train' ? labelPad : 0, w),
+      augment: parseAugment(s, `dataset.${name}`, d, name === 'train' ? labelPad : 0, w, name === 'train'),
     };
   };
   let palette: RGB[] | undefined;
@@ -359,13 +378,13 @@ export function loadConfig(fileOrDir: string, env: NodeJS.ProcessEnv = process.e
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: cannot read the config (${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message})`);
+    throw new FileError(file, `cannot read the config (${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message})`);
   }
   let value: unknown;
   try {
     value = file.endsWith('.json') ? JSON.parse(text) : yaml.load(text);
   } catch (e) {
-    throw new Error(`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
+    throw new FileError(file, `not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
   }
   return parseConfig(value, path.dirname(file), env, file);
 }

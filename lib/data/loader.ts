@@ -80,22 +80,32 @@ export class BatchLoader {
     return decoded;
   }
 
-  /** One batch; `key` (epoch, step) seeds the augmentation. */
+  /**
+   * One batch; `key` (epoch, step) seeds the augmentation. Without a crop (whole-image validation)
+   * every image of a batch must come out at the same size.
+   */
   async loadBatch(indices: number[], epoch: number, step: number): Promise<Batch> {
     const t0 = process.hrtime.bigint();
     const o = this.options;
-    const [ch, cw] = o.augment.crop.size;
-    const plane = ch * cw;
-    const images = new Float32Array(indices.length * 3 * plane);
-    const labels = o.withLabels ? new Uint8Array(indices.length * plane) : undefined;
-    await Promise.all(indices.map(async (index, slot) => {
+    const outputs = await Promise.all(indices.map(async (index, slot) => {
       const d = await this.decode(index);
       const rng = new Random(deriveSeed(o.seed, 'augment', epoch, step, slot, index));
       const draw = drawAugment(rng, d.height, d.width, o.augment, o.train);
-      const out = await augment(d.image, d.label, d.height, d.width, draw, o.augment);
+      return { draw, out: await augment(d.image, d.label, d.height, d.width, draw, o.augment) };
+    }));
+    const ch = outputs[0].draw.cropHeight;
+    const cw = outputs[0].draw.cropWidth;
+    const plane = ch * cw;
+    const images = new Float32Array(indices.length * 3 * plane);
+    const labels = o.withLabels ? new Uint8Array(indices.length * plane) : undefined;
+    outputs.forEach(({ draw, out }, slot) => {
+      if (draw.cropHeight !== ch || draw.cropWidth !== cw) {
+        const s = o.samples[indices[slot]];
+        throw new DataError(s.image, `comes out at ${draw.cropWidth}x${draw.cropHeight} where the batch's first image is ${cw}x${ch}: without a crop, whole images of different sizes go one per batch`);
+      }
       images.set(out.image, slot * 3 * plane);
       if (labels && out.label) labels.set(out.label, slot * plane);
-    }));
+    });
     return {
       images, labels, size: indices.length, height: ch, width: cw,
       ids: indices.map((i) => o.samples[i].id),

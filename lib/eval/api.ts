@@ -2,6 +2,8 @@
 import fs from 'fs';
 import path from 'path';
 import { U2plConfig } from '../config/config';
+import { ConfigError } from '../config/errors';
+import { FileError } from '../errors';
 import { readImage, RgbImage } from '../data/image-io';
 import { BatchLoader } from '../data/loader';
 import { prepareData } from '../data/prepare';
@@ -14,15 +16,20 @@ import { normalise } from './render';
 /** The run's best checkpoint, else its last one. */
 export function defaultCheckpoint(config: U2plConfig): string {
   const found = [BEST_CHECKPOINT, CHECKPOINT].map((f) => path.join(config.saver.snapshotDir, f)).find((f) => fs.existsSync(f));
-  if (!found) throw new Error(`${config.saver.snapshotDir}: no checkpoint found`);
+  if (!found) throw new FileError(config.saver.snapshotDir, `no checkpoint found (looked for ${BEST_CHECKPOINT} and ${CHECKPOINT}; train first or give one)`);
   return found;
+}
+
+/** The sliding window of a config: the val crop (crop_h x crop_w), else the training crop (§13.3). */
+export function slidingWindow(config: U2plConfig): [number, number] {
+  return (config.dataset.val?.augment.crop ?? config.dataset.train.augment.crop ?? { size: [769, 769] as [number, number] }).size;
 }
 
 /** The config's network with a checkpoint's weights (teacher_state when present, §14). */
 export async function loadModel(config: U2plConfig, checkpoint = defaultCheckpoint(config)): Promise<Model> {
   const model = new Model(config.net.model);
   const report = await model.load(checkpoint);
-  if (report.missing.length) throw new Error(`${checkpoint}: ${report.missing.length} weights missing for this config's network (e.g. ${report.missing[0]})`);
+  if (report.missing.length) throw new FileError(checkpoint, `${report.missing.length} weights missing for this config's network (e.g. ${report.missing[0]}): was it trained with another net section?`);
   return model;
 }
 
@@ -30,13 +37,13 @@ export async function loadModel(config: U2plConfig, checkpoint = defaultCheckpoi
 export async function evaluate(config: U2plConfig, options: InferenceOptions & { checkpoint?: string } = {}): Promise<EvalResult> {
   const model = await loadModel(config, options.checkpoint);
   const data = await prepareData(config.dataset, config.net.model.numClasses);
-  if (data.val.length === 0) throw new Error('the config has no dataset.val to evaluate');
+  if (data.val.length === 0) throw new ConfigError('dataset.val', 'required to evaluate (a data_root and data_list)');
   const split = config.dataset.val ?? config.dataset.train;
   const loader = new BatchLoader({
     samples: data.val, augment: split.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions,
     classes: config.net.model.numClasses, ignoreLabel: config.dataset.ignoreLabel, seed: 0,
   });
-  return evaluateFullImages(model.handle, loader, { crop: split.augment.crop.size[0], ...options }, config.dataset.ignoreLabel);
+  return evaluateFullImages(model.handle, loader, { crop: slidingWindow(config), ...options }, config.dataset.ignoreLabel);
 }
 
 /** Class indices (and confidences) for an image (file or decoded RGB), normalised with mean/std. */

@@ -5,7 +5,8 @@
 import { BatchLoader } from '../data/loader';
 import { batches } from '../data/sampler';
 import { confusionMatrix, scoresFromConfusion } from '../losses';
-import { normalise } from './render';
+import { augment, AugmentConfig, drawAugment } from '../data/augment';
+import { Random } from '../data/random';
 import { AddonModel, InferenceOptions } from '../native';
 
 export interface EvalResult {
@@ -22,11 +23,19 @@ function finish(total: BigInt64Array, classes: number, images: number): EvalResu
   return { ...scores, confusion, images };
 }
 
-/** Centre-crop validation (§13.2): every batch through the model, one confusion matrix. */
+/** Images per validation batch: whole images of their own sizes (no crop, no fixed resize) go one at a time. */
+export function validationBatchSize(augment: AugmentConfig, batchSize: number): number {
+  return augment.crop || augment.resize ? batchSize : 1;
+}
+
+/**
+ * In-training validation (§13.2): centre crops (or whole images when the val split has no crop)
+ * through the model in batches, one confusion matrix.
+ */
 export async function evaluateLoader(model: AddonModel, loader: BatchLoader, batchSize: number, ignoreIndex: number): Promise<EvalResult> {
   const classes = model.numClasses();
   const total = new BigInt64Array(classes * classes);
-  const plan = batches([...Array(loader.length).keys()], batchSize, false);
+  const plan = batches([...Array(loader.length).keys()], validationBatchSize(loader.options.augment, batchSize), false);
   for await (const b of loader.iterate(plan, 0)) {
     const m = await model.evaluateBatch({ data: b.images, shape: [b.size, 3, b.height, b.width] }, { data: b.labels as Uint8Array, shape: [b.size, b.height, b.width] }, ignoreIndex);
     for (let i = 0; i < total.length; i++) total[i] += m.data[i];
@@ -45,8 +54,9 @@ export interface PredictedImage {
 }
 
 /**
- * Full-image evaluation (§13.3/§13.4): each image whole (no crop) through predict() with the given
- * mode, scales and flip; `onImage` sees every prediction (to save PNGs).
+ * Full-image evaluation (§13.3/§13.4): each image whole (no crop; the split's fixed resize, if any,
+ * applies to image and label) through predict() with the given mode, scales and flip; `onImage`
+ * sees every prediction (to save PNGs).
  */
 export async function evaluateFullImages(
   model: AddonModel, loader: BatchLoader, inference: InferenceOptions, ignoreIndex: number,
@@ -54,14 +64,17 @@ export async function evaluateFullImages(
 ): Promise<EvalResult> {
   const classes = model.numClasses();
   const total = new BigInt64Array(classes * classes);
+  const whole: AugmentConfig = { ...loader.options.augment, crop: undefined, randResize: undefined, flip: false, blur: false };
   for (let i = 0; i < loader.length; i++) {
     const d = await loader.decode(i);
-    const image = normalise(d.image, d.height, d.width, loader.options.augment.mean, loader.options.augment.std);
-    const out = await model.predict({ data: image, shape: [1, 3, d.height, d.width] }, inference);
-    const label = d.label as Uint8Array;
-    const m = await confusionMatrix(out.prediction, { data: label, shape: [d.height, d.width] }, classes, ignoreIndex);
+    const draw = drawAugment(new Random(0), d.height, d.width, whole, false);
+    const { image, label: augmented } = await augment(d.image, d.label, d.height, d.width, draw, whole);
+    const label = augmented as Uint8Array;
+    const [height, width] = [draw.cropHeight, draw.cropWidth];
+    const out = await model.predict({ data: image, shape: [1, 3, height, width] }, inference);
+    const m = await confusionMatrix(out.prediction, { data: label, shape: [height, width] }, classes, ignoreIndex);
     for (let k = 0; k < total.length; k++) total[k] += m.data[k];
-    if (onImage) await onImage({ index: i, prediction: out.prediction.data, confidence: out.confidence.data, height: d.height, width: d.width, image }, label);
+    if (onImage) await onImage({ index: i, prediction: out.prediction.data, confidence: out.confidence.data, height, width, image }, label);
   }
   return finish(total, classes, loader.length);
 }

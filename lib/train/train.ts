@@ -34,7 +34,8 @@ export interface EpochSummary {
   epoch: number;
   miou: number;
   iou: number[];
-  bestMiou: number;
+  /** Best validation mIoU so far (null while no validation has run). */
+  bestMiou: number | null;
   seconds: number;
 }
 
@@ -51,7 +52,8 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
-  bestMiou: number;
+  /** Best validation mIoU of the run (including before a resume); null when no validation ran. */
+  bestMiou: number | null;
   lastMiou: number | null;
   globalStep: number;
   interrupted: boolean;
@@ -161,13 +163,15 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
 
   let startEpoch = 0;
   let startStep = 0;
-  let bestMiou = 0;
+  let bestMiou: number | null = null;
   const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
   if (resumeFrom) {
     const extra = await trainer.load(resumeFrom);
     startEpoch = Number(extra.epoch ?? 0);
     startStep = Number(extra.step_in_epoch ?? 0);
-    bestMiou = Number(extra.best_miou ?? 0);
+    // best_miou is 0 in the reference's files when nothing was validated; `validated` says which.
+    const validated = extra.validated === undefined ? Number(extra.best_miou ?? 0) > 0 : Boolean(extra.validated);
+    bestMiou = validated ? Number(extra.best_miou) : null;
     if (Number(extra.steps_per_epoch ?? L) !== L) throw new Error(`${resumeFrom}: saved with ${String(extra.steps_per_epoch)} steps per epoch, this run has ${L}`);
     truncateMetrics(metricsPath, startEpoch * L + startStep, startEpoch);
     log(`resumed from ${resumeFrom}: epoch ${startEpoch + 1}, step ${startStep + 1} of ${L}`);
@@ -184,7 +188,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
   const baseLr = t.optimizer.lr;
   const lrAt = (k: number) => (t.lrScheduler.mode === 'poly' ? polyLr(baseLr, k, K, t.lrScheduler.power) : cosineLr(baseLr, t.lrScheduler.targetLr, k, K));
   const extraState = (epoch: number, stepInEpoch: number) => ({
-    epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou,
+    epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou ?? 0, validated: bestMiou !== null,
     config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion,
   });
   const save = async (epoch: number, stepInEpoch: number) => trainer.save(ckptPath, extraState(epoch, stepInEpoch));
@@ -259,7 +263,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
         evalResult = await evaluateLoader(model, valLoader, d.batchSize, d.ignoreLabel);
         lastMiou = evalResult.miou;
       }
-      const improved = evalResult !== undefined && evalResult.miou > bestMiou;
+      const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
       if (improved) bestMiou = (evalResult as EvalResult).miou;
       await save(epoch + 1, 0);
       if (improved || (!evalResult && epoch === E - 1)) copyAtomic(ckptPath, bestPath);
@@ -280,17 +284,14 @@ async function writeRunReport(
   const samples: ReportSample[] = [];
   if (valLoader) {
     const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
-    const count = Math.min(4, valLoader.length);
-    const b = await valLoader.loadBatch([...Array(count).keys()], 0, 0);
     const aug = c.dataset.val?.augment ?? c.dataset.train.augment;
-    const plane = b.height * b.width;
-    for (let i = 0; i < count; i++) {
-      const image = b.images.subarray(i * 3 * plane, (i + 1) * 3 * plane);
-      const { prediction } = await model.predict({ data: image, shape: [1, 3, b.height, b.width] });
+    for (let i = 0; i < Math.min(4, valLoader.length); i++) {
+      const b = await valLoader.loadBatch([i], 0, 0);  // one at a time: whole val images may differ in size
+      const { prediction } = await model.predict({ data: b.images, shape: [1, 3, b.height, b.width] });
       samples.push({
-        id: b.ids[i],
-        image: await pngDataUri(denormalise(image, b.height, b.width, aug.mean, aug.std), b.width, b.height),
-        groundTruth: await pngDataUri(colourise((b.labels as Uint8Array).subarray(i * plane, (i + 1) * plane), data.info.palette), b.width, b.height),
+        id: b.ids[0],
+        image: await pngDataUri(denormalise(b.images, b.height, b.width, aug.mean, aug.std), b.width, b.height),
+        groundTruth: await pngDataUri(colourise(b.labels as Uint8Array, data.info.palette), b.width, b.height),
         prediction: await pngDataUri(colourise(prediction.data, data.info.palette), b.width, b.height),
       });
     }

@@ -20,8 +20,10 @@ Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
   data::AugmentParams p;
   p.height = OptInt(o, "height", 0);
   p.width = OptInt(o, "width", 0);
-  p.scaled_height = OptInt(o, "scaledHeight", p.height);
-  p.scaled_width = OptInt(o, "scaledWidth", p.width);
+  p.resized_height = OptInt(o, "resizedHeight", p.height);
+  p.resized_width = OptInt(o, "resizedWidth", p.width);
+  p.scaled_height = OptInt(o, "scaledHeight", p.resized_height);
+  p.scaled_width = OptInt(o, "scaledWidth", p.resized_width);
   p.blur = OptBool(o, "blur", false);
   p.flip = OptBool(o, "flip", false);
   p.crop_top = OptInt(o, "cropTop", 0);

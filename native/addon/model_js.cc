@@ -318,14 +318,26 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     Napi::Object obj = value.As<Napi::Object>();
     o.sliding = OptString(obj, "mode", "whole") == "slide";
     o.flip = OptBool(obj, "flip", false);
-    o.crop = OptInt(obj, "crop", o.crop);
+    // crop: a number (square window) or [height, width].
+    Napi::Value crop = obj.Get("crop");
+    if (crop.IsArray() && crop.As<Napi::Array>().Length() == 2) {
+      o.crop_h = crop.As<Napi::Array>().Get(0u).ToNumber().Int64Value();
+      o.crop_w = crop.As<Napi::Array>().Get(1u).ToNumber().Int64Value();
+    } else if (!crop.IsUndefined()) {
+      if (!crop.IsNumber()) throw Napi::TypeError::New(obj.Env(), "option 'crop' must be a number or [height, width]");
+      o.crop_h = o.crop_w = crop.As<Napi::Number>().Int64Value();
+    }
     o.stride_rate = OptDouble(obj, "strideRate", o.stride_rate);
     o.base_size = OptInt(obj, "baseSize", 0);
     Napi::Value scales = obj.Get("scales");
     if (scales.IsArray()) {
       o.scales.clear();
       for (uint32_t i = 0; i < scales.As<Napi::Array>().Length(); ++i) o.scales.push_back(scales.As<Napi::Array>().Get(i).ToNumber().DoubleValue());
-      if (o.scales.empty()) throw Napi::RangeError::New(obj.Env(), "option 'scales' must not be empty");
+    }
+    try {
+      model::CheckInferenceOptions(o);
+    } catch (const c10::Error& e) {
+      throw Napi::RangeError::New(obj.Env(), e.what_without_backtrace());
     }
     return o;
   }

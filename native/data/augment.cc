@@ -66,6 +66,35 @@ void Blur(std::vector<float>& planes, int64_t h, int64_t w) {
   }
 }
 
+// Resizes normalised planes (bilinear, half-pixel) and labels (nearest) from h x w to nh x nw.
+void Resize(std::vector<float>& planes, std::vector<uint8_t>& labels, bool with_label, int64_t h, int64_t w, int64_t nh,
+            int64_t nw) {
+  if (nh == h && nw == w) return;
+  const auto ty = HalfPixelTaps(h, nh), tx = HalfPixelTaps(w, nw);
+  std::vector<float> scaled(3 * nh * nw);
+  for (int64_t c = 0; c < 3; ++c) {
+    const float* src = planes.data() + c * h * w;
+    float* dst = scaled.data() + c * nh * nw;
+    for (int64_t y = 0; y < nh; ++y) {
+      const Tap& a = ty[y];
+      const float* r0 = src + a.i0 * w;
+      const float* r1 = src + a.i1 * w;
+      for (int64_t x = 0; x < nw; ++x) {
+        const Tap& t = tx[x];
+        dst[y * nw + x] = a.w0 * (t.w0 * r0[t.i0] + t.w1 * r0[t.i1]) + a.w1 * (t.w0 * r1[t.i0] + t.w1 * r1[t.i1]);
+      }
+    }
+  }
+  planes.swap(scaled);
+  if (with_label) {
+    const auto ny = NearestIndex(h, nh), nx = NearestIndex(w, nw);
+    std::vector<uint8_t> scaled_labels(nh * nw);
+    for (int64_t y = 0; y < nh; ++y)
+      for (int64_t x = 0; x < nw; ++x) scaled_labels[y * nw + x] = labels[ny[y] * w + nx[x]];
+    labels.swap(scaled_labels);
+  }
+}
+
 }  // namespace
 
 void ValidateAugmentParams(const AugmentParams& p) {
@@ -74,6 +103,8 @@ void ValidateAugmentParams(const AugmentParams& p) {
   };
   positive(p.height, "height");
   positive(p.width, "width");
+  positive(p.resized_height, "resizedHeight");
+  positive(p.resized_width, "resizedWidth");
   positive(p.scaled_height, "scaledHeight");
   positive(p.scaled_width, "scaledWidth");
   positive(p.crop_height, "cropHeight");
@@ -97,34 +128,11 @@ void Augment(const uint8_t* image, const uint8_t* label, const AugmentParams& p,
     float* dst = planes.data() + c * h * w;
     for (int64_t i = 0; i < h * w; ++i) dst[i] = (static_cast<float>(image[i * 3 + c]) - m) * inv;
   }
-  // 2. Resize: image bilinear (half-pixel), label nearest.
+  // 2. Fixed resize, then the random one: image bilinear (half-pixel), label nearest.
   std::vector<uint8_t> labels;
   if (label) labels.assign(label, label + h * w);
-  if (sh != h || sw != w) {
-    const auto ty = HalfPixelTaps(h, sh), tx = HalfPixelTaps(w, sw);
-    std::vector<float> scaled(3 * sh * sw);
-    for (int64_t c = 0; c < 3; ++c) {
-      const float* src = planes.data() + c * h * w;
-      float* dst = scaled.data() + c * sh * sw;
-      for (int64_t y = 0; y < sh; ++y) {
-        const Tap& a = ty[y];
-        const float* r0 = src + a.i0 * w;
-        const float* r1 = src + a.i1 * w;
-        for (int64_t x = 0; x < sw; ++x) {
-          const Tap& t = tx[x];
-          dst[y * sw + x] = a.w0 * (t.w0 * r0[t.i0] + t.w1 * r0[t.i1]) + a.w1 * (t.w0 * r1[t.i0] + t.w1 * r1[t.i1]);
-        }
-      }
-    }
-    planes.swap(scaled);
-    if (label) {
-      const auto ny = NearestIndex(h, sh), nx = NearestIndex(w, sw);
-      std::vector<uint8_t> scaled_labels(sh * sw);
-      for (int64_t y = 0; y < sh; ++y)
-        for (int64_t x = 0; x < sw; ++x) scaled_labels[y * sw + x] = labels[ny[y] * w + nx[x]];
-      labels.swap(scaled_labels);
-    }
-  }
+  Resize(planes, labels, label != nullptr, h, w, p.resized_height, p.resized_width);
+  Resize(planes, labels, label != nullptr, p.resized_height, p.resized_width, sh, sw);
   // 3. Blur (image only).
   if (p.blur) Blur(planes, sh, sw);
   // 4 + 5. Flip and crop with padding in one pass: output (y, x) reads padded (top + y, left + x).

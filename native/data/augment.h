@@ -1,6 +1,6 @@
-// Per-sample "weak" augmentation of §3 on raw buffers: normalise, resize (image bilinear with
-// half-pixel centres, label nearest), optional 5x5 Gaussian blur, horizontal flip, crop with
-// padding. Plain loops, no ATen: it runs on the libuv pool beside the training step, where
+// Per-sample "weak" augmentation of §3 on raw buffers: normalise, fixed resize, random resize
+// (both: image bilinear with half-pixel centres, label nearest), optional 5x5 Gaussian blur,
+// horizontal flip, crop with padding. Plain loops, no ATen: it runs on the libuv pool beside the training step, where
 // LibTorch's OpenMP teams would compete with the step's.
 #pragma once
 
@@ -10,7 +10,8 @@ namespace u2pl::data {
 
 struct AugmentParams {
   int64_t height = 0, width = 0;                // source size
-  int64_t scaled_height = 0, scaled_width = 0;  // after the random resize (= source for none)
+  int64_t resized_height = 0, resized_width = 0;  // after the fixed resize (= source for none)
+  int64_t scaled_height = 0, scaled_width = 0;  // after the random resize (= resized for none)
   bool blur = false;
   bool flip = false;
   int64_t crop_top = 0, crop_left = 0;          // offset inside the padded, scaled image

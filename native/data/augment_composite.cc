@@ -11,10 +11,13 @@ std::pair<at::Tensor, at::Tensor> AugmentComposite(const at::Tensor& image, cons
   at::Tensor x = image.permute({2, 0, 1}).to(at::kFloat);
   x = (x - at::tensor({p.mean[0], p.mean[1], p.mean[2]}).view({3, 1, 1})) / at::tensor({p.std[0], p.std[1], p.std[2]}).view({3, 1, 1});
   at::Tensor y = label.defined() ? label.to(at::kFloat).unsqueeze(0).unsqueeze(0) : label;
-  if (p.scaled_height != p.height || p.scaled_width != p.width) {
-    x = at::upsample_bilinear2d(x.unsqueeze(0), {p.scaled_height, p.scaled_width}, false).squeeze(0);
-    if (y.defined()) y = at::upsample_nearest2d(y, {p.scaled_height, p.scaled_width});
-  }
+  auto resize = [&](int64_t from_h, int64_t from_w, int64_t to_h, int64_t to_w) {
+    if (to_h == from_h && to_w == from_w) return;
+    x = at::upsample_bilinear2d(x.unsqueeze(0), {to_h, to_w}, false).squeeze(0);
+    if (y.defined()) y = at::upsample_nearest2d(y, {to_h, to_w});
+  };
+  resize(p.height, p.width, p.resized_height, p.resized_width);
+  resize(p.resized_height, p.resized_width, p.scaled_height, p.scaled_width);
   if (p.blur) {
     std::vector<float> k(5);
     float sum = 0;

@@ -23,21 +23,22 @@ at::Tensor WithFlip(SegmentationModel& model, const at::Tensor& x, const Inferen
 }
 
 at::Tensor Sliding(SegmentationModel& model, const at::Tensor& image, const InferenceOptions& o) {
-  const int64_t h = image.size(2), w = image.size(3), crop = o.crop;
-  const int64_t pad_h = std::max<int64_t>(crop - h, 0), pad_w = std::max<int64_t>(crop - w, 0);
+  const int64_t h = image.size(2), w = image.size(3), crop_h = o.crop_h, crop_w = o.crop_w;
+  const int64_t pad_h = std::max<int64_t>(crop_h - h, 0), pad_w = std::max<int64_t>(crop_w - w, 0);
   at::Tensor padded = at::constant_pad_nd(image, {pad_w / 2, pad_w - pad_w / 2, pad_h / 2, pad_h - pad_h / 2}, 0);
   const int64_t ph = padded.size(2), pw = padded.size(3);
-  const int64_t stride = static_cast<int64_t>(std::ceil(crop * o.stride_rate));
-  const int64_t rows = (ph - crop + stride - 1) / stride + 1, cols = (pw - crop + stride - 1) / stride + 1;
+  const int64_t stride_h = static_cast<int64_t>(std::ceil(crop_h * o.stride_rate));
+  const int64_t stride_w = static_cast<int64_t>(std::ceil(crop_w * o.stride_rate));
+  const int64_t rows = (ph - crop_h + stride_h - 1) / stride_h + 1, cols = (pw - crop_w + stride_w - 1) / stride_w + 1;
   at::Tensor sum, count = at::zeros({1, 1, ph, pw}, image.options());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) {
-      const int64_t top = std::min(r * stride, ph - crop), left = std::min(c * stride, pw - crop);
-      at::Tensor window = padded.slice(2, top, top + crop).slice(3, left, left + crop);
-      at::Tensor logits = WithFlip(model, window, o, crop, crop);
+      const int64_t top = std::min(r * stride_h, ph - crop_h), left = std::min(c * stride_w, pw - crop_w);
+      at::Tensor window = padded.slice(2, top, top + crop_h).slice(3, left, left + crop_w);
+      at::Tensor logits = WithFlip(model, window, o, crop_h, crop_w);
       if (!sum.defined()) sum = at::zeros({1, logits.size(1), ph, pw}, logits.options());
-      sum.slice(2, top, top + crop).slice(3, left, left + crop).add_(logits);
-      count.slice(2, top, top + crop).slice(3, left, left + crop).add_(1);
+      sum.slice(2, top, top + crop_h).slice(3, left, left + crop_w).add_(logits);
+      count.slice(2, top, top + crop_h).slice(3, left, left + crop_w).add_(1);
     }
   }
   return (sum / count).slice(2, pad_h / 2, pad_h / 2 + h).slice(3, pad_w / 2, pad_w / 2 + w);
@@ -45,7 +46,16 @@ at::Tensor Sliding(SegmentationModel& model, const at::Tensor& image, const Infe
 
 }  // namespace
 
+void CheckInferenceOptions(const InferenceOptions& o) {
+  TORCH_CHECK(!o.scales.empty(), "scales must not be empty");
+  for (double s : o.scales) TORCH_CHECK(std::isfinite(s) && s > 0, "scales must be positive numbers, got ", s);
+  TORCH_CHECK(o.crop_h >= 1 && o.crop_w >= 1, "the sliding window crop must be at least 1 x 1 pixels, got ", o.crop_h, " x ", o.crop_w);
+  TORCH_CHECK(std::isfinite(o.stride_rate) && o.stride_rate > 0 && o.stride_rate <= 1, "strideRate must be in (0, 1], got ", o.stride_rate);
+  TORCH_CHECK(o.base_size >= 0, "baseSize must be >= 0, got ", o.base_size);
+}
+
 at::Tensor PredictLogits(SegmentationModel& model, const at::Tensor& image, const InferenceOptions& o) {
+  CheckInferenceOptions(o);
   at::NoGradGuard no_grad;
   model->eval();
   TORCH_CHECK(image.dim() == 4 && image.size(0) == 1 && image.size(1) == 3, "predict expects a 1 x 3 x H x W image, got ",
@@ -64,8 +74,9 @@ at::Tensor PredictLogits(SegmentationModel& model, const at::Tensor& image, cons
       at::Tensor x = (nh == h && nw == w) ? image : at::upsample_bilinear2d(image, {nh, nw}, true);
       logits = Sliding(model, x, o);
     } else {
-      // §13.4: the whole image resized by the scale (align corners).
-      const int64_t nh = static_cast<int64_t>(h * s), nw = static_cast<int64_t>(w * s);
+      // §13.4: the whole image resized by the scale (align corners), sizes rounded as the reference.
+      const int64_t nh = std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(h * s)));
+      const int64_t nw = std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(w * s)));
       at::Tensor x = (nh == h && nw == w) ? image : at::upsample_bilinear2d(image, {nh, nw}, true);
       logits = WithFlip(model, x, o, nh, nw);
     }

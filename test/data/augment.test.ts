@@ -42,7 +42,21 @@ describe('augmentation parameters (§3), over many seeded draws', () => {
     const rel = draws.filter((d) => d.scaledWidth > 400).map((d) => d.cropLeft / (Math.max(d.scaledWidth, 321) - 321));
     expect(rel.reduce((a, b) => a + b, 0) / rel.length).toBeCloseTo(0.5, 1);
     const val = drawAugment(new Random(3), 360, 480, { ...config, crop: { type: 'center', size: [321, 321] } }, false);
-    expect(val).toEqual({ scaledHeight: 360, scaledWidth: 480, flip: false, blur: false, cropTop: 19, cropLeft: 79 });
+    expect(val).toEqual({ resizedHeight: 360, resizedWidth: 480, scaledHeight: 360, scaledWidth: 480, flip: false, blur: false, cropTop: 19, cropLeft: 79, cropHeight: 321, cropWidth: 321 });
+  });
+
+  test('a fixed resize comes before the random scale; without a crop the whole (resized) image comes out', () => {
+    const rng = new Random(4);
+    for (let i = 0; i < 200; i++) {
+      const d = drawAugment(rng, 360, 480, { ...config, resize: [180, 240], crop: { type: 'rand', size: [161, 161] } }, true);
+      expect([d.resizedHeight, d.resizedWidth]).toEqual([180, 240]);
+      expect(Math.abs(d.scaledHeight / 180 - d.scaledWidth / 240)).toBeLessThan(1 / 180 + 1 / 240);
+      expect([d.cropHeight, d.cropWidth]).toEqual([161, 161]);
+    }
+    const whole = drawAugment(new Random(5), 360, 480, { ...config, resize: [180, 240], crop: undefined }, false);
+    expect(whole).toEqual({ resizedHeight: 180, resizedWidth: 240, scaledHeight: 180, scaledWidth: 240, flip: false, blur: false, cropTop: 0, cropLeft: 0, cropHeight: 180, cropWidth: 240 });
+    const original = drawAugment(new Random(5), 360, 480, { ...config, crop: undefined }, false);
+    expect([original.cropHeight, original.cropWidth]).toEqual([360, 480]);
   });
 });
 
@@ -56,6 +70,8 @@ describe('native augmentation', () => {
     { name: 'grow and crop', scaledHeight: 58, scaledWidth: 74, cropTop: 11, cropLeft: 30, cropHeight: 32, cropWidth: 32 },
     { name: 'pad (crop larger than the image)', scaledHeight: 20, scaledWidth: 25, cropTop: 0, cropLeft: 3, cropHeight: 40, cropWidth: 22, labelPad: 255 },
     { name: 'blur', scaledHeight: 33, scaledWidth: 41, blur: true, cropTop: 0, cropLeft: 0, cropHeight: 33, cropWidth: 41 },
+    { name: 'fixed resize, then random scale, flip, crop', resizedHeight: 15, resizedWidth: 19, scaledHeight: 22, scaledWidth: 28, flip: true, cropTop: 3, cropLeft: 5, cropHeight: 16, cropWidth: 16 },
+    { name: 'fixed resize only (whole image)', resizedHeight: 15, resizedWidth: 19, cropHeight: 15, cropWidth: 19 },
   ];
   test.each(cases)('$name: loops = ATen composite', async (c) => {
     const o = { image: rgb, label, height: H, width: W, ...base, ...c };
