@@ -184,6 +184,8 @@ export interface AddonStepInputs {
   emaDecay?: number;
   dropPercentile?: number;
   alpha?: number;
+  /** B_u x H x W ground truth of the unlabeled batch, for the pseudo-label metrics only (never a loss). */
+  unlabeledTruth?: Tensor;
 }
 
 export interface AddonStepResult {
@@ -194,7 +196,14 @@ export interface AddonStepResult {
   mixed: boolean;
   unsupThreshold: number;
   unsupKept: number;
+  /** Pixels with a pseudo-label (after mixing and the confidence threshold). */
+  unsupValid: number;
   validClasses: number;
+  /** With unlabeledTruth: labelled pixels, right pseudo-labels, and the same over the pixels L_u keeps. */
+  pseudoLabelPixels: number;
+  pseudoLabelCorrect: number;
+  pseudoLabelKeptPixels: number;
+  pseudoLabelKeptCorrect: number;
   /** Native time of the step. */
   seconds: number;
 }
@@ -209,7 +218,15 @@ export interface AddonTrainerOptions {
   channelsLast?: boolean;
   device?: string;
   supervised?: { ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number; ignoreIndex?: number };
-  unsupervised?: { weighting?: 'reference' | 'paper'; weight?: number };
+  unsupervised?: {
+    weighting?: 'reference' | 'paper'; weight?: number;
+    /** Teacher mode for the pseudo-labels (reference: eval). */
+    pseudoLabels?: 'eval' | 'train';
+    /** Pseudo-labels below this teacher confidence become ignore (0: none, the reference). */
+    confidenceThreshold?: number;
+  };
+  /** The teacher's BN statistics: its own train-mode passes (reference) or the EMA of the student's. */
+  teacherBn?: 'own' | 'ema';
   contrastive?: (AddonContrastiveOptions & { weight?: number; queueSize?: number[] }) | null;
   mix?: 'cutmix' | 'cutout' | 'classmix' | null;
 }
@@ -222,7 +239,10 @@ export interface AddonTrainer {
   save(path: string, extra?: Record<string, unknown>): Promise<void>;
   load(path: string): Promise<Record<string, unknown>>;
   loadPretrained(path: string): Promise<{ loaded: number; missing: string[]; unexpected: string[] }>;
+  /** Keys held per class of the contrastive memory bank (empty without the contrastive loss). */
   bankSizes(): number[];
+  /** Each class's bank capacity. */
+  bankCapacities(): number[];
 }
 
 /** The raw addon, as loaded from build/Release/u2pl.node. */

@@ -65,13 +65,26 @@ export interface TrainerConfig {
   supOnlyEpoch: number;
   optimizer: { type: 'SGD'; lr: number; momentum: number; weightDecay: number };
   lrScheduler: { mode: 'poly' | 'cosine'; power: number; targetLr: number };
-  unsupervised?: { dropPercent: number; applyAug?: 'cutmix' | 'cutout' | 'classmix'; lossWeight: number; weighting: 'reference' | 'paper' };
+  unsupervised?: {
+    dropPercent: number; applyAug?: 'cutmix' | 'cutout' | 'classmix'; lossWeight: number; weighting: 'reference' | 'paper';
+    /** Port-only: the teacher's mode for the pseudo-labels (reference: eval, §8.1). */
+    pseudoLabels: 'eval' | 'train';
+    /** Port-only: pseudo-labels below this teacher confidence are ignored (0: none, the reference). */
+    confidenceThreshold: number;
+  };
   contrastive?: ContrastiveConfig;
   /**
    * §7 [Q]: 'reference' = the teacher is the student throughout epoch e_w (its BN statistics its own);
    * 'copy' = a full copy of the student (weights and BN statistics) at the start of e_w, EMA from then on.
    */
   teacherInit: 'reference' | 'copy';
+  /** Port-only: the teacher's BN statistics come from its own train-mode passes (reference, §7) or follow the student's by the EMA. */
+  teacherBn: 'own' | 'ema';
+  /**
+   * Port-only: read the unlabeled images' labels (when they exist) to log how accurate the
+   * pseudo-labels are; they go to the metrics only, never to a loss.
+   */
+  pseudoLabelMetrics: boolean;
   /** Port-only: cap on steps per epoch (quick runs, tests). */
   stepsPerEpoch?: number;
   logEvery: number;
@@ -235,7 +248,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
 function parseTrainer(value: unknown, w: Warner): TrainerConfig {
   const t = section(value, 'trainer');
   w.keys(t, ['epochs', 'eval_on', 'sup_only_epoch', 'start_epochs', 'optimizer', 'lr_scheduler', 'unsupervised', 'contrastive',
-    'teacher_init', 'steps_per_epoch', 'log_every', 'eval_every'], 'trainer');
+    'teacher_init', 'teacher_bn', 'pseudo_label_metrics', 'steps_per_epoch', 'log_every', 'eval_every'], 'trainer');
   const opt = section(t.optimizer ?? {}, 'trainer.optimizer');
   w.keys(opt, ['type', 'kwargs'], 'trainer.optimizer');
   const optType = str(opt, 'type', 'SGD', 'trainer.optimizer');
@@ -252,18 +265,22 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
   let unsupervised: TrainerConfig['unsupervised'];
   if (t.unsupervised !== undefined) {
     const u = section(t.unsupervised, 'trainer.unsupervised');
-    w.keys(u, ['drop_percent', 'apply_aug', 'loss_weight', 'TTA', 'weighting'], 'trainer.unsupervised');
+    w.keys(u, ['drop_percent', 'apply_aug', 'loss_weight', 'TTA', 'weighting', 'pseudo_labels', 'confidence_threshold'], 'trainer.unsupervised');
     const aug = u.apply_aug === undefined || u.apply_aug === null ? undefined : str(u, 'apply_aug', undefined, 'trainer.unsupervised');
     if (aug !== undefined && !['cutmix', 'cutout', 'classmix'].includes(aug)) {
       throw new ConfigError('trainer.unsupervised.apply_aug', `expected cutmix, cutout or classmix, got '${aug}'`);
     }
     const weighting = str(u, 'weighting', 'reference', 'trainer.unsupervised');
     if (weighting !== 'reference' && weighting !== 'paper') throw new ConfigError('trainer.unsupervised.weighting', `expected reference or paper, got '${weighting}'`);
+    const pseudoLabels = str(u, 'pseudo_labels', 'eval', 'trainer.unsupervised');
+    if (pseudoLabels !== 'eval' && pseudoLabels !== 'train') throw new ConfigError('trainer.unsupervised.pseudo_labels', `expected eval or train, got '${pseudoLabels}'`);
     unsupervised = {
       dropPercent: num(u, 'drop_percent', 100, 'trainer.unsupervised', 0, 100),
       applyAug: aug as 'cutmix' | 'cutout' | 'classmix' | undefined,
       lossWeight: num(u, 'loss_weight', 1, 'trainer.unsupervised', 0),
       weighting,
+      pseudoLabels,
+      confidenceThreshold: num(u, 'confidence_threshold', 0, 'trainer.unsupervised', 0, 1),
     };
   }
   let contrastive: ContrastiveConfig | undefined;
@@ -300,6 +317,8 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
   }
   const teacherInit = str(t, 'teacher_init', 'reference', 'trainer');
   if (teacherInit !== 'reference' && teacherInit !== 'copy') throw new ConfigError('trainer.teacher_init', `expected reference or copy, got '${teacherInit}'`);
+  const teacherBn = str(t, 'teacher_bn', 'own', 'trainer');
+  if (teacherBn !== 'own' && teacherBn !== 'ema') throw new ConfigError('trainer.teacher_bn', `expected own or ema, got '${teacherBn}'`);
   return {
     epochs: int(t, 'epochs', undefined, 'trainer', 1),
     evalOn: bool(t, 'eval_on', true, 'trainer'),
@@ -311,7 +330,8 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
       weightDecay: num(kw, 'weight_decay', 1e-4, 'trainer.optimizer.kwargs', 0),
     },
     lrScheduler: { mode, power: num(sk, 'power', 0.9, 'trainer.lr_scheduler.kwargs', 0), targetLr: num(sk, 'targetlr', 0, 'trainer.lr_scheduler.kwargs', 0) },
-    unsupervised, contrastive, teacherInit,
+    unsupervised, contrastive, teacherInit, teacherBn,
+    pseudoLabelMetrics: bool(t, 'pseudo_label_metrics', false, 'trainer'),
     stepsPerEpoch: t.steps_per_epoch === undefined ? undefined : int(t, 'steps_per_epoch', undefined, 'trainer', 1),
     logEvery: int(t, 'log_every', 1, 'trainer', 1),
     evalEvery: int(t, 'eval_every', 1, 'trainer', 1),

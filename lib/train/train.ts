@@ -80,7 +80,11 @@ function trainerOptions(c: U2plConfig): AddonTrainerOptions {
       ohem: c.criterion.type === 'ohem', thresh: c.criterion.thresh, minKept: c.criterion.minKept,
       auxWeight: c.net.auxLossWeight ?? 0.4, ignoreIndex: c.dataset.ignoreLabel,
     },
-    unsupervised: { weighting: t.unsupervised?.weighting ?? 'reference', weight: t.unsupervised?.lossWeight ?? 1 },
+    unsupervised: {
+      weighting: t.unsupervised?.weighting ?? 'reference', weight: t.unsupervised?.lossWeight ?? 1,
+      pseudoLabels: t.unsupervised?.pseudoLabels ?? 'eval', confidenceThreshold: t.unsupervised?.confidenceThreshold ?? 0,
+    },
+    teacherBn: t.teacherBn,
     contrastive: c.dataset.semi && con ? {
       currentClassThreshold: con.currentClassThreshold, currentClassNegativeThreshold: con.currentClassNegativeThreshold,
       lowRank: con.lowRank, highRank: con.highRank, temperature: con.temperature, numQueries: con.numQueries,
@@ -151,7 +155,9 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
 
   const loaderBase = { classes, ignoreLabel: d.ignoreLabel, prefetch: c.runtime.prefetch, cacheBytes: d.cacheMb * 1024 * 1024 };
   const labeledLoader = new BatchLoader({ ...loaderBase, samples: data.labeled, augment: d.train.augment, train: true, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed });
-  const unlabeledLoader = semi ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: false, labelOptions: data.info.labelOptions, seed: c.seed + 1 }) : undefined;
+  // With pseudo_label_metrics the unlabeled labels are decoded too, for the metrics only.
+  const unlabeledTruth = semi && t.pseudoLabelMetrics;
+  const unlabeledLoader = semi ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 1 }) : undefined;
   const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
 
   const trainer: AddonTrainer = new (native().AddonTrainer)(trainerOptions(c));
@@ -164,6 +170,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
   let startEpoch = 0;
   let startStep = 0;
   let bestMiou: number | null = null;
+  let epochStats = emptyStats();
   const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
   if (resumeFrom) {
     const extra = await trainer.load(resumeFrom);
@@ -172,6 +179,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
     // best_miou is 0 in the reference's files when nothing was validated; `validated` says which.
     const validated = extra.validated === undefined ? Number(extra.best_miou ?? 0) > 0 : Boolean(extra.validated);
     bestMiou = validated ? Number(extra.best_miou) : null;
+    if (startStep > 0 && extra.epoch_stats) epochStats = { ...emptyStats(), ...JSON.parse(String(extra.epoch_stats)) as EpochStats };
     if (Number(extra.steps_per_epoch ?? L) !== L) throw new Error(`${resumeFrom}: saved with ${String(extra.steps_per_epoch)} steps per epoch, this run has ${L}`);
     truncateMetrics(metricsPath, startEpoch * L + startStep, startEpoch);
     log(`resumed from ${resumeFrom}: epoch ${startEpoch + 1}, step ${startStep + 1} of ${L}`);
@@ -189,7 +197,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
   const lrAt = (k: number) => (t.lrScheduler.mode === 'poly' ? polyLr(baseLr, k, K, t.lrScheduler.power) : cosineLr(baseLr, t.lrScheduler.targetLr, k, K));
   const extraState = (epoch: number, stepInEpoch: number) => ({
     epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou ?? 0, validated: bestMiou !== null,
-    config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion,
+    config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion, epoch_stats: JSON.stringify(epochStats),
   });
   const save = async (epoch: number, stepInEpoch: number) => trainer.save(ckptPath, extraState(epoch, stepInEpoch));
 
@@ -224,6 +232,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
         labeledImages: { data: l.images, shape: [l.size, 3, l.height, l.width] },
         labels: { data: l.labels as Uint8Array, shape: [l.size, l.height, l.width] },
         unlabeledImages: u ? { data: u.images, shape: [u.size, 3, u.height, u.width] } : undefined,
+        unlabeledTruth: u?.labels ? { data: u.labels, shape: [u.size, u.height, u.width] } : undefined,
         lrBackbone: lr,
         lrHead: lr * d.headLrMultiplier,
         copyTeacher: phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',
@@ -232,6 +241,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
         alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
       });
       if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
+      if (phase === 'semi') addStepStats(epochStats, result);
       globalStep++;
       const elapsed = (Date.now() - runStart) / 1000;
       const perStep = elapsed / Math.max(1, globalStep - stepsAtStart);
@@ -239,6 +249,8 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
         appendJsonl(metricsPath, {
           type: 'step', epoch, step, global_step: globalStep - 1, phase, loss: result.loss, supervised: result.supervised,
           unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
+          ...(phase === 'semi' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
+          ...(result.pseudoLabelPixels ? { pseudo_label_accuracy: result.pseudoLabelCorrect / result.pseudoLabelPixels } : {}),
         });
       }
       options.onProgress?.({
@@ -265,15 +277,71 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
       }
       const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
       if (improved) bestMiou = (evalResult as EvalResult).miou;
+      const stats = phase === 'semi' ? summariseStats(epochStats, trainer) : {};
+      epochStats = emptyStats();
       await save(epoch + 1, 0);
       if (improved || (!evalResult && epoch === E - 1)) copyAtomic(ckptPath, bestPath);
       const summary: EpochSummary = { epoch, miou: evalResult?.miou ?? NaN, iou: evalResult?.iou ?? [], bestMiou, seconds: (Date.now() - epochStart) / 1000 };
-      if (evalResult || epoch === E - 1) appendJsonl(metricsPath, { type: 'epoch', epoch, miou: evalResult?.miou ?? null, iou: evalResult?.iou ?? null, pixel_accuracy: evalResult?.pixelAccuracy ?? null, best_miou: bestMiou, seconds: summary.seconds });
+      appendJsonl(metricsPath, {
+        type: 'epoch', epoch, phase, miou: evalResult?.miou ?? null, iou: evalResult?.iou ?? null, pixel_accuracy: evalResult?.pixelAccuracy ?? null,
+        best_miou: bestMiou, seconds: summary.seconds, ...stats,
+      });
       if (evalResult || epoch === E - 1) options.onEpoch?.(summary);
       if (validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase);
     }
   }
   return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
+}
+
+/** Sums over an epoch's U2PL steps, for the epoch line of metrics.jsonl (kept in checkpoints for resume). */
+interface EpochStats {
+  steps: number;
+  mixed: number;
+  kept: number;
+  valid: number;
+  validClasses: number;
+  plPixels: number;
+  plCorrect: number;
+  plKeptPixels: number;
+  plKeptCorrect: number;
+}
+
+function emptyStats(): EpochStats {
+  return { steps: 0, mixed: 0, kept: 0, valid: 0, validClasses: 0, plPixels: 0, plCorrect: 0, plKeptPixels: 0, plKeptCorrect: 0 };
+}
+
+function addStepStats(s: EpochStats, r: AddonStepResult): void {
+  s.steps++;
+  s.mixed += r.mixed ? 1 : 0;
+  s.kept += r.unsupKept;
+  s.valid += r.unsupValid;
+  s.validClasses += r.validClasses;
+  s.plPixels += r.pseudoLabelPixels;
+  s.plCorrect += r.pseudoLabelCorrect;
+  s.plKeptPixels += r.pseudoLabelKeptPixels;
+  s.plKeptCorrect += r.pseudoLabelKeptCorrect;
+}
+
+/**
+ * What tells a user whether U2PL is helping: the share of pseudo-labelled pixels L_u keeps, the
+ * pseudo-label accuracy (with pseudo_label_metrics: over all labelled pixels, and over the kept
+ * ones), the mean number of valid contrastive classes and how full each class's memory bank is.
+ */
+function summariseStats(s: EpochStats, trainer: AddonTrainer): Record<string, unknown> {
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
+  const sizes = trainer.bankSizes();
+  const capacity = trainer.bankCapacities();
+  return {
+    kept_share: ratio(s.kept, s.valid),
+    mixed_share: ratio(s.mixed, s.steps),
+    valid_classes: ratio(s.validClasses, s.steps),
+    ...(s.plPixels > 0 ? {
+      pseudo_label_accuracy: ratio(s.plCorrect, s.plPixels),
+      pseudo_label_accuracy_kept: ratio(s.plKeptCorrect, s.plKeptPixels),
+      pseudo_label_accuracy_dropped: ratio(s.plCorrect - s.plKeptCorrect, s.plPixels - s.plKeptPixels),
+    } : {}),
+    ...(sizes.length ? { bank_fill: sizes.map((n, c) => Number((n / capacity[c]).toFixed(4))) } : {}),
+  };
 }
 
 async function writeRunReport(

@@ -39,7 +39,8 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
                        {InstanceMethod("step", &AddonTrainer::Step), InstanceMethod("student", &AddonTrainer::Student),
                         InstanceMethod("teacher", &AddonTrainer::Teacher), InstanceMethod("save", &AddonTrainer::Save),
                         InstanceMethod("load", &AddonTrainer::Load), InstanceMethod("loadPretrained", &AddonTrainer::LoadPretrained),
-                        InstanceMethod("bankSizes", &AddonTrainer::BankSizes)});
+                        InstanceMethod("bankSizes", &AddonTrainer::BankSizes),
+                        InstanceMethod("bankCapacities", &AddonTrainer::BankCapacities)});
   }
 
   explicit AddonTrainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonTrainer>(info) {
@@ -66,7 +67,12 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
       Napi::Object u = o.Get("unsupervised").As<Napi::Object>();
       t.weighting = OptString(u, "weighting", "reference") == "paper" ? loss::UnsupervisedWeighting::kPaper : loss::UnsupervisedWeighting::kReference;
       t.unsupervised_weight = OptDouble(u, "weight", 1.0);
+      const std::string mode = OptString(u, "pseudoLabels", "eval");
+      if (mode != "eval" && mode != "train") throw Napi::TypeError::New(env, "option 'unsupervised.pseudoLabels' must be eval or train, got '" + mode + "'");
+      t.pseudo_labels_train_mode = mode == "train";
+      t.confidence_threshold = OptDouble(u, "confidenceThreshold", 0);
     }
+    t.teacher_bn_ema = OptString(o, "teacherBn", "own") == "ema";
     if (o.Get("contrastive").IsObject()) {
       Napi::Object c = o.Get("contrastive").As<Napi::Object>();
       t.contrastive = true;
@@ -120,6 +126,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     in.ema_decay = OptDouble(o, "emaDecay", 0.99);
     in.drop_percentile = OptDouble(o, "dropPercentile", 80);
     in.alpha = OptDouble(o, "alpha", 20);
+    if (!o.Get("unlabeledTruth").IsUndefined()) in.unlabeled_truth = TensorFromJs(o.Get("unlabeledTruth"), "unlabeledTruth");
     auto trainer = trainer_;
     auto student = student_, teacher = teacher_;
     return AsyncTask::Run(Env(), [trainer, student, teacher, in]() -> ResultBuilder {
@@ -142,6 +149,11 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
         out.Set("mixed", r.mixed);
         out.Set("unsupThreshold", r.unsup_threshold);
         out.Set("unsupKept", static_cast<double>(r.unsup_kept));
+        out.Set("unsupValid", static_cast<double>(r.unsup_valid));
+        out.Set("pseudoLabelPixels", static_cast<double>(r.pl_pixels));
+        out.Set("pseudoLabelCorrect", static_cast<double>(r.pl_correct));
+        out.Set("pseudoLabelKeptPixels", static_cast<double>(r.pl_kept_pixels));
+        out.Set("pseudoLabelKeptCorrect", static_cast<double>(r.pl_kept_correct));
         out.Set("validClasses", static_cast<double>(r.valid_classes));
         out.Set("seconds", seconds);
         return out;
@@ -228,6 +240,14 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     Napi::Array out = Napi::Array::New(Env());
     if (bank)
       for (int64_t c = 0; c < bank->num_classes(); ++c) out.Set(static_cast<uint32_t>(c), static_cast<double>(bank->size(c)));
+    return out;
+  }
+
+  Napi::Value BankCapacities(const Napi::CallbackInfo& info) {
+    loss::MemoryBank* bank = trainer_->bank();
+    Napi::Array out = Napi::Array::New(Env());
+    if (bank)
+      for (int64_t c = 0; c < bank->num_classes(); ++c) out.Set(static_cast<uint32_t>(c), static_cast<double>(bank->capacity(c)));
     return out;
   }
 

@@ -56,4 +56,11 @@ MixResult Mix(const at::Tensor& images, const at::Tensor& labels, const at::Tens
   return r;
 }
 
+at::Tensor MixLike(const at::Tensor& labels, const at::Tensor& mask, MixMode mode, int64_t ignore_index) {
+  if (mode == MixMode::kCutOut) return labels.masked_fill(mask.logical_not(), ignore_index);
+  const int64_t b = labels.size(0);
+  at::Tensor partner = at::arange(1, b + 1, at::TensorOptions().dtype(at::kLong)).remainder_(b).to(labels.device());
+  return at::where(mask, labels, labels.index_select(0, partner));
+}
+
 }  // namespace u2pl::loss

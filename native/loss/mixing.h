@@ -21,6 +21,10 @@ struct MixResult {
 at::Tensor CutoutMask(int64_t h, int64_t w, at::Generator generator);
 
 // Partner of image i is (i + 1) mod B. CutOut blanks the box (image 0, label ignore, confidence 0).
+// Mixes another B x H x W label map with the mask a Mix() returned (the ground truth of the
+// unlabeled batch, for metrics): the partner's pixels outside the mask, ignore there for CutOut.
+at::Tensor MixLike(const at::Tensor& labels, const at::Tensor& mask, MixMode mode, int64_t ignore_index = 255);
+
 MixResult Mix(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& confidence, MixMode mode,
               at::Generator generator, int64_t ignore_index = 255);
 

@@ -89,6 +89,15 @@ void EmaUpdate(torch::nn::Module& teacher, const torch::nn::Module& student, dou
   for (size_t i = 0; i < t.size(); ++i) t[i].mul_(decay).add_(s[i].detach(), 1.0 - decay);
 }
 
+void EmaUpdateBuffers(torch::nn::Module& teacher, const torch::nn::Module& student, double decay) {
+  c10::AutoGradMode no_grad(false);
+  auto t = teacher.buffers(true);
+  auto s = student.buffers(true);
+  TORCH_CHECK(t.size() == s.size(), "EMA between models of different architectures");
+  for (size_t i = 0; i < t.size(); ++i)
+    if (t[i].is_floating_point()) t[i].mul_(decay).add_(s[i], 1.0 - decay);
+}
+
 std::vector<torch::Tensor> ParametersWithPrefix(const torch::nn::Module& module, const std::string& prefix, bool with) {
   std::vector<torch::Tensor> out;
   for (const auto& item : module.named_parameters(true))

@@ -31,6 +31,8 @@ void CopyState(torch::nn::Module& dst, const torch::nn::Module& src);
 // Teacher EMA over parameters only (BN buffers stay the teacher's own, §7):
 // teacher <- decay * teacher + (1 - decay) * student.
 void EmaUpdate(torch::nn::Module& teacher, const torch::nn::Module& student, double decay);
+// The same for the floating-point buffers (BN running mean and variance), not the batch counters.
+void EmaUpdateBuffers(torch::nn::Module& teacher, const torch::nn::Module& student, double decay);
 
 // Parameters whose names start with prefix (e.g. "encoder." for the backbone group) or not.
 std::vector<torch::Tensor> ParametersWithPrefix(const torch::nn::Module& module, const std::string& prefix, bool with);

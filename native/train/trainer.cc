@@ -109,19 +109,23 @@ StepResult Trainer::Step(const StepInputs& in) {
     if (in.copy_teacher) CopyParameters(teacher_, student_);
     at::Tensor x_u = in.unlabeled_images.to(device_, at::kFloat);
     const int64_t h = x_u.size(2), w = x_u.size(3);
-    at::Tensor pseudo, confidence;
+    const int64_t ignore = options_.supervised.ignore_index;
+    at::Tensor pseudo, confidence, truth;
+    if (in.unlabeled_truth.defined()) truth = in.unlabeled_truth.to(device_, at::kLong);
     {
       at::NoGradGuard no_grad;
-      at::Tensor logits = Forward(teacher_, x_u, false).pred;
+      at::Tensor logits = Forward(teacher_, x_u, options_.pseudo_labels_train_mode).pred;
       at::Tensor prob = at::softmax(at::upsample_bilinear2d(logits, {h, w}, true), 1);
       std::tie(confidence, pseudo) = prob.max(1);
       if (options_.mix && at::rand({1}, generator_).item<double>() < 0.5) {
-        loss::MixResult m = loss::Mix(x_u, pseudo, confidence, *options_.mix, generator_, options_.supervised.ignore_index);
+        loss::MixResult m = loss::Mix(x_u, pseudo, confidence, *options_.mix, generator_, ignore);
         x_u = m.images;
         pseudo = m.labels;
         confidence = m.confidence;
+        if (truth.defined()) truth = loss::MixLike(truth, m.mask, *options_.mix, ignore);
         r.mixed = true;
       }
+      if (options_.confidence_threshold > 0) pseudo = pseudo.masked_fill(confidence < options_.confidence_threshold, ignore);
     }
     at::Tensor x = at::cat({x_l, x_u});
     model::ModelOutput out = Forward(student_, x, true);
@@ -139,6 +143,17 @@ StepResult Trainer::Step(const StepInputs& in) {
     r.unsupervised = u.loss.item<double>();
     r.unsup_threshold = u.threshold;
     r.unsup_kept = u.kept;
+    r.unsup_valid = u.valid;
+    if (truth.defined()) {
+      // Metrics only (the truth never reaches a loss): all labelled pixels, and those L_u keeps.
+      at::NoGradGuard no_grad;
+      const at::Tensor labelled = truth != ignore, right = (pseudo == truth) & labelled;
+      const at::Tensor kept = (pseudo != ignore) & (u.entropy < u.threshold) & labelled;
+      r.pl_pixels = labelled.sum().item<int64_t>();
+      r.pl_correct = right.sum().item<int64_t>();
+      r.pl_kept_pixels = kept.sum().item<int64_t>();
+      r.pl_kept_correct = (right & kept).sum().item<int64_t>();
+    }
     if (options_.contrastive) {
       loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha};
       loss::ContrastiveResult c = loss::ContrastiveLoss(ci, options_.contrastive_options, *bank_, generator_);
@@ -156,6 +171,7 @@ StepResult Trainer::Step(const StepInputs& in) {
   if (in.phase == Phase::kSemi) {
     if (in.copy_teacher) CopyParameters(teacher_, student_);
     else model::EmaUpdate(*teacher_, *student_, in.ema_decay);
+    if (options_.teacher_bn_ema) model::EmaUpdateBuffers(*teacher_, *student_, in.copy_teacher ? 0.0 : in.ema_decay);
   }
   return r;
 }

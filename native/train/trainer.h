@@ -34,6 +34,10 @@ struct TrainerOptions {
   at::ScalarType autocast = at::ScalarType::Undefined;
   bool channels_last = false;
   uint64_t seed = 0;
+  // Switches of the from-scratch study (experiments/camvid-small); the defaults are the reference's.
+  bool pseudo_labels_train_mode = false;  // pseudo-labels from the teacher in train mode (reference: eval mode, §8.1)
+  double confidence_threshold = 0;        // pseudo-labels whose teacher confidence is below it become ignore
+  bool teacher_bn_ema = false;            // the teacher's BN statistics follow the student's by the EMA (reference: its own, §7)
 };
 
 // kNetworkFloor: the semi step's network passes (teacher eval forward, student forward/backward on
@@ -51,6 +55,9 @@ struct StepInputs {
   double ema_decay = 0.99;
   double drop_percentile = 80;  // q_e of §9
   double alpha = 20;            // alpha_e of §10.2
+  // Optional B_u x H x W ground truth of the unlabeled batch, for the pseudo-label metrics only:
+  // it is compared with the pseudo-labels after they are made and never reaches a loss.
+  at::Tensor unlabeled_truth;
 };
 
 struct StepResult {
@@ -58,7 +65,11 @@ struct StepResult {
   bool mixed = false;
   double unsup_threshold = 0;
   int64_t unsup_kept = 0;
+  int64_t unsup_valid = 0;       // pixels with a pseudo-label (after mixing and the confidence threshold)
   int64_t valid_classes = 0;
+  // With unlabeled_truth: labelled pixels of the mixed batch, how many pseudo-labels are right, and
+  // the same over the pixels L_u keeps.
+  int64_t pl_pixels = 0, pl_correct = 0, pl_kept_pixels = 0, pl_kept_correct = 0;
 };
 
 class Trainer {
