@@ -2,7 +2,8 @@
 'use strict';
 // Writes experiments/pascal/<split>/{suponly,ours} and experiments/cityscapes/<split>/{suponly,ours}:
 // the reference's shipped configs (u2pl-method.md §15.4) for one process over the global batch
-// (batch = replicas x per-replica batch; contrastive loss_weight = 1/R; OHEM min_kept x R).
+// (batch = replicas x per-replica batch; contrastive loss_weight = 1/R; OHEM min_kept x R). The
+// reference's keys without effect (workers, noise_std, TTA, unsupervised_entropy_ignore) are left out.
 const fs = require('fs');
 const path = require('path');
 const yaml = require('js-yaml');
@@ -17,7 +18,7 @@ const encoder = (pretrained) => ({
 });
 const contrastive = (weight) => ({
   negative_high_entropy: true, low_rank: 3, high_rank: 20, current_class_threshold: 0.3, current_class_negative_threshold: 1,
-  unsupervised_entropy_ignore: 80, low_entropy_threshold: 20, num_negatives: 50, num_queries: 256, temperature: 0.5, loss_weight: weight,
+  low_entropy_threshold: 20, num_negatives: 50, num_queries: 256, temperature: 0.5, loss_weight: weight,
 });
 
 function pascal(split, semi) {
@@ -31,13 +32,13 @@ function pascal(split, semi) {
       },
       val: { data_root: '${U2PL_DATA_ROOT:-/data/VOC2012}', data_list: `${splits}/pascal/val.txt`, crop: { type: 'center', size: [513, 513] } },
       batch_size: 16, // reference: 4 replicas x 4 (semi), 2 x 8 (sup)
-      n_sup: split, noise_std: 0.1, workers: 2, ...norm,
+      n_sup: split, ...norm,
     },
     trainer: {
       epochs: 80, eval_on: true,
       optimizer: { type: 'SGD', kwargs: { lr: 0.001, momentum: 0.9, weight_decay: 0.0001 } },
       lr_scheduler: { mode: 'poly', kwargs: { power: 0.9 } },
-      ...(semi ? { unsupervised: { TTA: false, drop_percent: 80, apply_aug: 'cutmix' }, contrastive: contrastive(0.25) } : {}),
+      ...(semi ? { unsupervised: { drop_percent: 80, apply_aug: 'cutmix' }, contrastive: contrastive(0.25) } : {}),
     },
     saver: { auto_resume: true, snapshot_dir: 'checkpoints', pretrain: '' },
     criterion: { type: 'CELoss', kwargs: { use_weight: false } },
@@ -61,13 +62,13 @@ function cityscapes(split, semi) {
       },
       val: { data_root: '${U2PL_DATA_ROOT:-/data/cityscapes}', data_list: `${splits}/cityscapes/val.txt`, crop: { type: 'center', size: [769, 769] } },
       batch_size: 16, // reference: 8 replicas x 2 (semi), 4 x 4 (sup)
-      n_sup: split, noise_std: 0.1, workers: 2, ...norm,
+      n_sup: split, ...norm,
     },
     trainer: {
       epochs: 200, eval_on: true, ...(semi ? { sup_only_epoch: 0 } : {}),
       optimizer: { type: 'SGD', kwargs: { lr: 0.01, momentum: 0.9, weight_decay: 0.0005 } },
       lr_scheduler: { mode: 'poly', kwargs: { power: 0.9 } },
-      ...(semi ? { unsupervised: { TTA: false, drop_percent: 80, apply_aug: 'cutmix' }, contrastive: contrastive(0.125) } : {}),
+      ...(semi ? { unsupervised: { drop_percent: 80, apply_aug: 'cutmix' }, contrastive: contrastive(0.125) } : {}),
     },
     saver: { auto_resume: true, snapshot_dir: 'checkpoints', pretrain: '' },
     // OHEM's min_kept was per replica: scaled by the replica count for one process (§6.2).

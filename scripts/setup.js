@@ -4,6 +4,7 @@
 // are root), builds native/ with cmake-js, then loads the result and prints what it runs on.
 //   node scripts/setup.js            build (incremental)
 //   node scripts/setup.js --rebuild  clean build
+//   U2PL_NATIVE_TESTS=1 node scripts/setup.js   also the C++ tests (then: ctest --test-dir build)
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -64,14 +65,35 @@ function ensureLibTorch() {
   return findLibTorch() || fail(`libtorch-dev was installed but LibTorch is still not found.\n${HOW_TO_GET}`);
 }
 
+// The cached value of a CMake variable in build/, or null.
+function cached(name) {
+  try {
+    const m = new RegExp(`^${name}:[A-Z]+=(.*)$`, 'm').exec(fs.readFileSync(path.join(root, 'build', 'CMakeCache.txt'), 'utf8'));
+    return m ? m[1] : null;
+  } catch {
+    return null;
+  }
+}
+
 function build(torch, rebuild) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-  const args = [cmakeJs, rebuild ? 'rebuild' : 'compile', `--CDU2PL_TORCH_PREFIX=${torch.cmakePrefix}`, `--CDU2PL_TORCH_SOURCE=${torch.source}`];
-  if (!has('ninja')) args.push('--parallel', String(os.availableParallelism()));
+  // U2PL_NATIVE_TESTS=1 also builds the C++ tests (test/native/*.cc; run them with ctest --test-dir build).
+  const nativeTests = process.env.U2PL_NATIVE_TESTS === '1' ? 'ON' : 'OFF';
+  const defines = [`--CDU2PL_TORCH_PREFIX=${torch.cmakePrefix}`, `--CDU2PL_TORCH_SOURCE=${torch.source}`, `--CDU2PL_NATIVE_TESTS=${nativeTests}`];
+  const parallel = has('ninja') ? [] : ['--parallel', String(os.availableParallelism())];
   log(`building the addon against LibTorch ${torch.version} (found by ${torch.source}${torch.python ? ` ${torch.python}` : ''}: ${torch.cmakePrefix})`);
   // ccache (when CMake finds it) hashes paths under the package folder relative to it, so a
   // reinstall elsewhere (e.g. node_modules/u2pl of another project) reuses earlier objects.
-  run(process.execPath, args, { env: { ...process.env, CCACHE_BASEDIR: process.env.CCACHE_BASEDIR || root } });
+  const env = { ...process.env, CCACHE_BASEDIR: process.env.CCACHE_BASEDIR || root };
+  // cmake-js compile reconfigures only a missing build: configure again when what we pass changed
+  // (another LibTorch found, native tests switched), else build incrementally.
+  const stale = cached('U2PL_TORCH_PREFIX') !== torch.cmakePrefix || cached('U2PL_TORCH_SOURCE') !== torch.source ||
+    (cached('U2PL_NATIVE_TESTS') ?? 'OFF') !== nativeTests;
+  if (rebuild) run(process.execPath, [cmakeJs, 'rebuild', ...defines, ...parallel], { env });
+  else if (stale) {
+    run(process.execPath, [cmakeJs, 'configure', ...defines], { env });
+    run(process.execPath, [cmakeJs, 'build', ...parallel], { env });
+  } else run(process.execPath, [cmakeJs, 'compile', ...defines, ...parallel], { env });
 }
 
 function verify() {

@@ -17,6 +17,8 @@ export interface SplitConfig {
   dataRoot: string;
   dataList: string;
   augment: AugmentConfig;
+  /** The split's batch_size, else the dataset's (the reference merges the split over the dataset section). */
+  batchSize: number;
 }
 
 export interface DatasetConfig {
@@ -26,8 +28,12 @@ export interface DatasetConfig {
   train: SplitConfig;
   val?: SplitConfig;
   batchSize: number;
+  /**
+   * The reference's n_sup: semi-supervised epochs have N_u = (labeled + unlabeled) - n_sup steps'
+   * worth of images (both lists resized to it, §2.4); supervised-only epochs resize the labeled
+   * list to n_sup. Absent: N_u = the unlabeled count, and the labeled list as it is.
+   */
   nSup?: number;
-  workers: number;
   ignoreLabel: number;
   /** Head learning-rate multiplier m of §5.1: 10 for pascal, 1 otherwise (override: head_lr_multiplier). */
   headLrMultiplier: number;
@@ -143,6 +149,11 @@ class Warner {
   keys(s: Section, allowed: readonly string[], key: string): void {
     for (const k of Object.keys(s)) if (!allowed.includes(k)) this.warnings.push(`${key ? `${key}.` : ''}${k}: unknown key, ignored`);
   }
+
+  /** A key the reference accepts that has no effect here: said by name, with why. */
+  ignored(s: Section, name: string, key: string, why: string): void {
+    if (s[name] !== undefined) this.warnings.push(`${key}.${name}: ignored (${why})`);
+  }
 }
 
 function kindOf(type: string): { kind: DatasetKind; semi: boolean } {
@@ -195,6 +206,9 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
   const { kind, semi } = kindOf(type);
   const labelPad = int(d, 'crop_label_pad', 0, 'dataset', 0);
   if (labelPad !== 0 && labelPad !== 255) throw new ConfigError('dataset.crop_label_pad', `expected 0 (reference) or 255, got ${labelPad}`);
+  w.ignored(d, 'workers', 'dataset', "decoding and augmentation run on Node's libuv pool: set UV_THREADPOOL_SIZE for its threads and runtime.prefetch for the batches in flight");
+  w.ignored(d, 'noise_std', 'dataset', 'unused by the reference too');
+  const batchSize = int(d, 'batch_size', 1, 'dataset', 1);
   const split = (name: 'train' | 'val'): SplitConfig | undefined => {
     if (d[name] === undefined) {
       if (name === 'train') throw new ConfigError('dataset.train', 'required');
@@ -207,6 +221,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
       dataRoot: path.resolve(dir, str(s, 'data_root', undefined, `dataset.${name}`)),
       dataList: path.resolve(dir, str(s, 'data_list', undefined, `dataset.${name}`)),
       augment: parseAugment(s, `dataset.${name}`, d, name === 'train' ? labelPad : 0, w, name === 'train'),
+      batchSize: int(s, 'batch_size', batchSize, `dataset.${name}`, 1),
     };
   };
   let palette: RGB[] | undefined;
@@ -230,9 +245,8 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
     type, kind, semi,
     train: split('train') as SplitConfig,
     val: split('val'),
-    batchSize: int(d, 'batch_size', 1, 'dataset', 1),
+    batchSize,
     nSup: d.n_sup === undefined ? undefined : int(d, 'n_sup', undefined, 'dataset', 1),
-    workers: int(d, 'workers', 2, 'dataset', 0),
     ignoreLabel: int(d, 'ignore_label', 255, 'dataset', 0),
     headLrMultiplier: num(d, 'head_lr_multiplier', kind === 'voc' ? 10 : 1, 'dataset', 0),
     imageDir: d.image_dir === undefined ? undefined : str(d, 'image_dir', undefined, 'dataset'),
@@ -262,6 +276,7 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
   const sk = section(sched.kwargs ?? {}, 'trainer.lr_scheduler.kwargs');
   w.keys(sk, ['power', 'targetlr'], 'trainer.lr_scheduler.kwargs');
 
+  w.ignored(t, 'start_epochs', 'trainer', 'unused by the reference too; a run resumes from its checkpoint');
   let unsupervised: TrainerConfig['unsupervised'];
   if (t.unsupervised !== undefined) {
     const u = section(t.unsupervised, 'trainer.unsupervised');
@@ -272,6 +287,7 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
     }
     const weighting = str(u, 'weighting', 'reference', 'trainer.unsupervised');
     if (weighting !== 'reference' && weighting !== 'paper') throw new ConfigError('trainer.unsupervised.weighting', `expected reference or paper, got '${weighting}'`);
+    w.ignored(u, 'TTA', 'trainer.unsupervised', 'unused by the reference too');
     const pseudoLabels = str(u, 'pseudo_labels', 'eval', 'trainer.unsupervised');
     if (pseudoLabels !== 'eval' && pseudoLabels !== 'train') throw new ConfigError('trainer.unsupervised.pseudo_labels', `expected eval or train, got '${pseudoLabels}'`);
     unsupervised = {
@@ -290,6 +306,7 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
     w.keys(c, ['negative_high_entropy', 'low_rank', 'high_rank', 'current_class_threshold', 'current_class_negative_threshold',
       'unsupervised_entropy_ignore', 'low_entropy_threshold', 'num_negatives', 'num_queries', 'temperature', 'loss_weight',
       'reference_indexing', 'negatives', 'queue_size'], k);
+    w.ignored(c, 'unsupervised_entropy_ignore', k, 'the main method does not use it; only the AEL variant does');
     const negatives = str(c, 'negatives', 'reference', k);
     if (negatives !== 'reference' && negatives !== 'paper') throw new ConfigError(`${k}.negatives`, `expected reference or paper, got '${negatives}'`);
     const lowRank = int(c, 'low_rank', 3, k, 0);

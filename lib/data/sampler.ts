@@ -12,8 +12,8 @@ export interface ShardOptions {
 }
 
 /** §2.4: the labeled list concatenated ceil(N_u / n_l) times, N_u entries drawn without replacement. */
-export function resizeLabeled(labeled: number, target: number, seed: number): number[] {
-  const rng = new Random(deriveSeed(seed, 'resize-labeled'));
+export function resizeLabeled(labeled: number, target: number, seed: number, what = 'labeled'): number[] {
+  const rng = new Random(deriveSeed(seed, `resize-${what}`));
   if (labeled >= target) return rng.shuffle([...Array(labeled).keys()]).slice(0, target);
   const repeated: number[] = [];
   const times = Math.ceil(target / labeled);
@@ -25,7 +25,8 @@ export function resizeLabeled(labeled: number, target: number, seed: number): nu
 export function shard<T>(order: T[], { rank = 0, worldSize = 1 }: ShardOptions): T[] {
   if (worldSize === 1) return order;
   const perReplica = Math.ceil(order.length / worldSize);
-  const padded = order.concat(order.slice(0, perReplica * worldSize - order.length));
+  // Pad by repeating the order from its start (as torch's DistributedSampler), also when the pad is longer than the order.
+  const padded = Array.from({ length: perReplica * worldSize }, (_, i) => order[i % order.length]);
   return padded.filter((_, i) => i % worldSize === rank);
 }
 
@@ -42,6 +43,9 @@ export interface SemiEpochPlan {
 
 export class SemiSupervisedSampler {
   private readonly resized: number[];
+  private readonly unlabeledOrder: number[];
+  /** N_u: images of each kind per epoch (the unlabeled count unless the reference's n_sup says otherwise). */
+  readonly epochSize: number;
 
   constructor(
     readonly labeledCount: number,
@@ -49,20 +53,23 @@ export class SemiSupervisedSampler {
     readonly batchSize: number,
     readonly seed: number,
     readonly shardOptions: ShardOptions = {},
+    epochSize = unlabeledCount,
   ) {
     if (labeledCount < 1 || unlabeledCount < 1) throw new Error('semi-supervised training needs labeled and unlabeled samples');
-    this.resized = resizeLabeled(labeledCount, unlabeledCount, seed);
+    this.epochSize = epochSize;
+    this.resized = resizeLabeled(labeledCount, epochSize, seed);
+    this.unlabeledOrder = epochSize === unlabeledCount ? [...Array(unlabeledCount).keys()] : resizeLabeled(unlabeledCount, epochSize, seed, 'unlabeled');
   }
 
   /** Steps per epoch L. */
   get stepsPerEpoch(): number {
-    const per = Math.ceil(this.unlabeledCount / (this.shardOptions.worldSize ?? 1));
+    const per = Math.ceil(this.epochSize / (this.shardOptions.worldSize ?? 1));
     return Math.floor(per / this.batchSize);
   }
 
   epoch(epoch: number): SemiEpochPlan {
     const labeled = new Random(deriveSeed(this.seed, 'labeled', epoch)).shuffle(this.resized);
-    const unlabeled = new Random(deriveSeed(this.seed, 'unlabeled', epoch)).shuffle([...Array(this.unlabeledCount).keys()]);
+    const unlabeled = new Random(deriveSeed(this.seed, 'unlabeled', epoch)).shuffle(this.unlabeledOrder);
     return {
       labeled: batches(shard(labeled, this.shardOptions), this.batchSize, true),
       unlabeled: batches(shard(unlabeled, this.shardOptions), this.batchSize, true),
@@ -72,19 +79,28 @@ export class SemiSupervisedSampler {
 
 /** §2.5: the labeled list only, reshuffled each epoch, last partial batch kept. */
 export class SupervisedSampler {
-  constructor(readonly count: number, readonly batchSize: number, readonly seed: number, readonly shardOptions: ShardOptions = {}) {
-    if (count < 1) throw new Error('supervised training needs labeled samples');
+  private readonly order: number[];
+  /** Images per epoch: the labeled count, or the reference's n_sup (the list resized to it). */
+  readonly count: number;
+
+  constructor(labeledCount: number, readonly batchSize: number, readonly seed: number, readonly shardOptions: ShardOptions = {}, epochSize = labeledCount) {
+    if (labeledCount < 1) throw new Error('supervised training needs labeled samples');
+    this.count = epochSize;
+    this.order = epochSize === labeledCount ? [...Array(labeledCount).keys()] : resizeLabeled(labeledCount, epochSize, seed, 'supervised');
   }
 
+  /** Batches epoch() gives: a last batch of one image is folded into the one before. */
   get stepsPerEpoch(): number {
-    return Math.ceil(Math.ceil(this.count / (this.shardOptions.worldSize ?? 1)) / this.batchSize);
+    const perReplica = Math.ceil(this.count / (this.shardOptions.worldSize ?? 1));
+    const full = Math.ceil(perReplica / this.batchSize);
+    return full > 1 && this.batchSize > 1 && perReplica % this.batchSize === 1 ? full - 1 : full;
   }
 
   epoch(epoch: number): number[][] {
-    const order = new Random(deriveSeed(this.seed, 'supervised', epoch)).shuffle([...Array(this.count).keys()]);
+    const order = new Random(deriveSeed(this.seed, 'supervised', epoch)).shuffle(this.order);
     const out = batches(shard(order, this.shardOptions), this.batchSize, false);
     // A last batch of one image cannot train BatchNorm: it joins the batch before it.
-    if (out.length > 1 && out[out.length - 1].length === 1) out[out.length - 2].push(...(out.pop() as number[]));
+    if (out.length > 1 && this.batchSize > 1 && out[out.length - 1].length === 1) out[out.length - 2].push(...(out.pop() as number[]));
     return out;
   }
 }

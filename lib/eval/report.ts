@@ -22,18 +22,47 @@ export interface ReportData {
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
+/** At most `buckets` points: consecutive points averaged in equal-count buckets (metrics.jsonl keeps them all). */
+export function downsample(points: [number, number][], buckets: number): [number, number][] {
+  const finite = points.filter((p) => Number.isFinite(p[1]));
+  if (finite.length <= buckets) return finite;
+  const out: [number, number][] = [];
+  for (let b = 0; b < buckets; b++) {
+    const from = Math.floor((b * finite.length) / buckets), to = Math.floor(((b + 1) * finite.length) / buckets);
+    let x = 0, y = 0;
+    for (let i = from; i < to; i++) {
+      x += finite[i][0];
+      y += finite[i][1];
+    }
+    out.push([x / (to - from), y / (to - from)]);
+  }
+  return out;
+}
+
+// Min and max by a loop: spreading ~10^5 values into Math.min/max overflows the argument limit.
+function range(values: number[]): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
 function chart(series: { name: string; colour: string; points: [number, number][] }[], xLabel: string, yLabel: string): string {
-  const all = series.flatMap((s) => s.points);
-  if (all.length === 0) return '<p>No data yet.</p>';
+  if (series.every((s) => s.points.length === 0)) return '<p>No data yet.</p>';
   const W = 640, H = 260, L = 56, B = 36, T = 14, R = 14;
-  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]).filter(Number.isFinite);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
-  const y0 = Math.min(0, ...ys), y1 = Math.max(...ys, y0 + 1e-6);
+  const [xMin, xMax] = range(series.flatMap((s) => [s.points[0]?.[0], s.points[s.points.length - 1]?.[0]]).filter((x) => x !== undefined));
+  series = series.map((s) => ({ ...s, points: downsample(s.points, 800) }));
+  const [yMin, yMax] = range(series.flatMap((s) => s.points.map((p) => p[1])));
+  const x0 = xMin, x1 = Math.max(xMax, x0 + 1);
+  const y0 = Math.min(0, yMin), y1 = Math.max(yMax, y0 + 1e-6);
   const sx = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const sy = (y: number) => H - B - ((y - y0) / (y1 - y0)) * (H - B - T);
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => y0 + f * (y1 - y0));
   const paths = series.map((s) => {
-    const d = s.points.filter((p) => Number.isFinite(p[1])).map((p, i) => `${i ? 'L' : 'M'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join('');
+    const d = s.points.map((p, i) => `${i ? 'L' : 'M'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join('');
     return `<path d="${d}" fill="none" stroke="${s.colour}" stroke-width="1.5"/>`;
   });
   const legend = series.map((s, i) => `<text x="${L + 8 + i * 130}" y="${T + 10}" fill="${s.colour}" font-size="12">■ ${esc(s.name)}</text>`);

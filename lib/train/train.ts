@@ -5,7 +5,8 @@
  */
 import fs from 'fs';
 import path from 'path';
-import { U2plConfig } from '../config/config';
+import { SplitConfig, U2plConfig } from '../config/config';
+import { ConfigError } from '../config/errors';
 import { BatchLoader } from '../data/loader';
 import { checkSamples, prepareData, RunData, throwOnProblems } from '../data/prepare';
 import { SemiSupervisedSampler, SupervisedSampler } from '../data/sampler';
@@ -143,11 +144,16 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
   const reportPath = path.join(c.saver.snapshotDir, 'report.html');
 
   const semi = d.semi;
-  const batch = d.batchSize;
-  const semiSampler = semi ? new SemiSupervisedSampler(data.labeled.length, data.unlabeled.length, batch, c.seed) : undefined;
-  const supSampler = semi ? undefined : new SupervisedSampler(data.labeled.length, batch, c.seed);
+  const batch = d.train.batchSize;
+  if (batch < 2) throw new ConfigError(d.train.batchSize !== d.batchSize ? 'dataset.train.batch_size' : 'dataset.batch_size', `must be at least 2 to train, got ${batch}: the BatchNorm after ASPP's image pooling sees one value per image`);
+  const epochSize = d.nSup === undefined ? undefined : semi ? data.labeled.length + data.unlabeled.length - d.nSup : d.nSup;
+  if (epochSize !== undefined && epochSize < 1) {
+    throw new ConfigError('dataset.n_sup', `${d.nSup} leaves no unlabeled images per epoch (N_u = ${data.labeled.length} labeled + ${data.unlabeled.length} unlabeled - n_sup)`);
+  }
+  const semiSampler = semi ? new SemiSupervisedSampler(data.labeled.length, data.unlabeled.length, batch, c.seed, {}, epochSize) : undefined;
+  const supSampler = semi ? undefined : new SupervisedSampler(data.labeled.length, batch, c.seed, {}, epochSize);
   const natural = semiSampler ? semiSampler.stepsPerEpoch : (supSampler as SupervisedSampler).stepsPerEpoch;
-  if (natural < 1) throw new Error(`dataset.batch_size ${batch} is larger than the ${semi ? 'unlabeled' : 'labeled'} set: no full step per epoch`);
+  if (natural < 1) throw new ConfigError('dataset.batch_size', `${batch} is larger than the ${semi ? 'unlabeled' : 'labeled'} set: no full step per epoch`);
   const L = t.stepsPerEpoch ? Math.min(t.stepsPerEpoch, natural) : natural;
   const E = t.epochs;
   const K = E * L;
@@ -272,7 +278,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
       const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
       if (t.evalOn && valLoader && validateNow) {
         const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
-        evalResult = await evaluateLoader(model, valLoader, d.batchSize, d.ignoreLabel);
+        evalResult = await evaluateLoader(model, valLoader, (d.val as SplitConfig).batchSize, d.ignoreLabel);
         lastMiou = evalResult.miou;
       }
       const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);

@@ -92,7 +92,9 @@ void Settle(Napi::Env env, Napi::Function, PendingTask* task) {
 
 Napi::Promise AsyncTask::Run(Napi::Env env, std::function<ResultBuilder()> work, std::vector<Napi::Value> keepAlive) {
   auto* task = new PendingTask{Napi::Promise::Deferred::New(env), {}, std::move(work), nullptr, {}, false};
-  for (auto& value : keepAlive) task->keepAlive.push_back(Napi::Reference<Napi::Value>::New(value, 1));
+  // Only objects can be referenced (an undefined optional argument needs no keeping).
+  for (auto& value : keepAlive)
+    if (value.IsObject()) task->keepAlive.push_back(Napi::Reference<Napi::Value>::New(value, 1));
   Napi::Promise promise = task->deferred.Promise();
   // The thread-safe function keeps the event loop alive until the result is delivered.
   auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function(), "u2pl:compute", 0, 1);

@@ -6,7 +6,8 @@ namespace u2pl::addon {
 
 PoolTask::PoolTask(Napi::Env env, std::function<ResultBuilder()> work, std::vector<Napi::Value> keepAlive)
     : Napi::AsyncWorker(env, "u2pl:PoolTask"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)) {
-  for (auto& value : keepAlive) keepAlive_.push_back(Napi::Reference<Napi::Value>::New(value, 1));
+  for (auto& value : keepAlive)
+    if (value.IsObject()) keepAlive_.push_back(Napi::Reference<Napi::Value>::New(value, 1));  // only objects can be referenced
 }
 
 Napi::Promise PoolTask::Run(Napi::Env env, std::function<ResultBuilder()> work, std::vector<Napi::Value> keepAlive) {

@@ -26,11 +26,14 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
       generator_(at::make_generator<at::CPUGeneratorImpl>(options.seed)),
       device_(student_->parameters().front().device()) {
   using torch::optim::SGDOptions;
+  // The reference's groups and order (§5.1): the encoder at lr, then the aux head (if any) and the
+  // decoder at lr x m. Checkpoints number the parameters through the groups in this order.
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(model::ParametersWithPrefix(*student_, "encoder.", true),
-                      std::make_unique<SGDOptions>(SGDOptions(0).momentum(options.momentum).weight_decay(options.weight_decay)));
-  groups.emplace_back(model::ParametersWithPrefix(*student_, "encoder.", false),
-                      std::make_unique<SGDOptions>(SGDOptions(0).momentum(options.momentum).weight_decay(options.weight_decay)));
+  for (const char* prefix : {"encoder.", "auxor.", "decoder."}) {
+    std::vector<at::Tensor> params = model::ParametersWithPrefix(*student_, prefix, true);
+    if (params.empty()) continue;
+    groups.emplace_back(std::move(params), std::make_unique<SGDOptions>(SGDOptions(0).momentum(options.momentum).weight_decay(options.weight_decay)));
+  }
   optimizer_ = std::make_unique<torch::optim::SGD>(std::move(groups), SGDOptions(0));
   if (options.contrastive) {
     const int64_t classes = student_->options().num_classes;
@@ -52,8 +55,7 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
 
 void Trainer::SetLearningRates(double backbone, double head) {
   auto& groups = optimizer_->param_groups();
-  static_cast<torch::optim::SGDOptions&>(groups[0].options()).lr(backbone);
-  static_cast<torch::optim::SGDOptions&>(groups[1].options()).lr(head);
+  for (size_t g = 0; g < groups.size(); ++g) static_cast<torch::optim::SGDOptions&>(groups[g].options()).lr(g == 0 ? backbone : head);
 }
 
 model::ModelOutput Trainer::Forward(model::SegmentationModel& net, const at::Tensor& images, bool train) {
@@ -248,8 +250,23 @@ void Trainer::LoadState(const io::ValuePtr& root, const std::string& source) {
   if (auto opt = root->get("optimizer_state")) {
     auto state = opt->get("state");
     std::vector<at::Tensor> params;
-    for (const auto& group : optimizer_->param_groups())
-      for (const auto& p : group.params()) params.push_back(p);
+    const auto& groups = optimizer_->param_groups();
+    auto file_groups = opt->get("param_groups");
+    const size_t file_group_count = file_groups && file_groups->is(io::Value::Kind::List) ? file_groups->items.size() : groups.size();
+    if (groups.size() == 3 && file_group_count == 2) {
+      // Written by u2pl 0.1 with an aux head: two groups, [encoder] and [decoder, auxor] in module order.
+      for (size_t g : {0, 2, 1})
+        for (const auto& p : groups[g].params()) params.push_back(p);
+    } else {
+      TORCH_CHECK(file_group_count == groups.size(), source, ": optimizer_state has ", file_group_count, " parameter groups, this model ",
+                  groups.size(), " (encoder", groups.size() == 3 ? ", aux head, decoder" : ", decoder", ")");
+      for (size_t g = 0; g < groups.size(); ++g) {
+        auto listed = file_groups ? file_groups->items[g]->get("params") : nullptr;
+        TORCH_CHECK(!listed || listed->items.size() == groups[g].params().size(), source, ": optimizer_state group ", g, " holds ",
+                    listed ? listed->items.size() : 0, " parameters, this model's ", groups[g].params().size());
+        for (const auto& p : groups[g].params()) params.push_back(p);
+      }
+    }
     if (state)
       for (const auto& [k, v] : state->entries) {
         const int64_t i = k->is(io::Value::Kind::Int) ? k->integer : std::stoll(k->text);

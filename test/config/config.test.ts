@@ -22,7 +22,7 @@ describe('config validation', () => {
     expect(c.dataset.semi).toBe(true);
     expect(c.dataset.train.dataList).toBe('/experiments/x/data/splits/4/labeled.txt');
     expect(c.dataset.headLrMultiplier).toBe(1);
-    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference' });
+    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference', pseudoLabels: 'eval', confidenceThreshold: 0 });
     expect(c.trainer.contrastive?.referenceIndexing).toBe(true);
     expect(c.trainer.teacherInit).toBe('reference');
     expect(c.saver.snapshotDir).toBe('/experiments/x/checkpoints');
@@ -37,6 +37,35 @@ describe('config validation', () => {
     expect(c.dataset.headLrMultiplier).toBe(10);
     expect(c.dataset.train.dataRoot).toBe('/data/voc');
     expect(parseConfig(withChange((x) => { x.dataset.train.data_root = '${MY_VOC:-/data/voc}'; }), dir, { MY_VOC: '/mnt/voc' }).dataset.train.dataRoot).toBe('/mnt/voc');
+  });
+
+  test('keys the reference accepts but that do nothing here are warned about by name', () => {
+    const c = parseConfig(withChange((x) => {
+      x.dataset.workers = 4;
+      x.dataset.noise_std = 0.1;
+      x.trainer.start_epochs = 0;
+      x.trainer.unsupervised.TTA = false;
+      x.trainer.contrastive.unsupervised_entropy_ignore = 80;
+    }), dir);
+    for (const key of ['dataset.workers', 'dataset.noise_std', 'trainer.start_epochs', 'trainer.unsupervised.TTA', 'trainer.contrastive.unsupervised_entropy_ignore']) {
+      expect(c.warnings.filter((w) => w.startsWith(`${key}: ignored (`))).toHaveLength(1);
+    }
+    expect(c.warnings).toHaveLength(5);
+  });
+
+  test('a split-level batch_size overrides the dataset one; val without a crop evaluates whole images', () => {
+    const c = parseConfig(withChange((x) => { x.dataset.val.batch_size = 7; delete x.dataset.val.crop; }), dir);
+    expect(c.dataset.train.batchSize).toBe(2);
+    expect(c.dataset.val?.batchSize).toBe(7);
+    expect(c.dataset.val?.augment.crop).toBeUndefined();
+    expect(() => parseConfig(withChange((x) => { delete x.dataset.train.crop; }), dir)).toThrow('dataset.train.crop.size: required');
+  });
+
+  test('${VAR} alone takes the type of what it expands to', () => {
+    const c = parseConfig(withChange((x) => { x.seed = '${SEED:-4}'; x.trainer.eval_on = '${EVAL}'; }), dir, { EVAL: 'false' });
+    expect(c.seed).toBe(4);
+    expect(c.trainer.evalOn).toBe(false);
+    expect(parseConfig(withChange((x) => { x.seed = '${SEED:-4}'; }), dir, { SEED: '11' }).seed).toBe(11);
   });
 
   test('unknown keys are warned about, not fatal (except in net)', () => {

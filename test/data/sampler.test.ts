@@ -33,6 +33,32 @@ describe('epoch composition (§2.4, §2.5)', () => {
     expect(new SupervisedSampler(9, 4, 1).epoch(0).map((b) => b.length)).toEqual([4, 5]);
   });
 
+  test('supervised: stepsPerEpoch is the number of batches epoch() gives, for every count and batch size', () => {
+    for (let n = 1; n <= 40; n++) {
+      for (let b = 1; b <= 9; b++) {
+        for (const worldSize of [1, 2, 3]) {
+          const s = new SupervisedSampler(n, b, 1, { rank: worldSize - 1, worldSize });
+          expect([n, b, worldSize, s.epoch(0).length]).toEqual([n, b, worldSize, s.stepsPerEpoch]);
+        }
+      }
+    }
+  });
+
+  test("the reference's n_sup sets the epoch size: N_u = labeled + unlabeled - n_sup, both lists resized to it", () => {
+    const s = new SemiSupervisedSampler(46, 321, 2, 0, {}, 200);
+    expect(s.stepsPerEpoch).toBe(100);
+    const e = s.epoch(0);
+    expect(new Set(e.unlabeled.flat()).size).toBe(200); // 200 distinct of the 321, drawn once for the run
+    expect(new Set(s.epoch(1).unlabeled.flat())).toEqual(new Set(e.unlabeled.flat()));
+    const more = new SemiSupervisedSampler(46, 321, 2, 0, {}, 500).epoch(0).unlabeled.flat();
+    expect(more).toHaveLength(500);
+    expect(Math.max(...more)).toBeLessThan(321); // drawn from the list repeated twice, without replacement
+    const sup = new SupervisedSampler(46, 2, 0, {}, 92);
+    const counts = new Array(46).fill(0);
+    for (const i of sup.epoch(0).flat()) counts[i]++;
+    expect(counts.every((n) => n === 2)).toBe(true);
+  });
+
   test('sharding across replicas partitions a padded order', () => {
     const order = [...Array(10).keys()];
     const parts = [0, 1, 2].map((rank) => shard(order, { rank, worldSize: 3 }));

@@ -1,6 +1,7 @@
 import fs from 'fs';
 import path from 'path';
 import { readCheckpoint, writeCheckpoint } from '../../lib';
+import { native } from '../../lib/native';
 import { describeWithPython, runPython, tempDir } from '../helpers/python';
 
 type T = { data: ArrayLike<number | bigint>; shape: number[]; dtype: string };
@@ -115,5 +116,49 @@ assert c["nested"] == {"list": [1, "a"]}
 print("ok")
 `, [dir]);
     expect(out.trim()).toBe('ok');
+  });
+});
+
+describeWithPython("resuming the reference's ckpt.pth", () => {
+  test('with an aux head: three optimizer groups (encoder, aux, decoder), momentum buffers land on their parameters', async () => {
+    const dir = tempDir('refckpt');
+    const model = { depth: 18, deepStem: false, replaceStrideWithDilation: [false, false, true] as [boolean, boolean, boolean], numClasses: 3, innerPlanes: 8, headPlanes: 8, dilations: [1, 2, 3] as [number, number, number], repHead: false, aux: true };
+    const make = () => new (native().AddonTrainer)({ model, semi: false, seed: 1, supervised: { auxWeight: 0.4 } });
+    const trainer = make();
+    const state = trainer.student().stateDict();
+    const { backbone, head } = trainer.student().parameterGroups();
+    // The reference's order: encoder, then the aux head, then the decoder.
+    const order = [...backbone, ...head.filter((n) => n.startsWith('auxor.')), ...head.filter((n) => n.startsWith('decoder.'))];
+    expect(order).toHaveLength(backbone.length + head.length);
+    await writeCheckpoint(path.join(dir, 'plain.pth'), { state, order });
+    // Python writes the file as the reference's train script does: module.-prefixed OrderedDict, 3 groups,
+    // momentum buffer i filled with i (so a buffer on the wrong parameter shows).
+    runPython(`
+import sys, torch, collections
+src = torch.load(sys.argv[1] + "/plain.pth")
+order, sd = src["order"], src["state"]
+groups, i = [], 0
+counts = [sum(1 for n in order if n.startswith(p)) for p in ("encoder.", "auxor.", "decoder.")]
+for count, lr in zip(counts, (0.01, 0.01, 0.01)):
+    groups.append({"lr": lr, "momentum": 0.9, "dampening": 0, "weight_decay": 0.0005, "nesterov": False, "params": list(range(i, i + count))})
+    i += count
+state = {k: {"momentum_buffer": torch.full(sd[n].shape, float(k))} for k, n in enumerate(order)}
+torch.save({"epoch": 3, "best_miou": 0.41,
+            "model_state": collections.OrderedDict(("module." + k, v) for k, v in sd.items()),
+            "optimizer_state": {"state": state, "param_groups": groups}}, sys.argv[1] + "/ckpt.pth")
+`, [dir]);
+    const resumed = make();
+    const extra = await resumed.load(path.join(dir, 'ckpt.pth'));
+    expect(extra.epoch).toBe(3);
+    await resumed.save(path.join(dir, 'again.pth'));
+    const again = (await readCheckpoint(path.join(dir, 'again.pth'))) as Record<string, any>;
+    const groups = again.optimizer_state.param_groups as { params: number[] }[];
+    expect(groups.map((g) => g.params.length)).toEqual([backbone.length, order.filter((n) => n.startsWith('auxor.')).length, order.filter((n) => n.startsWith('decoder.')).length]);
+    const buffers = again.optimizer_state.state as Record<string, { momentum_buffer: T }>;
+    order.forEach((name, k) => {
+      const b = buffers[k].momentum_buffer;
+      expect([name, b.shape]).toEqual([name, state[name].shape]);
+      expect(Array.from(b.data).every((v) => v === k)).toBe(true);
+    });
   });
 });

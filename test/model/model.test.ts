@@ -1,5 +1,5 @@
 import path from 'path';
-import { Model, writeCheckpoint } from '../../lib';
+import { InferenceOptions, Model, writeCheckpoint } from '../../lib';
 import { bitEqual, maxAbs, maxAbsDiff, randomTensor } from '../helpers/tensors';
 import { describeWithPython, runPython, tempDir } from '../helpers/python';
 
@@ -257,6 +257,34 @@ torch.save({"x": x, "pred": out["pred"], "rep": out["rep"], "aux": out["aux"]}, 
       expect(out[key]!.shape).toEqual(io[key].shape);
       expect(maxAbsDiff(out[key]!.data, io[key].data)).toBeLessThan(1e-4 * Math.max(1, maxAbs(io[key].data)));
     }
+  });
+
+  test.each<[string, InferenceOptions, string]>([
+    ['whole image, scales 0.75 and 1.3 (sizes rounded), flip', { mode: 'whole', scales: [0.75, 1.3], flip: true }, 'whole(m, x, scales=(0.75, 1.3), flip=True)'],
+    ['sliding windows of 24 x 32 (crop_h x crop_w), scales 1 and 0.8', { mode: 'slide', crop: [24, 32], scales: [1, 0.8] }, 'slide(m, x, 24, 32, scales=(1.0, 0.8))'],
+  ])('predict(): %s, as the reference evaluates (bench/python/reference_eval.py)', async (_, options, call) => {
+    const dir = tempDir('pyeval');
+    const model = new Model({ depth: 18, numClasses: 4, repHead: false, seed: 12, replaceStrideWithDilation: [false, false, true] });
+    await model.forward(randomTensor([2, 3, 33, 33], 4), { train: true });
+    await model.save(path.join(dir, 'ours.pth'), 'model_state');
+    const x = randomTensor([1, 3, 30, 41], 9);
+    const { writeCheckpoint: write, readCheckpoint } = await import('../../lib');
+    await write(path.join(dir, 'x.pth'), { x });
+    runPython(`
+import sys, torch
+from reference_net import Model
+from reference_eval import whole, slide
+m = Model(depth=18, num_classes=4, rep_head=False, replace_stride_with_dilation=[False, False, True])
+m.load_state_dict(torch.load(sys.argv[1] + "/ours.pth")["model_state"], strict=True)
+m.eval()
+x = torch.load(sys.argv[1] + "/x.pth")["x"]
+conf, pred = torch.softmax(${call}, 1).max(1)
+torch.save({"pred": pred[0].to(torch.int32), "conf": conf[0]}, sys.argv[1] + "/out.pth")
+`, [dir]);
+    const py = (await readCheckpoint(path.join(dir, 'out.pth'))) as { pred: { data: Int32Array }; conf: { data: Float32Array } };
+    const ours = await model.predict(x, options);
+    expect(maxAbsDiff(ours.confidence.data, py.conf.data)).toBeLessThan(1e-4);
+    expect(Array.from(ours.prediction.data)).toEqual(Array.from(py.pred.data));
   });
 
   test('Python torch.load reads our checkpoint into the reference model and predicts the same', async () => {
