@@ -20,7 +20,7 @@ function packageVersion(): string {
  * A yargs parser for one tool: strict flags, --help, --version, --verbose; a bad flag or argument
  * becomes a UsageError (one line, exit 2) instead of yargs' help dump.
  */
-export function cliParser(name: string, args: string[] = hideBin(process.argv)): Argv {
+export function cliParser(name: string, args: string[]): Argv {
   return yargs(args)
     .scriptName(name)
     .parserConfiguration({ 'camel-case-expansion': false })  // flags keep their dashed names (no duplicate in errors)
@@ -30,7 +30,7 @@ export function cliParser(name: string, args: string[] = hideBin(process.argv)):
     .fail((message, error) => {
       // yargs wraps errors thrown by a flag's coerce in its own YError; a command handler's pass as they are.
       if (error && error.name !== 'YError') throw error;
-      const text = message ?? error?.message ?? 'bad arguments';
+      const text = (message ?? error?.message ?? 'bad arguments').replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ');
       throw new UsageError(`${text}${/Unknown argument|Not enough|Missing required/.test(text) ? ` (see ${name} --help)` : ''}`);
     })
     .version(packageVersion())
@@ -96,24 +96,48 @@ export function experimentTargets(target: string): string[] {
   return subs;
 }
 
+/** Where a tool writes: the process's streams, or a buffer in tests. */
+export interface CliOutput {
+  out(text: string): void;
+  err(text: string): void;
+  /** Whether err is a terminal (progress lines rewrite themselves). */
+  tty: boolean;
+}
+
+export const processOutput: CliOutput = {
+  out: (text) => { process.stdout.write(text); },
+  err: (text) => { process.stderr.write(text); },
+  tty: Boolean(process.stderr.isTTY),
+};
+
+/** A tool's main: its arguments (without node and the script) -> the exit code. */
+export type CliMain = (args: string[], io: CliOutput) => Promise<number | void>;
+
 /** Whether errors should show their stack: U2PL_DEBUG=1 or --verbose. */
-export function debugMode(args: string[] = process.argv): boolean {
+export function debugMode(args: string[]): boolean {
   return process.env.U2PL_DEBUG === '1' || args.includes('--verbose');
 }
 
 /**
- * Runs a CLI main. Bad input (InputError: config, file, flag) prints one line and exits 2; any other
- * error prints its message and exits 1; stacks only in debug mode. The main's number is the exit code.
+ * Runs a tool's main and returns its exit code. Bad input (InputError: config, file, flag) prints
+ * one line and gives 2; any other error prints its message and gives 1; stacks only in debug mode.
  */
-export function runCli(name: string, main: () => Promise<number | void>): void {
-  main().then((code) => {
-    process.exitCode = code ?? 0;
-  }, (e: unknown) => {
+export async function invokeCli(name: string, main: CliMain, args: string[], io: CliOutput): Promise<number> {
+  try {
+    return (await main(args, io)) ?? 0;
+  } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     const input = error instanceof InputError;
-    const text = debugMode() && error.stack ? error.stack : error.message;
-    process.stderr.write(`${name}: ${input ? '' : 'error: '}${text}\n`);
-    process.exitCode = input ? EXIT_INPUT : EXIT_FAILURE;
+    const text = debugMode(args) && error.stack ? error.stack : error.message;
+    io.err(`${name}: ${input ? '' : 'error: '}${text}\n`);
+    return input ? EXIT_INPUT : EXIT_FAILURE;
+  }
+}
+
+/** The bin entry: runs `main` on the process's arguments and sets the exit code. */
+export function runCli(name: string, main: CliMain): void {
+  void invokeCli(name, main, hideBin(process.argv), processOutput).then((code) => {
+    process.exitCode = code;
   });
 }
 

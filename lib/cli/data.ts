@@ -8,35 +8,43 @@ import fs from 'fs';
 import path from 'path';
 import { prepareCityscapes } from '../data/cityscapes';
 import { readList } from '../data/datasets';
-import { checkSamples, prepareData } from '../data/prepare';
+import { checkSamples, datasetWarnings, DatasetSummary, DecodeCache, prepareData } from '../data/prepare';
+import { DECODE_CACHE } from '../train/train';
 import { makeSplit, writeSplit } from '../data/splits';
 import { FileError, UsageError } from '../errors';
-import { cliParser, configFromArgs, integerFlag, numberFlag, runCli } from './common';
+import { cliParser, configFromArgs, integerFlag, numberFlag, CliOutput, runCli } from './common';
 
-runCli('u2pl-data', async () => {
+export async function dataMain(args: string[], io: CliOutput): Promise<number> {
   let code = 0;
-  await cliParser('u2pl-data')
+  await cliParser('u2pl-data', args)
     .command('check [experiment]', 'validate every image and label of a config\'s lists', (y) => y
       .positional('experiment', { type: 'string', default: '.' })
       .option('data-root', { type: 'string', requiresArg: true }), async (a) => {
       const config = configFromArgs(a.experiment as string, { dataRoot: a['data-root'] as string | undefined });
+      for (const w of config.warnings) io.out(`warning: ${w}\n`);
       const classes = config.net.model.numClasses;
       const data = await prepareData(config.dataset, classes);
       const parts: [string, typeof data.labeled, boolean][] = [['labeled', data.labeled, true], ['unlabeled', data.unlabeled, false], ['val', data.val, true]];
+      // A run's folder keeps the images that decoded before; a check there decodes only what changed.
+      const cache = new DecodeCache(path.join(config.saver.snapshotDir, DECODE_CACHE));
       let problems = 0;
+      const summaries: DatasetSummary[] = [];
       for (const [name, samples, withLabels] of parts) {
         if (samples.length === 0) continue;
-        const s = await checkSamples(samples, data.info, classes, config.dataset.ignoreLabel, withLabels);
+        const s = await checkSamples(samples, data.info, classes, config.dataset.ignoreLabel, withLabels, 8, cache);
+        summaries.push(s);
         const total = s.classPixels.reduce((x, y) => x + y, 0) + s.ignorePixels;
-        process.stdout.write(`${name}: ${s.images} images, sizes ${Object.entries(s.sizes).map(([k, v]) => `${k} x${v}`).join(', ')}\n`);
+        io.out(`${name}: ${s.images} images, sizes ${Object.entries(s.sizes).map(([k, v]) => `${k} x${v}`).join(', ')}\n`);
         if (withLabels && total > 0) {
-          for (let c = 0; c < classes; c++) process.stdout.write(`  ${String(c).padStart(3)} ${(data.info.classNames[c] ?? '').padEnd(14)} ${(100 * s.classPixels[c] / total).toFixed(2).padStart(6)} %\n`);
-          process.stdout.write(`  ign ${'(ignore)'.padEnd(14)} ${(100 * s.ignorePixels / total).toFixed(2).padStart(6)} %\n`);
+          for (let c = 0; c < classes; c++) io.out(`  ${String(c).padStart(3)} ${(data.info.classNames[c] ?? '').padEnd(14)} ${(100 * s.classPixels[c] / total).toFixed(2).padStart(6)} %\n`);
+          io.out(`  ign ${'(ignore)'.padEnd(14)} ${(100 * s.ignorePixels / total).toFixed(2).padStart(6)} %\n`);
         }
-        for (const p of s.problems) process.stdout.write(`  problem: ${p.file}: ${p.problem}\n`);
+        for (const p of s.problems) io.out(`  problem: ${p.file}: ${p.problem}\n`);
         problems += s.problems.length;
       }
-      process.stdout.write(problems ? `${problems} problem(s) found\n` : 'no problems found\n');
+      cache.save();
+      for (const w of datasetWarnings(config.dataset, data, summaries)) io.out(`warning: ${w}\n`);
+      io.out(problems ? `${problems} problem(s) found\n` : 'no problems found\n');
       code = problems ? 1 : 0;
     })
     .command('split', 'make a seeded labeled/unlabeled split of a list', (y) => y
@@ -51,7 +59,7 @@ runCli('u2pl-data', async () => {
       if (a.fraction === 1) throw new UsageError("--fraction: expected a number in (0, 1), got '1'");
       const split = makeSplit(readList(path.resolve(a.list)), amount, a.seed as number);
       writeSplit(path.resolve(a.out), split);
-      process.stdout.write(`${split.labeled.length} labeled, ${split.unlabeled.length} unlabeled -> ${path.resolve(a.out)}\n`);
+      io.out(`${split.labeled.length} labeled, ${split.unlabeled.length} unlabeled -> ${path.resolve(a.out)}\n`);
     })
     .command('prepare-cityscapes <root>', 'convert gtFine *_labelIds.png to *_labelTrainIds.png', (y) => y
       .positional('root', { type: 'string', demandOption: true })
@@ -59,9 +67,11 @@ runCli('u2pl-data', async () => {
       const root = path.resolve(a.root as string);
       if (!fs.existsSync(path.join(root, 'gtFine'))) throw new FileError(root, 'no gtFine folder (expected a Cityscapes root with gtFine/ and leftImg8bit/)');
       const n = await prepareCityscapes(root, a.overwrite);
-      process.stdout.write(`${n} label files written\n`);
+      io.out(`${n} label files written\n`);
     })
     .demandCommand(1, 'give a command: check, split or prepare-cityscapes')
     .parse();
   return code;
-});
+}
+
+if (require.main === module) runCli('u2pl-data', dataMain);

@@ -13,10 +13,10 @@ import { colourise, writePngFile } from '../eval/output';
 import { defaultCheckpoint, loadModel, slidingWindow } from '../eval/api';
 import { ConfigError } from '../config/errors';
 import { FileError } from '../errors';
-import { cliParser, configFromArgs, integerFlag, iouTable, positiveListFlag, runCli } from './common';
+import { cliParser, configFromArgs, integerFlag, iouTable, positiveListFlag, CliOutput, runCli } from './common';
 
-runCli('u2pl-eval', async () => {
-  const argv = await cliParser('u2pl-eval')
+export async function evalMain(args: string[], io: CliOutput): Promise<number> {
+  const argv = await cliParser('u2pl-eval', args)
     .usage('$0 [experiment]', 'Evaluate a checkpoint on the validation list', (y) =>
       y.positional('experiment', { type: 'string', default: '.', describe: 'experiment folder or config file' }))
     .option('config', { type: 'string', requiresArg: true })
@@ -47,7 +47,7 @@ runCli('u2pl-eval', async () => {
   const saveDir = argv['save-dir'] ? path.resolve(argv['save-dir']) : undefined;
   if (saveDir) fs.mkdirSync(saveDir, { recursive: true });
   const scales = argv.scales as number[];
-  process.stderr.write(`u2pl-eval: ${samples.length} images, ${argv.mode}, scales ${scales.join(',')}${argv.flip ? ', flip' : ''}, ${checkpoint}\n`);
+  io.err(`u2pl-eval: ${samples.length} images, ${argv.mode}, scales ${scales.join(',')}${argv.flip ? ', flip' : ''}, ${checkpoint}\n`);
   const result = await evaluateFullImages(model.handle, loader, {
     mode: argv.mode, scales, flip: argv.flip, crop: (argv.crop as number | undefined) ?? slidingWindow(config), baseSize: argv['base-size'] as number,
   }, config.dataset.ignoreLabel, async (p) => {
@@ -56,5 +56,8 @@ runCli('u2pl-eval', async () => {
     await writePngFile(path.join(saveDir, `${name}.png`), p.prediction, p.width, p.height, 1);
     await writePngFile(path.join(saveDir, `${name}_colour.png`), colourise(p.prediction, data.info.palette), p.width, p.height, 3);
   });
-  process.stdout.write(`${iouTable(data.info.classNames, result.iou, result.miou)}\npixel accuracy ${(100 * result.pixelAccuracy).toFixed(2)}\n`);
-});
+  io.out(`${iouTable(data.info.classNames, result.iou, result.miou)}\npixel accuracy ${(100 * result.pixelAccuracy).toFixed(2)}\n`);
+  return 0;
+}
+
+if (require.main === module) runCli('u2pl-eval', evalMain);

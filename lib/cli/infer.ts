@@ -8,12 +8,12 @@ import { PROCEDURAL_CLASSES } from '../data/procedural';
 import { FileError, UsageError } from '../errors';
 import { colourise, outputNames, overlay, writePngFile } from '../eval/output';
 import { defaultCheckpoint, loadModel, predict } from '../eval/api';
-import { cliParser, configFromArgs, EXIT_FAILURE, integerFlag, positiveListFlag, runCli } from './common';
+import { cliParser, configFromArgs, EXIT_FAILURE, integerFlag, positiveListFlag, CliOutput, runCli } from './common';
 
 const IMAGE = /\.(jpe?g|png|webp|tiff?|bmp|gif|avif)$/i;
 
-runCli('u2pl-infer', async () => {
-  const argv = await cliParser('u2pl-infer')
+export async function inferMain(args: string[], io: CliOutput): Promise<number> {
+  const argv = await cliParser('u2pl-infer', args)
     .usage('$0 <inputs..>', 'Predict masks for images (files or folders)', (y) =>
       y.positional('inputs', { type: 'string', array: true, demandOption: true }))
     .option('config', { type: 'string', requiresArg: true, default: 'config.yaml', describe: 'experiment config (network and normalisation)' })
@@ -47,18 +47,20 @@ runCli('u2pl-infer', async () => {
       img = await readImage(n.file);
     } catch (e) {
       // One unreadable image does not stop the others; the exit code says something failed.
-      process.stderr.write(`u2pl-infer: skipped ${(e as Error).message}\n`);
+      io.err(`u2pl-infer: skipped ${(e as Error).message}\n`);
       failed.push(n.file);
       continue;
     }
     const { prediction } = await predict(model, img, { scales: argv.scales as number[], flip: argv.flip, mean, std });
     await writePngFile(n.mask, prediction.data, img.width, img.height, 1);
     await writePngFile(n.overlay, overlay(img.data, colourise(prediction.data, info.palette)), img.width, img.height, 3);
-    process.stdout.write(`${n.file} -> ${n.mask}\n`);
+    io.out(`${n.file} -> ${n.mask}\n`);
   }
   if (failed.length) {
-    process.stderr.write(`u2pl-infer: ${failed.length} of ${files.length} images could not be read (listed above)\n`);
+    io.err(`u2pl-infer: ${failed.length} of ${files.length} images could not be read (listed above)\n`);
     return EXIT_FAILURE;
   }
   return 0;
-});
+}
+
+if (require.main === module) runCli('u2pl-infer', inferMain);

@@ -8,7 +8,7 @@ import path from 'path';
 import { FileError } from '../errors';
 import { native } from '../native';
 import { train, Progress } from '../train/train';
-import { cliParser, configFromArgs, EXIT_INTERRUPTED, experimentTargets, formatSeconds, integerFlag, runCli } from './common';
+import { cliParser, configFromArgs, EXIT_INTERRUPTED, experimentTargets, formatSeconds, integerFlag, CliOutput, runCli } from './common';
 
 function progressLine(p: Progress): string {
   const r = p.result;
@@ -19,8 +19,16 @@ function progressLine(p: Progress): string {
     `data ${p.dataSeconds.toFixed(2)}s step ${p.stepSeconds.toFixed(2)}s ETA ${formatSeconds(p.etaSeconds)}`;
 }
 
-runCli('u2pl-train', async () => {
-  const argv = await cliParser('u2pl-train')
+interface TrainArgs {
+  resume?: string;
+  'data-root'?: string;
+  threads?: number;
+  'max-steps'?: number;
+  quiet: boolean;
+}
+
+export async function trainMain(args: string[], io: CliOutput): Promise<number> {
+  const argv = await cliParser('u2pl-train', args)
     .usage('$0 [experiment]', 'Train supervised-only or U2PL from a reference-style config.yaml', (y) =>
       y.positional('experiment', { type: 'string', default: '.', describe: 'experiment folder (with config.yaml) or config file' }))
     .option('config', { type: 'string', requiresArg: true, describe: 'config file (instead of the positional experiment)' })
@@ -35,51 +43,63 @@ runCli('u2pl-train', async () => {
   const targets = experimentTargets((argv.config as string | undefined) ?? (argv.experiment as string));
   const controller = new AbortController();
   let interrupts = 0;
-  process.on('SIGINT', () => {
+  const onInterrupt = () => {
     interrupts++;
     if (interrupts > 1) {
-      process.stderr.write('\nu2pl-train: interrupted again, quitting without a checkpoint (the last one stays)\n');
+      io.err('\nu2pl-train: interrupted again, quitting without a checkpoint (the last one stays)\n');
       native().exitNow(EXIT_INTERRUPTED);
     }
-    process.stderr.write('\nu2pl-train: interrupted, saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
+    io.err('\nu2pl-train: interrupted, saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
     controller.abort();
-  });
+  };
+  process.on('SIGINT', onInterrupt);
+  try {
+    return await trainTargets(targets, argv, controller, io);
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+}
+
+async function trainTargets(targets: string[], argv: TrainArgs, controller: AbortController, io: CliOutput): Promise<number> {
+  const resume = argv.resume;
   const results: { name: string; best: number | null; last: number | null }[] = [];
-  const tty = process.stderr.isTTY;
+  const tty = io.tty;
   let lastPrint = 0;
   for (const target of targets) {
     const config = configFromArgs(target, { dataRoot: argv['data-root'] as string | undefined, threads: argv.threads as number | undefined });
     const name = path.relative(process.cwd(), config.dir) || '.';
-    process.stderr.write(`u2pl-train: ${name} (${config.dataset.type}, ${config.trainer.epochs} epochs) -> ${config.saver.snapshotDir}\n`);
+    io.err(`u2pl-train: ${name} (${config.dataset.type}, ${config.trainer.epochs} epochs) -> ${config.saver.snapshotDir}\n`);
     const result = await train(config, {
       signal: controller.signal,
       resume: resume === undefined ? undefined : path.resolve(resume),
       maxSteps: argv['max-steps'] as number | undefined,
-      onLog: (m) => process.stderr.write(`u2pl-train: ${m}\n`),
+      onLog: (m) => io.err(`u2pl-train: ${m}\n`),
       onProgress: (p) => {
         if (argv.quiet) return;
         const now = Date.now();
-        if (tty) process.stderr.write(`\r\x1b[K${progressLine(p)}`);
+        if (tty) io.err(`\r\x1b[K${progressLine(p)}`);
         else if (now - lastPrint > 10000 || p.step + 1 === p.stepsPerEpoch) {
-          process.stderr.write(`${progressLine(p)}\n`);
+          io.err(`${progressLine(p)}\n`);
           lastPrint = now;
         }
       },
       onEpoch: (e) => {
-        if (tty && !argv.quiet) process.stderr.write('\n');
+        if (tty && !argv.quiet) io.err('\n');
         const miou = Number.isNaN(e.miou) ? 'no validation' : `mIoU ${(100 * e.miou).toFixed(2)} (best ${(100 * (e.bestMiou ?? e.miou)).toFixed(2)})`;
-        process.stderr.write(`epoch ${e.epoch + 1}: ${miou}, ${formatSeconds(e.seconds)}\n`);
+        io.err(`epoch ${e.epoch + 1}: ${miou}, ${formatSeconds(e.seconds)}\n`);
       },
     });
     results.push({ name, best: result.bestMiou, last: result.lastMiou });
     if (result.interrupted) {
-      process.stderr.write(`u2pl-train: stopped; checkpoint ${result.checkpoint} (run again to resume)\n`);
+      io.err(`u2pl-train: stopped; checkpoint ${result.checkpoint} (run again to resume)\n`);
       break;
     }
   }
   for (const r of results) {
     const best = r.best === null ? 'no validation ran' : `best mIoU ${(100 * r.best).toFixed(2)}`;
-    process.stdout.write(`${r.name}: ${best}${r.last === null ? '' : `, last ${(100 * r.last).toFixed(2)}`}\n`);
+    io.out(`${r.name}: ${best}${r.last === null ? '' : `, last ${(100 * r.last).toFixed(2)}`}\n`);
   }
   return controller.signal.aborted ? EXIT_INTERRUPTED : 0;
-});
+}
+
+if (require.main === module) runCli('u2pl-train', trainMain);

@@ -47,6 +47,8 @@ export interface DatasetConfig {
   procedural?: { seed: number; train: number; labeled: number; val: number; size: number };
   /** Keep decoded images in memory up to this many MiB. */
   cacheMb: number;
+  /** Port-only: a file that cannot be read mid-run is skipped with a warning (default: the run stops with a checkpoint). */
+  skipUnreadable: boolean;
 }
 
 export interface ContrastiveConfig {
@@ -130,17 +132,22 @@ const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  * `${VAR}` and `${VAR:-default}` in string values, from the environment. A value that is a single
  * reference and expands to a number or true/false takes that type (`seed: ${U2PL_SEED:-0}`).
  */
-function expandEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
+function expandEnv(value: unknown, env: NodeJS.ProcessEnv, unset: string[], key = ''): unknown {
   if (typeof value === 'string') {
-    const text = value.replace(ENV_REF, (_, name: string, fallback?: string) => env[name] ?? fallback ?? '');
+    const text = value.replace(ENV_REF, (_, name: string, fallback?: string) => {
+      if (env[name] === undefined && fallback === undefined) unset.push(`${key}: \${${name}} is not set (it expands to '')`);
+      return env[name] ?? fallback ?? '';
+    });
     if (/^\$\{[^}]*\}$/.test(value)) {
       if (text === 'true' || text === 'false') return text === 'true';
       if (text.trim() !== '' && Number.isFinite(Number(text))) return Number(text);
     }
     return text;
   }
-  if (Array.isArray(value)) return value.map((v) => expandEnv(v, env));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env)]));
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, unset, `${key}[${i}]`));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, unset, key ? `${key}.${k}` : k)]));
+  }
   return value;
 }
 
@@ -196,12 +203,18 @@ function parseAugment(s: Section, key: string, parent: Section, labelPad: number
   };
 }
 
+function ignoreLabel(d: Section, w: Warner): number {
+  const v = int(d, 'ignore_label', 255, 'dataset', 0);
+  if (v > 255) w.warnings.push(`dataset.ignore_label: ${v} is outside 0-255: label PNGs hold values 0-255, so no pixel will be ignored`);
+  return v;
+}
+
 function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
   const d = section(value, 'dataset');
   // Transform keys at the dataset level apply to both splits (the reference merges each split over it).
   w.keys(d, ['type', 'train', 'val', 'batch_size', 'n_sup', 'workers', 'mean', 'std', 'ignore_label', 'noise_std', 'crop_label_pad',
     'head_lr_multiplier', 'image_dir', 'label_dir', 'label_ext', 'palette', 'class_names', 'procedural', 'cache_mb',
-    'resize', 'rand_resize', 'flip', 'GaussianBlur', 'crop'], 'dataset');
+    'resize', 'rand_resize', 'flip', 'GaussianBlur', 'crop', 'skip_unreadable'], 'dataset');
   const type = str(d, 'type', undefined, 'dataset');
   const { kind, semi } = kindOf(type);
   const labelPad = int(d, 'crop_label_pad', 0, 'dataset', 0);
@@ -247,7 +260,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
     val: split('val'),
     batchSize,
     nSup: d.n_sup === undefined ? undefined : int(d, 'n_sup', undefined, 'dataset', 1),
-    ignoreLabel: int(d, 'ignore_label', 255, 'dataset', 0),
+    ignoreLabel: ignoreLabel(d, w),
     headLrMultiplier: num(d, 'head_lr_multiplier', kind === 'voc' ? 10 : 1, 'dataset', 0),
     imageDir: d.image_dir === undefined ? undefined : str(d, 'image_dir', undefined, 'dataset'),
     labelDir: d.label_dir === undefined ? undefined : str(d, 'label_dir', undefined, 'dataset'),
@@ -256,6 +269,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
     classNames: Array.isArray(d.class_names) ? (d.class_names as unknown[]).map(String) : undefined,
     procedural,
     cacheMb: num(d, 'cache_mb', 1024, 'dataset', 0),
+    skipUnreadable: bool(d, 'skip_unreadable', false, 'dataset'),
   };
 }
 
@@ -358,8 +372,10 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
 /** Validates a config object; `dir` resolves relative paths. */
 export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv = process.env, file?: string): U2plConfig {
   try {
-    const raw = section(expandEnv(value, env), '');
+    const unset: string[] = [];
+    const raw = section(expandEnv(value, env, unset), '');
     const w = new Warner();
+    w.warnings.push(...unset);
     w.keys(raw, ['dataset', 'trainer', 'saver', 'criterion', 'net', 'seed', 'runtime'], '');
     const dataset = parseDataset(raw.dataset, dir, w);
     const trainer = parseTrainer(raw.trainer, w);
@@ -375,6 +391,9 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     const autocast = runtime.autocast === undefined || runtime.autocast === null || runtime.autocast === '' ? null : str(runtime, 'autocast', undefined, 'runtime');
     if (autocast !== null && autocast !== 'bfloat16' && autocast !== 'float16') throw new ConfigError('runtime.autocast', `expected bfloat16, float16 or null, got '${autocast}'`);
     const net = parseNetConfig(raw.net);
+    if (dataset.classNames && dataset.classNames.length !== net.model.numClasses) {
+      w.warnings.push(`dataset.class_names: ${dataset.classNames.length} names for net.num_classes ${net.model.numClasses}`);
+    }
     if (trainer.contrastive && !net.model.repHead) throw new ConfigError('net.decoder.kwargs.rep_head', 'must be true when trainer.contrastive is set');
     if (dataset.semi && !trainer.unsupervised) w.warnings.push('trainer.unsupervised: missing for a semi-supervised dataset type; using drop_percent 100 and no mixing');
     const device = str(runtime, 'device', 'cpu', 'runtime');

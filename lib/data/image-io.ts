@@ -41,7 +41,9 @@ export async function readImage(file: string): Promise<RgbImage> {
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
   } catch (e) {
-    throw new DataError(file, `not a readable image (${(e as Error).message})`);
+    // sharp fails on decoder warnings (e.g. a premature end of data) with a message that names no cause.
+    const m = (e as Error).message;
+    throw new DataError(file, `not a readable image (${/failOn/.test(m) ? 'damaged or truncated: the decoder stopped before the end' : m})`);
   }
 }
 

@@ -34,6 +34,11 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Keep decoded images in memory up to this many bytes (default 0: decode every time). */
   cacheBytes?: number;
+  /**
+   * Called once per unreadable file when such files are to be skipped (dataset.skip_unreadable):
+   * the next readable sample of the list takes its place. Without it a bad file is an error.
+   */
+  onSkip?: (error: DataError) => void;
 }
 
 interface Decoded {
@@ -46,6 +51,7 @@ interface Decoded {
 export class BatchLoader {
   private readonly cache = new Map<number, Decoded>();
   private cachedBytes = 0;
+  private readonly unreadable = new Set<number>();
 
   constructor(readonly options: LoaderOptions) {
     if (options.samples.length === 0) throw new Error('the dataset is empty');
@@ -53,6 +59,26 @@ export class BatchLoader {
 
   get length(): number {
     return this.options.samples.length;
+  }
+
+  /**
+   * Decodes sample `index`, or with onSkip the first readable one after it (in list order), so
+   * that a run with a few bad files goes on; the same files are skipped the same way every time.
+   */
+  private async decodeOrSkip(index: number): Promise<Decoded> {
+    const n = this.options.samples.length;
+    for (let k = 0; k < n; k++) {
+      const i = (index + k) % n;
+      if (this.unreadable.has(i)) continue;
+      try {
+        return await this.decode(i);
+      } catch (e) {
+        if (!(e instanceof DataError) || !this.options.onSkip) throw e;
+        this.unreadable.add(i);
+        this.options.onSkip(e);
+      }
+    }
+    throw new DataError(this.options.samples[index].image, 'no readable sample is left in this list');
   }
 
   /** Decodes and validates one sample (image, and label when requested). */
@@ -88,7 +114,7 @@ export class BatchLoader {
     const t0 = process.hrtime.bigint();
     const o = this.options;
     const outputs = await Promise.all(indices.map(async (index, slot) => {
-      const d = await this.decode(index);
+      const d = await this.decodeOrSkip(index);
       const rng = new Random(deriveSeed(o.seed, 'augment', epoch, step, slot, index));
       const draw = drawAugment(rng, d.height, d.width, o.augment, o.train);
       return { draw, out: await augment(d.image, d.label, d.height, d.width, draw, o.augment) };

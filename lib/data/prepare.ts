@@ -5,10 +5,9 @@
  */
 import fs from 'fs';
 import path from 'path';
-import sharp from 'sharp';
 import { DatasetConfig } from '../config/config';
 import { datasetInfo, DatasetInfo, DatasetLayout, listSamples, Sample } from './datasets';
-import { checkLabelValues, DataError, readLabel } from './image-io';
+import { checkLabelValues, DataError, readImage, readLabel } from './image-io';
 import { ensureProceduralDataset, PROCEDURAL_CLASSES } from './procedural';
 import { unlabeledListFor } from './splits';
 
@@ -48,11 +47,64 @@ export interface DatasetSummary {
 }
 
 /**
- * Checks samples: images by their headers (sharp), labels fully decoded. Collects every problem
- * instead of stopping at the first; `withLabels` false checks images only (unlabeled lists).
+ * Images that decoded completely before, by path, size and modification time, so that checking a
+ * dataset again (a resumed run, a second check) decodes only what changed. Kept as JSON.
+ */
+export class DecodeCache {
+  private readonly entries: Record<string, [number, number]>;
+  private dirty = false;
+
+  constructor(readonly file?: string) {
+    let entries: Record<string, [number, number]> = {};
+    try {
+      if (file) entries = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, [number, number]>;
+    } catch {
+      entries = {};  // absent or damaged: start again
+    }
+    this.entries = entries;
+  }
+
+  private static key(file: string): string | undefined {
+    try {
+      const st = fs.statSync(file);
+      return `${file}|${st.size}|${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** [width, height] of a file that decoded before and has not changed since. */
+  get(file: string): [number, number] | undefined {
+    const k = DecodeCache.key(file);
+    return k === undefined ? undefined : this.entries[k];
+  }
+
+  set(file: string, size: [number, number]): void {
+    const k = DecodeCache.key(file);
+    if (k === undefined) return;
+    this.entries[k] = size;
+    this.dirty = true;
+  }
+
+  save(): void {
+    if (!this.file || !this.dirty || !fs.existsSync(path.dirname(this.file))) return;
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(this.entries));
+      fs.renameSync(tmp, this.file);
+    } catch {
+      fs.rmSync(tmp, { force: true });  // a cache: losing it costs time only
+    }
+  }
+}
+
+/**
+ * Checks samples: every image fully decoded (a truncated file fails here, not mid-run), labels
+ * decoded and checked against their image. Collects every problem instead of stopping at the
+ * first; `withLabels` false checks images only (unlabeled lists).
  */
 export async function checkSamples(
-  samples: Sample[], info: DatasetInfo, classes: number, ignore: number, withLabels: boolean, concurrency = 8,
+  samples: Sample[], info: DatasetInfo, classes: number, ignore: number, withLabels: boolean, concurrency = 8, cache = new DecodeCache(),
 ): Promise<DatasetSummary> {
   const summary: DatasetSummary = { images: samples.length, sizes: {}, classPixels: new Array(classes).fill(0), ignorePixels: 0, problems: [] };
   let next = 0;
@@ -62,10 +114,13 @@ export async function checkSamples(
       let width = 0;
       let height = 0;
       try {
-        if (!fs.existsSync(s.image)) throw new DataError(s.image, 'file not found');
-        const meta = await sharp(s.image).metadata().catch((e: Error) => { throw new DataError(s.image, `not a readable image (${e.message})`); });
-        width = meta.width ?? 0;
-        height = meta.height ?? 0;
+        const known = cache.get(s.image);
+        if (known) [width, height] = known;
+        else {
+          const image = await readImage(s.image);
+          [width, height] = [image.width, image.height];
+          cache.set(s.image, [width, height]);
+        }
         summary.sizes[`${width}x${height}`] = (summary.sizes[`${width}x${height}`] ?? 0) + 1;
       } catch (e) {
         summary.problems.push({ file: s.image, problem: (e as Error).message.replace(`${s.image}: `, '') });
@@ -97,4 +152,46 @@ export function throwOnProblems(summaries: DatasetSummary[]): void {
   if (problems.length === 0) return;
   const shown = problems.slice(0, 10).map((p) => `  ${p.file}: ${p.problem}`).join('\n');
   throw new DataError(problems[0].file, `${problems.length} dataset problem(s) found before training:\n${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
+}
+
+/**
+ * What is legal but probably a mistake, by key: the same entry twice in a list, validation images
+ * among the training ones (they would leak into training), crops much larger than the images.
+ * `summaries` (labeled, unlabeled, val), when the images were checked, give their sizes.
+ */
+export function datasetWarnings(d: DatasetConfig, data: RunData, summaries?: DatasetSummary[]): string[] {
+  const warnings: string[] = [];
+  const lists: [string, string, Sample[]][] = [
+    ['dataset.train.data_list', d.train.dataList, data.labeled],
+    ['the unlabeled list', unlabeledListFor(d.train.dataList), data.unlabeled],
+    ['dataset.val.data_list', d.val?.dataList ?? '', data.val],
+  ];
+  for (const [key, file, samples] of lists) {
+    const seen = new Set<string>();
+    const twice = new Set<string>();
+    for (const s of samples) (seen.has(s.image) ? twice : seen).add(s.image);
+    if (twice.size) warnings.push(`${key}: ${file} lists ${twice.size} image(s) more than once (e.g. ${[...twice][0]})`);
+  }
+  const images = (samples: Sample[]) => new Set(samples.map((s) => s.image));
+  const val = images(data.val);
+  for (const [name, samples] of [['labeled', data.labeled], ['unlabeled', data.unlabeled]] as const) {
+    const leaked = samples.filter((s) => val.has(s.image));
+    if (leaked.length) {
+      warnings.push(`dataset.val.data_list: ${leaked.length} validation image(s) are also in the ${name} training list (e.g. ${leaked[0].image}): the validation score would not measure unseen images`);
+    }
+  }
+  const labeled = images(data.labeled);
+  const both = data.unlabeled.filter((s) => labeled.has(s.image));
+  if (both.length) warnings.push(`dataset.train.data_list: ${both.length} image(s) are both labeled and unlabeled (e.g. ${both[0].image})`);
+  const crop = d.train.augment.crop?.size;
+  const sizes = summaries?.[0]?.sizes;
+  if (crop && sizes && Object.keys(sizes).length) {
+    const dims = Object.keys(sizes).map((k) => k.split('x').map(Number) as [number, number]);
+    const [rh, rw] = d.train.augment.resize ?? [Math.max(...dims.map((x) => x[1])), Math.max(...dims.map((x) => x[0]))];
+    const grow = d.train.augment.randResize?.[1] ?? 1;
+    if (crop[0] > 2 * rh * grow || crop[1] > 2 * rw * grow) {
+      warnings.push(`dataset.train.crop.size: [${crop.join(', ')}] is more than twice the images (at most ${rw}x${rh}${grow > 1 ? `, x${grow} at the largest random scale` : ''}): most of every crop is padding`);
+    }
+  }
+  return warnings;
 }

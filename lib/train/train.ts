@@ -7,8 +7,11 @@ import fs from 'fs';
 import path from 'path';
 import { SplitConfig, U2plConfig } from '../config/config';
 import { ConfigError } from '../config/errors';
-import { BatchLoader } from '../data/loader';
-import { checkSamples, prepareData, RunData, throwOnProblems } from '../data/prepare';
+import { InputError } from '../errors';
+import { copyAtomic, lockRunDir, removeStaleTemporaries } from './run-dir';
+import { DataError } from '../data/image-io';
+import { Batch, BatchLoader } from '../data/loader';
+import { checkSamples, datasetWarnings, DecodeCache, prepareData, RunData, throwOnProblems } from '../data/prepare';
 import { SemiSupervisedSampler, SupervisedSampler } from '../data/sampler';
 import { evaluateLoader, EvalResult } from '../eval/evaluate';
 import { colourise, denormalise, pngDataUri } from '../eval/render';
@@ -96,15 +99,25 @@ function trainerOptions(c: U2plConfig): AddonTrainerOptions {
   };
 }
 
-/** Checks every list and file of the run (throws one error listing the problems). */
-export async function preflight(c: U2plConfig, data: RunData): Promise<void> {
+/** Where a run keeps the list of images that decoded, so that a resumed run checks only what changed. */
+export const DECODE_CACHE = '.u2pl-decoded.json';
+
+/**
+ * Checks every list and file of the run, every image decoded (throws one error listing the
+ * problems); what is legal but probably a mistake goes to `log` as warnings.
+ */
+export async function preflight(c: U2plConfig, data: RunData, log: (m: string) => void = () => undefined): Promise<void> {
   const classes = c.net.model.numClasses;
   const ignore = c.dataset.ignoreLabel;
-  throwOnProblems([
-    await checkSamples(data.labeled, data.info, classes, ignore, true),
-    await checkSamples(data.unlabeled, data.info, classes, ignore, false),
-    await checkSamples(data.val, data.info, classes, ignore, true),
-  ]);
+  const cache = new DecodeCache(path.join(c.saver.snapshotDir, DECODE_CACHE));
+  const summaries = [
+    await checkSamples(data.labeled, data.info, classes, ignore, true, 8, cache),
+    await checkSamples(data.unlabeled, data.info, classes, ignore, false, 8, cache),
+    await checkSamples(data.val, data.info, classes, ignore, true, 8, cache),
+  ];
+  cache.save();
+  for (const w of datasetWarnings(c.dataset, data, summaries)) log(`warning: ${w}`);
+  throwOnProblems(summaries);
 }
 
 function appendJsonl(file: string, record: Record<string, unknown>): void {
@@ -122,22 +135,39 @@ function truncateMetrics(file: string, globalStep: number, epochsDone: number): 
   fs.writeFileSync(file, kept.map((r) => JSON.stringify(r)).join('\n') + (kept.length ? '\n' : ''));
 }
 
-function copyAtomic(from: string, to: string): void {
-  const tmp = `${to}.tmp-${process.pid}`;
-  fs.copyFileSync(from, tmp);
-  fs.renameSync(tmp, to);
+/** How to go on when a checkpoint cannot be resumed, by how it was chosen. */
+function resumeError(file: string, auto: boolean, e: Error): InputError {
+  const problem = e.message.startsWith(file) ? e.message : `${file}: ${e.message}`;
+  const how = auto
+    ? 'saver.auto_resume found it in saver.snapshot_dir: move it aside (or delete it) to start over, give --resume another checkpoint, or set saver.auto_resume: false'
+    : 'give --resume a checkpoint written by this config (or leave --resume out)';
+  return new InputError(`${problem}. ${how}`);
 }
 
+/**
+ * Trains as the config says (§11): one run per snapshot_dir at a time (a lock file), resumable
+ * from its last checkpoint whatever stopped it.
+ */
 export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const log = options.onLog ?? (() => undefined);
   for (const w of c.warnings) log(`warning: ${w}`);
   if (c.runtime.threads) native().setThreads(c.runtime.threads);
+  const data = await prepareData(c.dataset, c.net.model.numClasses);
+  fs.mkdirSync(c.saver.snapshotDir, { recursive: true });
+  const release = lockRunDir(c.saver.snapshotDir, log);
+  try {
+    await preflight(c, data, log);
+    removeStaleTemporaries(c.saver.snapshotDir, log);
+    return await trainLocked(c, data, options, log);
+  } finally {
+    release();
+  }
+}
+
+async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, log: (m: string) => void): Promise<TrainResult> {
   const t = c.trainer;
   const d = c.dataset;
   const classes = c.net.model.numClasses;
-  const data = await prepareData(d, classes);
-  await preflight(c, data);
-  fs.mkdirSync(c.saver.snapshotDir, { recursive: true });
   const ckptPath = path.join(c.saver.snapshotDir, CHECKPOINT);
   const bestPath = path.join(c.saver.snapshotDir, BEST_CHECKPOINT);
   const metricsPath = path.join(c.saver.snapshotDir, 'metrics.jsonl');
@@ -159,7 +189,8 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
   const K = E * L;
   const warmup = semi ? Math.min(t.supOnlyEpoch, E) : 0;
 
-  const loaderBase = { classes, ignoreLabel: d.ignoreLabel, prefetch: c.runtime.prefetch, cacheBytes: d.cacheMb * 1024 * 1024 };
+  const onSkip = d.skipUnreadable ? (e: DataError) => log(`warning: skipped ${e.message} (dataset.skip_unreadable)`) : undefined;
+  const loaderBase = { classes, ignoreLabel: d.ignoreLabel, prefetch: c.runtime.prefetch, cacheBytes: d.cacheMb * 1024 * 1024, onSkip };
   const labeledLoader = new BatchLoader({ ...loaderBase, samples: data.labeled, augment: d.train.augment, train: true, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed });
   // With pseudo_label_metrics the unlabeled labels are decoded too, for the metrics only.
   const unlabeledTruth = semi && t.pseudoLabelMetrics;
@@ -179,14 +210,21 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
   let epochStats = emptyStats();
   const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
   if (resumeFrom) {
-    const extra = await trainer.load(resumeFrom);
+    let extra: Record<string, unknown>;
+    try {
+      extra = await trainer.load(resumeFrom);
+    } catch (e) {
+      throw resumeError(resumeFrom, options.resume === undefined, e as Error);
+    }
     startEpoch = Number(extra.epoch ?? 0);
     startStep = Number(extra.step_in_epoch ?? 0);
     // best_miou is 0 in the reference's files when nothing was validated; `validated` says which.
     const validated = extra.validated === undefined ? Number(extra.best_miou ?? 0) > 0 : Boolean(extra.validated);
     bestMiou = validated ? Number(extra.best_miou) : null;
     if (startStep > 0 && extra.epoch_stats) epochStats = { ...emptyStats(), ...JSON.parse(String(extra.epoch_stats)) as EpochStats };
-    if (Number(extra.steps_per_epoch ?? L) !== L) throw new Error(`${resumeFrom}: saved with ${String(extra.steps_per_epoch)} steps per epoch, this run has ${L}`);
+    if (Number(extra.steps_per_epoch ?? L) !== L) {
+      throw resumeError(resumeFrom, options.resume === undefined, new Error(`saved with ${String(extra.steps_per_epoch)} steps per epoch, this run has ${L} (batch size, lists or trainer.steps_per_epoch changed)`));
+    }
     truncateMetrics(metricsPath, startEpoch * L + startStep, startEpoch);
     log(`resumed from ${resumeFrom}: epoch ${startEpoch + 1}, step ${startStep + 1} of ${L}`);
   } else if (c.saver.pretrain) {
@@ -229,8 +267,14 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
     }
     for (let step = first; step < L; step++) {
       const waitStart = process.hrtime.bigint();
-      const l = (await labeledIt.next()).value;
-      const u = unlabeledIt ? (await unlabeledIt.next()).value : undefined;
+      let l: Batch;
+      let u: Batch | undefined;
+      try {
+        l = (await labeledIt.next()).value as Batch;
+        u = unlabeledIt ? (await unlabeledIt.next()).value as Batch : undefined;
+      } catch (e) {
+        throw await stopOnBadFile(e, () => save(epoch, step), `epoch ${epoch + 1}, step ${step + 1}`, ckptPath);
+      }
       const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
       const lr = lrAt(globalStep);
       const result = await trainer.step({
@@ -278,7 +322,11 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
       const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
       if (t.evalOn && valLoader && validateNow) {
         const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
-        evalResult = await evaluateLoader(model, valLoader, (d.val as SplitConfig).batchSize, d.ignoreLabel);
+        try {
+          evalResult = await evaluateLoader(model, valLoader, (d.val as SplitConfig).batchSize, d.ignoreLabel);
+        } catch (e) {
+          throw await stopOnBadFile(e, () => save(epoch + 1, 0), `the validation after epoch ${epoch + 1} (the next run starts at epoch ${epoch + 2})`, ckptPath);
+        }
         lastMiou = evalResult.miou;
       }
       const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
@@ -297,6 +345,17 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
     }
   }
   return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
+}
+
+/**
+ * A data file that cannot be read mid-run: save a checkpoint first (nothing trained is lost), then
+ * an error naming the file, where the run stopped and how to go on. Other errors pass unchanged.
+ */
+async function stopOnBadFile(e: unknown, save: () => Promise<void>, where: string, checkpoint: string): Promise<unknown> {
+  if (!(e instanceof DataError)) return e;
+  await save();
+  return new DataError(e.file, `${e.message.slice(e.file.length + 2)}. Training stopped at ${where} and saved ${checkpoint}: ` +
+    'fix or remove the file (from its list) and run again to resume, or set dataset.skip_unreadable: true to skip such files with a warning');
 }
 
 /** Sums over an epoch's U2PL steps, for the epoch line of metrics.jsonl (kept in checkpoints for resume). */

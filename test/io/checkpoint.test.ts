@@ -43,12 +43,12 @@ describe('checkpoint files (PyTorch zip format)', () => {
     const dir = tempDir('ckpt');
     const notZip = path.join(dir, 'legacy.pth');
     fs.writeFileSync(notZip, Buffer.from([0x80, 0x02, 0x8a, 0x0a]));
-    await expect(readCheckpoint(notZip)).rejects.toThrow(`${notZip}: not a PyTorch zip checkpoint`);
+    await expect(readCheckpoint(notZip)).rejects.toThrow(`${notZip}: a PyTorch checkpoint in the legacy (pre-1.6) format`);
     const truncated = path.join(dir, 'cut.pth');
     await writeCheckpoint(path.join(dir, 'whole.pth'), { w: { data: new Float32Array(1000), shape: [1000] } });
     const whole = fs.readFileSync(path.join(dir, 'whole.pth'));
     fs.writeFileSync(truncated, whole.subarray(0, whole.length / 2));
-    await expect(readCheckpoint(truncated)).rejects.toThrow();
+    await expect(readCheckpoint(truncated)).rejects.toThrow(`${truncated}: truncated or damaged`);
     await expect(writeCheckpoint(path.join(dir, 'no/such/dir/x.pth'), { a: 1 })).rejects.toThrow('no/such/dir/x.pth: cannot write');
     await expect(writeCheckpoint(path.join(dir, 'f.pth'), { f: () => 1 })).rejects.toThrow('value.f cannot be stored');
   });
