@@ -5,6 +5,7 @@
 import fs from 'fs';
 import { info } from '../lib';
 import { BenchContext, printTable } from './harness';
+import { benchCamvid } from './cases/camvid';
 import { benchEvaluation } from './cases/evaluation';
 import { benchLoader } from './cases/loader';
 import { benchLosses } from './cases/losses';
@@ -15,6 +16,7 @@ const cases: Record<string, (ctx: BenchContext) => Promise<void>> = {
   losses: benchLosses,
   model: benchModel,
   step: benchStep,
+  camvid: benchCamvid,
   evaluation: benchEvaluation,
   loader: benchLoader,
 };

@@ -55,6 +55,12 @@ export interface NativeInfo {
   lossKernelIsa: 'avx2' | 'baseline';
   /** LibTorch's at::get_parallel_info() text. */
   parallelInfo: string;
+  /**
+   * The CPU tensor allocator: u2pl's caching one (freed blocks of 256 KiB and more are reused, so a
+   * training step allocates no new pages) unless U2PL_CPU_ALLOCATOR=system; U2PL_CPU_CACHE_MB caps
+   * the free blocks it keeps (default 4096).
+   */
+  cpuAllocator: { caching: boolean; cachedBytes: number; allocatedBytes: number; hits: number; misses: number };
 }
 
 /** Network options as the native constructor takes them (see lib/config/net.ts). */
@@ -173,8 +179,8 @@ export interface AddonLosses {
 }
 
 export interface AddonStepInputs {
-  /** floor: the semi step's network passes only (bench). */
-  phase: 'supervised' | 'warmup' | 'semi' | 'floor';
+  /** floor, floor-warmup, floor-supervised: the network passes and SGD of those steps only (bench). */
+  phase: 'supervised' | 'warmup' | 'semi' | 'floor' | 'floor-warmup' | 'floor-supervised';
   labeledImages: Tensor;
   labels: Tensor;
   unlabeledImages?: Tensor;
@@ -206,6 +212,20 @@ export interface AddonStepResult {
   pseudoLabelKeptCorrect: number;
   /** Native time of the step. */
   seconds: number;
+  /** Where the step's time went (seconds; on CPU they add up to `seconds`). */
+  phases: StepPhases;
+}
+
+export interface StepPhases {
+  pseudoLabels: number;
+  mixing: number;
+  studentForward: number;
+  teacherForward: number;
+  losses: number;
+  backward: number;
+  optimizer: number;
+  ema: number;
+  other: number;
 }
 
 export interface AddonTrainerOptions {
@@ -243,6 +263,11 @@ export interface AddonTrainer {
   bankSizes(): number[];
   /** Each class's bank capacity. */
   bankCapacities(): number[];
+  /**
+   * Releases the networks, optimizer and banks now rather than at garbage collection. Call it
+   * once the work on the trainer and its models has settled; both are unusable after.
+   */
+  dispose(): void;
 }
 
 /** The raw addon, as loaded from build/Release/u2pl.node. */

@@ -124,11 +124,11 @@ def pixel_head(out_planes):
 
 
 class Decoder(nn.Module):
-    def __init__(self, in_planes, low_planes, num_classes, rep_head=True):
+    def __init__(self, in_planes, low_planes, num_classes, rep_head=True, dilations=(12, 24, 36)):
         super().__init__()
         self.rep_head = rep_head
         self.low_conv = nn.Sequential(nn.Conv2d(low_planes, 256, 1), nn.BatchNorm2d(256), nn.ReLU(inplace=True))
-        self.aspp = ASPP(in_planes)
+        self.aspp = ASPP(in_planes, dilations=dilations)
         self.head = nn.Sequential(nn.Conv2d(self.aspp.out_planes, 256, 3, padding=1, bias=False), nn.BatchNorm2d(256),
                                   nn.ReLU(inplace=True), nn.Dropout2d(0.1))
         self.classifier = pixel_head(num_classes)
@@ -161,12 +161,12 @@ SPECS = {18: (BasicBlock, [2, 2, 2, 2]), 34: (BasicBlock, [3, 4, 6, 3]), 50: (Bo
 
 class Model(nn.Module):
     def __init__(self, depth=101, num_classes=21, rep_head=True, aux=False, deep_stem=True,
-                 replace_stride_with_dilation=(False, True, True), multi_grid=False):
+                 replace_stride_with_dilation=(False, True, True), multi_grid=False, dilations=(12, 24, 36)):
         super().__init__()
         block, layers = SPECS[depth]
         self.encoder = ResNet(block, layers, replace_stride_with_dilation, multi_grid, deep_stem)
         e = block.expansion
-        self.decoder = Decoder(512 * e, 64 * e, num_classes, rep_head)
+        self.decoder = Decoder(512 * e, 64 * e, num_classes, rep_head, dilations)
         if aux:
             self.auxor = Aux(256 * e, num_classes)
 

@@ -68,7 +68,8 @@ export interface TrainResult {
 export const CHECKPOINT = 'ckpt.pth';
 export const BEST_CHECKPOINT = 'ckpt_best.pth';
 
-function trainerOptions(c: U2plConfig): AddonTrainerOptions {
+/** The native trainer's options for a config. */
+export function trainerOptions(c: U2plConfig): AddonTrainerOptions {
   const t = c.trainer;
   const con = t.contrastive;
   return {
@@ -198,153 +199,157 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
   const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
 
   const trainer: AddonTrainer = new (native().AddonTrainer)(trainerOptions(c));
-  const pretrained = c.net.pretrained;
-  if (pretrained) {
-    const r = await trainer.loadPretrained(pretrained);
-    log(`encoder initialised from ${pretrained}: ${r.loaded} tensors, ${r.missing.length} missing, ${r.unexpected.length} unexpected${r.missing.length ? ` (e.g. ${r.missing[0]})` : ''}`);
-  }
-
-  let startEpoch = 0;
-  let startStep = 0;
-  let bestMiou: number | null = null;
-  let epochStats = emptyStats();
-  const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
-  if (resumeFrom) {
-    let extra: Record<string, unknown>;
-    try {
-      extra = await trainer.load(resumeFrom);
-    } catch (e) {
-      throw resumeError(resumeFrom, options.resume === undefined, e as Error);
+  try {
+    const pretrained = c.net.pretrained;
+    if (pretrained) {
+      const r = await trainer.loadPretrained(pretrained);
+      log(`encoder initialised from ${pretrained}: ${r.loaded} tensors, ${r.missing.length} missing, ${r.unexpected.length} unexpected${r.missing.length ? ` (e.g. ${r.missing[0]})` : ''}`);
     }
-    startEpoch = Number(extra.epoch ?? 0);
-    startStep = Number(extra.step_in_epoch ?? 0);
-    // best_miou is 0 in the reference's files when nothing was validated; `validated` says which.
-    const validated = extra.validated === undefined ? Number(extra.best_miou ?? 0) > 0 : Boolean(extra.validated);
-    bestMiou = validated ? Number(extra.best_miou) : null;
-    if (startStep > 0 && extra.epoch_stats) epochStats = { ...emptyStats(), ...JSON.parse(String(extra.epoch_stats)) as EpochStats };
-    if (Number(extra.steps_per_epoch ?? L) !== L) {
-      throw resumeError(resumeFrom, options.resume === undefined, new Error(`saved with ${String(extra.steps_per_epoch)} steps per epoch, this run has ${L} (batch size, lists or trainer.steps_per_epoch changed)`));
-    }
-    truncateMetrics(metricsPath, startEpoch * L + startStep, startEpoch);
-    log(`resumed from ${resumeFrom}: epoch ${startEpoch + 1}, step ${startStep + 1} of ${L}`);
-  } else if (c.saver.pretrain) {
-    const report = await trainer.student().load(c.saver.pretrain);
-    const teacher = trainer.teacher();
-    if (teacher) await teacher.load(c.saver.pretrain);
-    log(`weights initialised from ${c.saver.pretrain} (${report.key ?? 'root'}): ${report.missing.length} missing, ${report.unexpected.length} unexpected`);
-    fs.rmSync(metricsPath, { force: true });
-  } else {
-    fs.rmSync(metricsPath, { force: true });
-  }
 
-  const baseLr = t.optimizer.lr;
-  const lrAt = (k: number) => (t.lrScheduler.mode === 'poly' ? polyLr(baseLr, k, K, t.lrScheduler.power) : cosineLr(baseLr, t.lrScheduler.targetLr, k, K));
-  const extraState = (epoch: number, stepInEpoch: number) => ({
-    epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou ?? 0, validated: bestMiou !== null,
-    config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion, epoch_stats: JSON.stringify(epochStats),
-  });
-  const save = async (epoch: number, stepInEpoch: number) => trainer.save(ckptPath, extraState(epoch, stepInEpoch));
-
-  let lastMiou: number | null = null;
-  let globalStep = startEpoch * L + startStep;
-  const runStart = Date.now();
-  const stepsAtStart = globalStep;
-  let interrupted = false;
-
-  for (let epoch = startEpoch; epoch < E && !interrupted; epoch++) {
-    const epochStart = Date.now();
-    const phase: 'supervised' | 'warmup' | 'semi' = !semi ? 'supervised' : epoch < warmup ? 'warmup' : 'semi';
-    const first = epoch === startEpoch ? startStep : 0;
-    const semiPlan = semiSampler?.epoch(epoch);
-    const labeledPlan = semiPlan ? semiPlan.labeled.slice(0, L) : (supSampler as SupervisedSampler).epoch(epoch).slice(0, L);
-    const unlabeledPlan = semiPlan ? semiPlan.unlabeled.slice(0, L) : [];
-    const labeledIt = labeledLoader.iterate(labeledPlan, epoch, first);
-    const unlabeledIt = phase === 'semi' && unlabeledLoader ? unlabeledLoader.iterate(unlabeledPlan, epoch, first) : undefined;
-    if (phase === 'semi' && epoch === warmup && t.teacherInit === 'copy' && first === 0) {
-      // The fixed variant of §7: the teacher becomes a full copy of the student (weights and BN
-      // statistics) once, then follows it by EMA; its statistics are never those of another network.
-      (trainer.teacher() as NonNullable<ReturnType<AddonTrainer['teacher']>>).copyFrom(trainer.student());
-    }
-    for (let step = first; step < L; step++) {
-      const waitStart = process.hrtime.bigint();
-      let l: Batch;
-      let u: Batch | undefined;
+    let startEpoch = 0;
+    let startStep = 0;
+    let bestMiou: number | null = null;
+    let epochStats = emptyStats();
+    const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
+    if (resumeFrom) {
+      let extra: Record<string, unknown>;
       try {
-        l = (await labeledIt.next()).value as Batch;
-        u = unlabeledIt ? (await unlabeledIt.next()).value as Batch : undefined;
+        extra = await trainer.load(resumeFrom);
       } catch (e) {
-        throw await stopOnBadFile(e, () => save(epoch, step), `epoch ${epoch + 1}, step ${step + 1}`, ckptPath);
+        throw resumeError(resumeFrom, options.resume === undefined, e as Error);
       }
-      const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
-      const lr = lrAt(globalStep);
-      const result = await trainer.step({
-        phase,
-        labeledImages: { data: l.images, shape: [l.size, 3, l.height, l.width] },
-        labels: { data: l.labels as Uint8Array, shape: [l.size, l.height, l.width] },
-        unlabeledImages: u ? { data: u.images, shape: [u.size, 3, u.height, u.width] } : undefined,
-        unlabeledTruth: u?.labels ? { data: u.labels, shape: [u.size, u.height, u.width] } : undefined,
-        lrBackbone: lr,
-        lrHead: lr * d.headLrMultiplier,
-        copyTeacher: phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',
-        emaDecay: phase === 'semi' ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
-        dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
-        alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
-      });
-      if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
-      if (phase === 'semi') addStepStats(epochStats, result);
-      globalStep++;
-      const elapsed = (Date.now() - runStart) / 1000;
-      const perStep = elapsed / Math.max(1, globalStep - stepsAtStart);
-      if (globalStep % t.logEvery === 0 || step === L - 1) {
-        appendJsonl(metricsPath, {
-          type: 'step', epoch, step, global_step: globalStep - 1, phase, loss: result.loss, supervised: result.supervised,
-          unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
-          ...(phase === 'semi' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
-          ...(result.pseudoLabelPixels ? { pseudo_label_accuracy: result.pseudoLabelCorrect / result.pseudoLabelPixels } : {}),
+      startEpoch = Number(extra.epoch ?? 0);
+      startStep = Number(extra.step_in_epoch ?? 0);
+      // best_miou is 0 in the reference's files when nothing was validated; `validated` says which.
+      const validated = extra.validated === undefined ? Number(extra.best_miou ?? 0) > 0 : Boolean(extra.validated);
+      bestMiou = validated ? Number(extra.best_miou) : null;
+      if (startStep > 0 && extra.epoch_stats) epochStats = { ...emptyStats(), ...JSON.parse(String(extra.epoch_stats)) as EpochStats };
+      if (Number(extra.steps_per_epoch ?? L) !== L) {
+        throw resumeError(resumeFrom, options.resume === undefined, new Error(`saved with ${String(extra.steps_per_epoch)} steps per epoch, this run has ${L} (batch size, lists or trainer.steps_per_epoch changed)`));
+      }
+      truncateMetrics(metricsPath, startEpoch * L + startStep, startEpoch);
+      log(`resumed from ${resumeFrom}: epoch ${startEpoch + 1}, step ${startStep + 1} of ${L}`);
+    } else if (c.saver.pretrain) {
+      const report = await trainer.student().load(c.saver.pretrain);
+      const teacher = trainer.teacher();
+      if (teacher) await teacher.load(c.saver.pretrain);
+      log(`weights initialised from ${c.saver.pretrain} (${report.key ?? 'root'}): ${report.missing.length} missing, ${report.unexpected.length} unexpected`);
+      fs.rmSync(metricsPath, { force: true });
+    } else {
+      fs.rmSync(metricsPath, { force: true });
+    }
+
+    const baseLr = t.optimizer.lr;
+    const lrAt = (k: number) => (t.lrScheduler.mode === 'poly' ? polyLr(baseLr, k, K, t.lrScheduler.power) : cosineLr(baseLr, t.lrScheduler.targetLr, k, K));
+    const extraState = (epoch: number, stepInEpoch: number) => ({
+      epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou ?? 0, validated: bestMiou !== null,
+      config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion, epoch_stats: JSON.stringify(epochStats),
+    });
+    const save = async (epoch: number, stepInEpoch: number) => trainer.save(ckptPath, extraState(epoch, stepInEpoch));
+
+    let lastMiou: number | null = null;
+    let globalStep = startEpoch * L + startStep;
+    const runStart = Date.now();
+    const stepsAtStart = globalStep;
+    let interrupted = false;
+
+    for (let epoch = startEpoch; epoch < E && !interrupted; epoch++) {
+      const epochStart = Date.now();
+      const phase: 'supervised' | 'warmup' | 'semi' = !semi ? 'supervised' : epoch < warmup ? 'warmup' : 'semi';
+      const first = epoch === startEpoch ? startStep : 0;
+      const semiPlan = semiSampler?.epoch(epoch);
+      const labeledPlan = semiPlan ? semiPlan.labeled.slice(0, L) : (supSampler as SupervisedSampler).epoch(epoch).slice(0, L);
+      const unlabeledPlan = semiPlan ? semiPlan.unlabeled.slice(0, L) : [];
+      const labeledIt = labeledLoader.iterate(labeledPlan, epoch, first);
+      const unlabeledIt = phase === 'semi' && unlabeledLoader ? unlabeledLoader.iterate(unlabeledPlan, epoch, first) : undefined;
+      if (phase === 'semi' && epoch === warmup && t.teacherInit === 'copy' && first === 0) {
+        // The fixed variant of §7: the teacher becomes a full copy of the student (weights and BN
+        // statistics) once, then follows it by EMA; its statistics are never those of another network.
+        (trainer.teacher() as NonNullable<ReturnType<AddonTrainer['teacher']>>).copyFrom(trainer.student());
+      }
+      for (let step = first; step < L; step++) {
+        const waitStart = process.hrtime.bigint();
+        let l: Batch;
+        let u: Batch | undefined;
+        try {
+          l = (await labeledIt.next()).value as Batch;
+          u = unlabeledIt ? (await unlabeledIt.next()).value as Batch : undefined;
+        } catch (e) {
+          throw await stopOnBadFile(e, () => save(epoch, step), `epoch ${epoch + 1}, step ${step + 1}`, ckptPath);
+        }
+        const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
+        const lr = lrAt(globalStep);
+        const result = await trainer.step({
+          phase,
+          labeledImages: { data: l.images, shape: [l.size, 3, l.height, l.width] },
+          labels: { data: l.labels as Uint8Array, shape: [l.size, l.height, l.width] },
+          unlabeledImages: u ? { data: u.images, shape: [u.size, 3, u.height, u.width] } : undefined,
+          unlabeledTruth: u?.labels ? { data: u.labels, shape: [u.size, u.height, u.width] } : undefined,
+          lrBackbone: lr,
+          lrHead: lr * d.headLrMultiplier,
+          copyTeacher: phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',
+          emaDecay: phase === 'semi' ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
+          dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
+          alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
         });
+        if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
+        if (phase === 'semi') addStepStats(epochStats, result);
+        globalStep++;
+        const elapsed = (Date.now() - runStart) / 1000;
+        const perStep = elapsed / Math.max(1, globalStep - stepsAtStart);
+        if (globalStep % t.logEvery === 0 || step === L - 1) {
+          appendJsonl(metricsPath, {
+            type: 'step', epoch, step, global_step: globalStep - 1, phase, loss: result.loss, supervised: result.supervised,
+            unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
+            ...(phase === 'semi' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
+            ...(result.pseudoLabelPixels ? { pseudo_label_accuracy: result.pseudoLabelCorrect / result.pseudoLabelPixels } : {}),
+          });
+        }
+        options.onProgress?.({
+          epoch, epochs: E, step, stepsPerEpoch: L, globalStep, totalSteps: K, phase, result, lr, dataSeconds,
+          stepSeconds: result.seconds, etaSeconds: perStep * (K - globalStep),
+        });
+        if (options.signal?.aborted || (options.maxSteps !== undefined && globalStep >= options.maxSteps)) {
+          interrupted = true;
+          break;
+        }
       }
-      options.onProgress?.({
-        epoch, epochs: E, step, stepsPerEpoch: L, globalStep, totalSteps: K, phase, result, lr, dataSeconds,
-        stepSeconds: result.seconds, etaSeconds: perStep * (K - globalStep),
-      });
-      if (options.signal?.aborted || (options.maxSteps !== undefined && globalStep >= options.maxSteps)) {
-        interrupted = true;
+      if (globalStep < (epoch + 1) * L) {
+        await save(epoch, globalStep - epoch * L);  // stopped mid-epoch: resume at the next step
         break;
       }
-    }
-    if (globalStep < (epoch + 1) * L) {
-      await save(epoch, globalStep - epoch * L);  // stopped mid-epoch: resume at the next step
-      break;
-    }
-    {
-      // End of the epoch: validate (the student until the teacher exists, §11.3), checkpoint, report.
-      let evalResult: EvalResult | undefined;
-      const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
-      if (t.evalOn && valLoader && validateNow) {
-        const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
-        try {
-          evalResult = await evaluateLoader(model, valLoader, (d.val as SplitConfig).batchSize, d.ignoreLabel);
-        } catch (e) {
-          throw await stopOnBadFile(e, () => save(epoch + 1, 0), `the validation after epoch ${epoch + 1} (the next run starts at epoch ${epoch + 2})`, ckptPath);
+      {
+        // End of the epoch: validate (the student until the teacher exists, §11.3), checkpoint, report.
+        let evalResult: EvalResult | undefined;
+        const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
+        if (t.evalOn && valLoader && validateNow) {
+          const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
+          try {
+            evalResult = await evaluateLoader(model, valLoader, (d.val as SplitConfig).batchSize, d.ignoreLabel);
+          } catch (e) {
+            throw await stopOnBadFile(e, () => save(epoch + 1, 0), `the validation after epoch ${epoch + 1} (the next run starts at epoch ${epoch + 2})`, ckptPath);
+          }
+          lastMiou = evalResult.miou;
         }
-        lastMiou = evalResult.miou;
+        const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
+        if (improved) bestMiou = (evalResult as EvalResult).miou;
+        const stats = phase === 'semi' ? summariseStats(epochStats, trainer) : {};
+        epochStats = emptyStats();
+        await save(epoch + 1, 0);
+        if (improved || (!evalResult && epoch === E - 1)) copyAtomic(ckptPath, bestPath);
+        const summary: EpochSummary = { epoch, miou: evalResult?.miou ?? NaN, iou: evalResult?.iou ?? [], bestMiou, seconds: (Date.now() - epochStart) / 1000 };
+        appendJsonl(metricsPath, {
+          type: 'epoch', epoch, phase, miou: evalResult?.miou ?? null, iou: evalResult?.iou ?? null, pixel_accuracy: evalResult?.pixelAccuracy ?? null,
+          best_miou: bestMiou, seconds: summary.seconds, ...stats,
+        });
+        if (evalResult || epoch === E - 1) options.onEpoch?.(summary);
+        if (validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase);
       }
-      const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
-      if (improved) bestMiou = (evalResult as EvalResult).miou;
-      const stats = phase === 'semi' ? summariseStats(epochStats, trainer) : {};
-      epochStats = emptyStats();
-      await save(epoch + 1, 0);
-      if (improved || (!evalResult && epoch === E - 1)) copyAtomic(ckptPath, bestPath);
-      const summary: EpochSummary = { epoch, miou: evalResult?.miou ?? NaN, iou: evalResult?.iou ?? [], bestMiou, seconds: (Date.now() - epochStart) / 1000 };
-      appendJsonl(metricsPath, {
-        type: 'epoch', epoch, phase, miou: evalResult?.miou ?? null, iou: evalResult?.iou ?? null, pixel_accuracy: evalResult?.pixelAccuracy ?? null,
-        best_miou: bestMiou, seconds: summary.seconds, ...stats,
-      });
-      if (evalResult || epoch === E - 1) options.onEpoch?.(summary);
-      if (validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase);
     }
+    return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
+  } finally {
+    trainer.dispose();  // the run is over: its networks, optimizer and banks are not needed any more
   }
-  return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
 }
 
 /**

@@ -90,6 +90,26 @@ void Settle(Napi::Env env, Napi::Function, PendingTask* task) {
 
 }  // namespace
 
+void RunOnComputeThread(const std::function<void()>& work) {
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::exception_ptr error;
+  ComputeThread::Instance().Post([&] {
+    try {
+      work();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+    done_cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mutex);
+  done_cv.wait(lock, [&] { return done; });
+  if (error) std::rethrow_exception(error);
+}
+
 Napi::Promise AsyncTask::Run(Napi::Env env, std::function<ResultBuilder()> work, std::vector<Napi::Value> keepAlive) {
   auto* task = new PendingTask{Napi::Promise::Deferred::New(env), {}, std::move(work), nullptr, {}, false};
   // Only objects can be referenced (an undefined optional argument needs no keeping).

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <exception>
 #include <vector>
 
 #include <napi.h>
@@ -15,6 +16,12 @@ namespace u2pl::addon {
 
 // What the compute thread hands back: a function that builds the JS result on the JS thread.
 using ResultBuilder = std::function<Napi::Value(Napi::Env)>;
+
+// Runs `work` on the compute thread and waits for it (exceptions are rethrown here). For the
+// synchronous parts of the API (constructors, copyFrom, ...): LibTorch work on the JS thread
+// would start a second OpenMP team, and with more OpenMP threads than cores libgomp stops
+// spinning at barriers, so every parallel region of the training step then waits on futexes.
+void RunOnComputeThread(const std::function<void()>& work);
 
 class AsyncTask {
  public:

@@ -2,13 +2,16 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <ATen/Config.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
 #include "addon/addon.h"
+#include "addon/async_task.h"
 #include "addon/errors.h"
 #include "loss/simd.h"
+#include "util/cpu_allocator.h"
 
 #ifndef U2PL_ADDON_VERSION
 #define U2PL_ADDON_VERSION "unknown"
@@ -20,8 +23,31 @@
 #define U2PL_TORCH_PREFIX ""
 #endif
 
+#if AT_PARALLEL_OPENMP
+extern "C" void omp_set_num_threads(int);  // libgomp, loaded with LibTorch
+#endif
+
 namespace u2pl::addon {
 namespace {
+
+// LibTorch work belongs on the compute thread. Should some reach the JS thread (a tensor copied
+// while converting a result), it must not start a second OpenMP team: with more OpenMP threads
+// than cores libgomp stops spinning at barriers, and every parallel region of the training step
+// then sleeps and wakes on futexes (measured: the forward pass 30 % slower). One thread here.
+void KeepJsThreadSerial() {
+#if AT_PARALLEL_OPENMP
+  // ATen sets a thread's OpenMP count from its own on the thread's first parallel call
+  // (lazy_init_num_threads, which get_num_threads runs): let that happen first, then override it.
+  at::get_num_threads();
+  omp_set_num_threads(1);
+#endif
+}
+
+int ComputeThreads() {
+  int n = 0;
+  RunOnComputeThread([&] { n = at::get_num_threads(); });
+  return n;
+}
 
 // The shared library that holds ATen as this process loaded it (what the addon really runs on,
 // whatever the build saw).
@@ -43,7 +69,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     libtorch.Set("source", U2PL_TORCH_SOURCE);
     libtorch.Set("prefix", U2PL_TORCH_PREFIX);
     out.Set("libtorch", libtorch);
-    out.Set("threads", at::get_num_threads());
+    out.Set("threads", ComputeThreads());
     out.Set("interopThreads", at::get_num_interop_threads());
     out.Set("cudaAvailable", torch::cuda::is_available());
     out.Set("cudnnAvailable", torch::cuda::cudnn_is_available());
@@ -54,7 +80,17 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     out.Set("cudaKernels", false);
 #endif
     out.Set("lossKernelIsa", loss::UseAvx2Copy() ? "avx2" : "baseline");
-    out.Set("parallelInfo", at::get_parallel_info());
+    const util::CpuAllocatorStats a = util::GetCpuAllocatorStats();
+    Napi::Object allocator = Napi::Object::New(env);
+    allocator.Set("caching", a.installed);
+    allocator.Set("cachedBytes", static_cast<double>(a.cached_bytes));
+    allocator.Set("allocatedBytes", static_cast<double>(a.allocated_bytes));
+    allocator.Set("hits", static_cast<double>(a.hits));
+    allocator.Set("misses", static_cast<double>(a.misses));
+    out.Set("cpuAllocator", allocator);
+    std::string parallel;
+    RunOnComputeThread([&] { parallel = at::get_parallel_info(); });
+    out.Set("parallelInfo", parallel);
     return out;
   });
 }
@@ -66,8 +102,9 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   double n = info[0].As<Napi::Number>().DoubleValue();
   if (n < 1 || n != static_cast<double>(static_cast<int>(n)))
     throw Napi::RangeError::New(env, "setThreads(n) expects a positive integer, got " + info[0].ToString().Utf8Value());
-  GuardJs(env, [&] { at::set_num_threads(static_cast<int>(n)); });
-  return Napi::Number::New(env, at::get_num_threads());
+  GuardJs(env, [&] { RunOnComputeThread([&] { at::set_num_threads(static_cast<int>(n)); }); });
+  KeepJsThreadSerial();
+  return Napi::Number::New(env, ComputeThreads());
 }
 
 // Ends the process at once with `code`, without running exit handlers or static destructors: a
@@ -81,6 +118,7 @@ Napi::Value ExitNow(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterInfo(Napi::Env env, Napi::Object exports) {
+  KeepJsThreadSerial();
   exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));

@@ -100,23 +100,33 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     model::ModelOptions options = ModelOptionsFromJs(o);
     std::string device = o.Has("device") ? o.Get("device").ToString().Utf8Value() : "cpu";
     state_ = std::make_shared<ModelState>();
+    const bool seeded = o.Has("seed");
+    const uint64_t seed = seeded ? static_cast<uint64_t>(OptInt(o, "seed", 0)) : 0;
     GuardJs(env, [&] {
-      if (o.Has("seed")) at::manual_seed(static_cast<uint64_t>(OptInt(o, "seed", 0)));
-      state_->device = at::Device(device);
-      state_->net = model::SegmentationModel(options);
-      state_->net->to(state_->device);
+      RunOnComputeThread([&] {
+        if (seeded) at::manual_seed(seed);
+        state_->device = at::Device(device);
+        state_->net = model::SegmentationModel(options);
+        state_->net->to(state_->device);
+      });
     });
   }
 
   std::shared_ptr<ModelState> state() const { return state_; }
 
  private:
+  // The network, or a JS error once its trainer was disposed (the memory is gone).
+  void Alive() const {
+    if (!state_->net) throw Napi::Error::New(Env(), "this model's memory was released (its AddonTrainer was disposed)");
+  }
+
   at::Tensor Input(const Napi::Value& value, const char* what) const {
     return TensorFromJs(value, what);
   }
 
   // forward(images, { train }) -> Promise<{ pred, rep?, aux? }>
   Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Alive();
     at::Tensor images = Input(info[0], "images");
     bool train = info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("train").ToBoolean().Value();
     auto s = state_;
@@ -145,6 +155,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   // lossAndGradients(images, labels, ignoreIndex) -> Promise<{ loss }>: train-mode forward,
   // cross-entropy of pred upsampled (align-corners) to the label size, backward into .grad.
   Napi::Value LossAndGradients(const Napi::CallbackInfo& info) {
+    Alive();
     at::Tensor images = Input(info[0], "images");
     at::Tensor labels = Input(info[1], "labels");
     int64_t ignore = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 255;
@@ -178,6 +189,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   }
 
   Napi::Value ParameterCount(const Napi::CallbackInfo& info) {
+    Alive();
     std::lock_guard<std::mutex> lock(state_->mutex);
     double total = 0;
     for (const auto& p : state_->net->parameters()) total += static_cast<double>(p.numel());
@@ -186,6 +198,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // { backbone: names, head: names }: the two learning-rate groups of §5.1.
   Napi::Value ParameterGroups(const Napi::CallbackInfo& info) {
+    Alive();
     std::lock_guard<std::mutex> lock(state_->mutex);
     std::vector<std::string> backbone, head;
     for (const auto& p : state_->net->named_parameters()) (p.key().rfind("encoder.", 0) == 0 ? backbone : head).push_back(p.key());
@@ -197,6 +210,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // A copy of every parameter and buffer, by state-dict name.
   Napi::Value StateDictJs(const Napi::CallbackInfo& info) {
+    Alive();
     std::lock_guard<std::mutex> lock(state_->mutex);
     Napi::Object out = Napi::Object::New(Env());
     for (const auto& [name, tensor] : model::StateDict(*state_->net)) out.Set(name, TensorToJs(Env(), tensor.detach().clone()));
@@ -205,6 +219,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // save(path, key = "model_state"): a PyTorch zip checkpoint { [key]: state_dict }.
   Napi::Value Save(const Napi::CallbackInfo& info) {
+    Alive();
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "save(path) expects a file path");
     std::string path = info[0].As<Napi::String>();
     std::string key = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "model_state";
@@ -220,6 +235,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // load(path, { key?, into? = "model" | "encoder" }) -> Promise<{ key, loaded, missing, unexpected }>
   Napi::Value Load(const Napi::CallbackInfo& info) {
+    Alive();
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "load(path) expects a file path");
     std::string path = info[0].As<Napi::String>();
     std::string key, into = "model";
@@ -257,40 +273,53 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // copyFrom(other): parameters and buffers.
   Napi::Value CopyFrom(const Napi::CallbackInfo& info) {
+    Alive();
     auto src = UnwrapModelState(info[0], "copyFrom(other): other");
     auto dst = state_;
     if (src == dst) return Env().Undefined();
     GuardJs(Env(), [&] {
-      std::scoped_lock lock(dst->mutex, src->mutex);
-      model::CopyState(*dst->net, *src->net);
+      RunOnComputeThread([&] {
+        std::scoped_lock lock(dst->mutex, src->mutex);
+        model::CopyState(*dst->net, *src->net);
+      });
     });
     return Env().Undefined();
   }
 
   // emaFrom(student, decay): this <- decay * this + (1 - decay) * student, parameters only.
   Napi::Value EmaFrom(const Napi::CallbackInfo& info) {
+    Alive();
     auto src = UnwrapModelState(info[0], "emaFrom(student, decay): student");
     if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(Env(), "emaFrom(student, decay) expects a decay");
     double decay = info[1].As<Napi::Number>().DoubleValue();
     if (!(decay >= 0 && decay <= 1)) throw Napi::RangeError::New(Env(), "EMA decay must be in [0, 1], got " + std::to_string(decay));
     auto dst = state_;
     GuardJs(Env(), [&] {
-      std::scoped_lock lock(dst->mutex, src->mutex);
-      model::EmaUpdate(*dst->net, *src->net, decay);
+      RunOnComputeThread([&] {
+        std::scoped_lock lock(dst->mutex, src->mutex);
+        model::EmaUpdate(*dst->net, *src->net, decay);
+      });
     });
     return Env().Undefined();
   }
 
   Napi::Value SetChannelsLast(const Napi::CallbackInfo& info) {
+    Alive();
     bool on = info.Length() > 0 && info[0].ToBoolean().Value();
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    GuardJs(Env(), [&] { model::SetChannelsLast(*state_->net, on); });
-    state_->channels_last = on;
+    auto s = state_;
+    GuardJs(Env(), [&] {
+      RunOnComputeThread([&] {
+        std::lock_guard<std::mutex> lock(s->mutex);
+        model::SetChannelsLast(*s->net, on);
+        s->channels_last = on;
+      });
+    });
     return Env().Undefined();
   }
 
   // setAutocast(null | "bfloat16" | "float16")
   Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
+    Alive();
     at::ScalarType dtype = at::ScalarType::Undefined;
     if (info.Length() > 0 && info[0].IsString()) {
       std::string name = info[0].As<Napi::String>();
@@ -344,6 +373,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // predict(image 1x3xHxW, { mode, scales, flip, crop, strideRate, baseSize }) -> { prediction: HxW uint8, confidence: HxW float }
   Napi::Value Predict(const Napi::CallbackInfo& info) {
+    Alive();
     at::Tensor image = Input(info[0], "image");
     auto s = state_;
     model::InferenceOptions o = InferenceFromJs(info.Length() > 1 ? info[1] : Env().Undefined(), *s);
@@ -363,6 +393,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // evaluateBatch(images Bx3xHxW, labels BxHxW, ignoreIndex) -> C x C confusion matrix
   Napi::Value EvaluateBatchJs(const Napi::CallbackInfo& info) {
+    Alive();
     at::Tensor images = Input(info[0], "images");
     at::Tensor labels = Input(info[1], "labels");
     const int64_t ignore = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 255;
@@ -376,6 +407,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   }
 
   Napi::Value NumClasses(const Napi::CallbackInfo& info) {
+    Alive();
     return Napi::Number::New(Env(), static_cast<double>(state_->net->options().num_classes));
   }
 
@@ -399,7 +431,9 @@ Napi::Object WrapModelState(Napi::Env env, std::shared_ptr<ModelState> state) {
 std::shared_ptr<ModelState> UnwrapModelState(const Napi::Value& value, const char* what) {
   if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(AddonModel::constructor().Value()))
     throw Napi::TypeError::New(value.Env(), std::string(what) + " must be an AddonModel");
-  return AddonModel::Unwrap(value.As<Napi::Object>())->state_;
+  auto state = AddonModel::Unwrap(value.As<Napi::Object>())->state_;
+  if (!state->net) throw Napi::Error::New(value.Env(), std::string(what) + ": this model's memory was released (its AddonTrainer was disposed)");
+  return state;
 }
 
 void RegisterModel(Napi::Env env, Napi::Object exports) {

@@ -1,8 +1,10 @@
 #include "addon/addon.h"
+#include "util/cpu_allocator.h"
 
 namespace u2pl::addon {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  util::InstallCachingCpuAllocator();  // before any tensor of the addon exists
   RegisterInfo(env, exports);
   RegisterTensorOps(env, exports);
   RegisterCheckpoint(env, exports);

@@ -14,7 +14,13 @@ Napi::Value Cast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[1].IsString()) throw Napi::TypeError::New(env, "cast(tensor, dtype) expects a dtype name");
   at::Tensor input = TensorFromJs(info[0], "tensor");
-  return GuardJs(env, [&] { return TensorToJs(env, input.to(ScalarTypeFromName(info[1].As<Napi::String>()))); });
+  const std::string name = info[1].As<Napi::String>();
+  return GuardJs(env, [&] {
+    const at::ScalarType dtype = ScalarTypeFromName(name);
+    at::Tensor out;
+    RunOnComputeThread([&] { out = input.to(dtype); });  // (LibTorch work stays on one thread)
+    return TensorToJs(env, out);
+  });
 }
 
 Napi::Value Matmul(const Napi::CallbackInfo& info) {

@@ -40,7 +40,8 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
                         InstanceMethod("teacher", &AddonTrainer::Teacher), InstanceMethod("save", &AddonTrainer::Save),
                         InstanceMethod("load", &AddonTrainer::Load), InstanceMethod("loadPretrained", &AddonTrainer::LoadPretrained),
                         InstanceMethod("bankSizes", &AddonTrainer::BankSizes),
-                        InstanceMethod("bankCapacities", &AddonTrainer::BankCapacities)});
+                        InstanceMethod("bankCapacities", &AddonTrainer::BankCapacities),
+                        InstanceMethod("dispose", &AddonTrainer::Dispose)});
   }
 
   explicit AddonTrainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonTrainer>(info) {
@@ -90,7 +91,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     else if (!mix.empty()) throw Napi::TypeError::New(env, "option 'mix' must be cutmix, cutout or classmix, got '" + mix + "'");
     const std::string device = OptString(o, "device", "cpu");
 
-    GuardJs(env, [&] {
+    GuardJs(env, [&] { RunOnComputeThread([&] {
       auto make = [&](uint64_t seed) {
         at::manual_seed(seed);
         auto s = std::make_shared<ModelState>();
@@ -104,22 +105,70 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
       student_ = make(t.seed);
       if (semi) teacher_ = make(t.seed + 1);
       trainer_ = std::make_shared<train::Trainer>(student_->net, semi ? teacher_->net : model::SegmentationModel(nullptr), t);
-    });
+    }); });
+    // V8 cannot see native memory: tell it roughly what this trainer holds (weights of both
+    // networks, gradients, momentum) so that dropped trainers are collected in time.
+    external_ = ParameterBytes(*student_->net) * (semi ? 4 : 3);
+    Napi::MemoryManagement::AdjustExternalMemory(env, external_);
+  }
+
+  // Collected without dispose(): the memory goes with the last reference (queued work may hold
+  // one), so only V8's account is settled here.
+  ~AddonTrainer() override {
+    try {
+      if (external_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_);
+    } catch (...) {
+      // the environment is being torn down
+    }
   }
 
  private:
+  static int64_t ParameterBytes(const torch::nn::Module& m) {
+    int64_t bytes = 0;
+    for (const auto& p : m.parameters()) bytes += p.numel() * static_cast<int64_t>(p.element_size());
+    return bytes;
+  }
+
+  // Frees the networks, the optimizer and the banks (call it with no work queued on them).
+  void Release() {
+    if (!trainer_) return;
+    for (auto& s : {student_, teacher_}) {
+      if (!s) continue;
+      std::lock_guard<std::mutex> lock(s->mutex);
+      s->net = model::SegmentationModel(nullptr);
+    }
+    trainer_.reset();
+    if (external_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_);
+    external_ = 0;
+  }
+
+  void Alive() const {
+    if (!trainer_) throw Napi::Error::New(Env(), "this AddonTrainer was disposed");
+  }
+
+  // dispose(): releases the native memory now (what a finished run no longer needs) rather than
+  // whenever the garbage collector gets to this handle. Call it once the work on the trainer and
+  // its models has settled; the handle and its models are unusable after.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Release();
+    return Env().Undefined();
+  }
+
   Napi::Value Step(const Napi::CallbackInfo& info) {
+    Alive();
     Napi::Object o = ObjectArg(info, 0, "step(inputs)");
     train::StepInputs in;
     const std::string phase = OptString(o, "phase", "semi");
     if (phase == "supervised") in.phase = train::Phase::kSupervised;
     else if (phase == "warmup") in.phase = train::Phase::kWarmup;
     else if (phase == "semi") in.phase = train::Phase::kSemi;
-    else if (phase == "floor") in.phase = train::Phase::kNetworkFloor;
-    else throw Napi::TypeError::New(Env(), "step option 'phase' must be supervised, warmup, semi or floor, got '" + phase + "'");
+    else if (phase == "floor") in.phase = train::Phase::kSemiFloor;
+    else if (phase == "floor-warmup") in.phase = train::Phase::kWarmupFloor;
+    else if (phase == "floor-supervised") in.phase = train::Phase::kSupervisedFloor;
+    else throw Napi::TypeError::New(Env(), "step option 'phase' must be supervised, warmup, semi, floor, floor-warmup or floor-supervised, got '" + phase + "'");
     in.labeled_images = TensorFromJs(o.Get("labeledImages"), "labeledImages");
     in.labels = TensorFromJs(o.Get("labels"), "labels");
-    if (in.phase == train::Phase::kSemi || in.phase == train::Phase::kNetworkFloor) in.unlabeled_images = TensorFromJs(o.Get("unlabeledImages"), "unlabeledImages");
+    if (in.phase == train::Phase::kSemi || in.phase == train::Phase::kSemiFloor) in.unlabeled_images = TensorFromJs(o.Get("unlabeledImages"), "unlabeledImages");
     in.lr_backbone = OptDouble(o, "lrBackbone", 0);
     in.lr_head = OptDouble(o, "lrHead", in.lr_backbone);
     in.copy_teacher = OptBool(o, "copyTeacher", false);
@@ -156,16 +205,25 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
         out.Set("pseudoLabelKeptCorrect", static_cast<double>(r.pl_kept_correct));
         out.Set("validClasses", static_cast<double>(r.valid_classes));
         out.Set("seconds", seconds);
+        Napi::Object phases = Napi::Object::New(env);
+        const train::StepPhases& p = r.phases;
+        for (const auto& [name, value] : {std::pair<const char*, double>{"pseudoLabels", p.pseudo_labels}, {"mixing", p.mixing},
+                                          {"studentForward", p.student_forward}, {"teacherForward", p.teacher_forward},
+                                          {"losses", p.losses}, {"backward", p.backward}, {"optimizer", p.optimizer},
+                                          {"ema", p.ema}, {"other", p.other}})
+          phases.Set(name, value);
+        out.Set("phases", phases);
         return out;
       };
     }, {o});
   }
 
-  Napi::Value Student(const Napi::CallbackInfo& info) { return WrapModelState(Env(), student_); }
-  Napi::Value Teacher(const Napi::CallbackInfo& info) { return teacher_ ? Napi::Value(WrapModelState(Env(), teacher_)) : Env().Null(); }
+  Napi::Value Student(const Napi::CallbackInfo& info) { Alive(); return WrapModelState(Env(), student_); }
+  Napi::Value Teacher(const Napi::CallbackInfo& info) { Alive(); return teacher_ ? Napi::Value(WrapModelState(Env(), teacher_)) : Env().Null(); }
 
   // save(path, extra): the native state plus `extra` (epoch, step, best_miou, config, ...), atomically.
   Napi::Value Save(const Napi::CallbackInfo& info) {
+    Alive();
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "save(path, extra) expects a file path");
     const std::string path = info[0].As<Napi::String>();
     io::ValuePtr extra = info.Length() > 1 && info[1].IsObject() ? ValueFromJs(info[1], "extra") : io::Value::Dict();
@@ -182,6 +240,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
 
   // load(path) -> the entries that are not native state (epoch, step, best_miou, config, ...).
   Napi::Value Load(const Napi::CallbackInfo& info) {
+    Alive();
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "load(path) expects a file path");
     const std::string path = info[0].As<Napi::String>();
     auto trainer = trainer_;
@@ -204,6 +263,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
 
   // loadPretrained(path): an ImageNet checkpoint into the encoder of the student (and teacher).
   Napi::Value LoadPretrained(const Napi::CallbackInfo& info) {
+    Alive();
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "loadPretrained(path) expects a file path");
     const std::string path = info[0].As<Napi::String>();
     auto student = student_, teacher = teacher_;
@@ -236,6 +296,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
   }
 
   Napi::Value BankSizes(const Napi::CallbackInfo& info) {
+    Alive();
     loss::MemoryBank* bank = trainer_->bank();
     Napi::Array out = Napi::Array::New(Env());
     if (bank)
@@ -244,6 +305,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
   }
 
   Napi::Value BankCapacities(const Napi::CallbackInfo& info) {
+    Alive();
     loss::MemoryBank* bank = trainer_->bank();
     Napi::Array out = Napi::Array::New(Env());
     if (bank)
@@ -253,6 +315,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
 
   std::shared_ptr<ModelState> student_, teacher_;
   std::shared_ptr<train::Trainer> trainer_;
+  int64_t external_ = 0;
 };
 
 void RegisterTrainer(Napi::Env env, Napi::Object exports) {

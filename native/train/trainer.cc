@@ -1,9 +1,10 @@
 #include "train/trainer.h"
 
+#include <chrono>
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
-#include <c10/util/StringUtil.h>
 
 #include "model/model_io.h"
 #include "model/state_dict.h"
@@ -17,7 +18,20 @@ void CopyParameters(model::SegmentationModel& teacher, const model::Segmentation
   model::EmaUpdate(*teacher, *student, 0.0);
 }
 
-std::string ParamKey(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+// Adds the time since the last mark to one of the step's phases.
+class PhaseClock {
+ public:
+  explicit PhaseClock(StepPhases& phases) : phases_(phases), last_(std::chrono::steady_clock::now()) {}
+  void Mark(double StepPhases::*phase) {
+    const auto now = std::chrono::steady_clock::now();
+    phases_.*phase += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  StepPhases& phases_;
+  std::chrono::steady_clock::time_point last_;
+};
 
 }  // namespace
 
@@ -25,16 +39,19 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
     : student_(std::move(student)), teacher_(std::move(teacher)), options_(options),
       generator_(at::make_generator<at::CPUGeneratorImpl>(options.seed)),
       device_(student_->parameters().front().device()) {
-  using torch::optim::SGDOptions;
   // The reference's groups and order (§5.1): the encoder at lr, then the aux head (if any) and the
   // decoder at lr x m. Checkpoints number the parameters through the groups in this order.
-  std::vector<torch::optim::OptimizerParamGroup> groups;
+  std::vector<std::vector<at::Tensor>> groups;
   for (const char* prefix : {"encoder.", "auxor.", "decoder."}) {
     std::vector<at::Tensor> params = model::ParametersWithPrefix(*student_, prefix, true);
     if (params.empty()) continue;
-    groups.emplace_back(std::move(params), std::make_unique<SGDOptions>(SGDOptions(0).momentum(options.momentum).weight_decay(options.weight_decay)));
+    groups.push_back(std::move(params));
+    if (teacher_) {
+      std::vector<at::Tensor> t = model::ParametersWithPrefix(*teacher_, prefix, true);
+      teacher_params_.insert(teacher_params_.end(), t.begin(), t.end());
+    }
   }
-  optimizer_ = std::make_unique<torch::optim::SGD>(std::move(groups), SGDOptions(0));
+  optimizer_ = std::make_unique<MomentumSgd>(std::move(groups), options.momentum, options.weight_decay);
   if (options.contrastive) {
     const int64_t classes = student_->options().num_classes;
     std::vector<int64_t> capacity = options.queue_size;
@@ -54,8 +71,7 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
 }
 
 void Trainer::SetLearningRates(double backbone, double head) {
-  auto& groups = optimizer_->param_groups();
-  for (size_t g = 0; g < groups.size(); ++g) static_cast<torch::optim::SGDOptions&>(groups[g].options()).lr(g == 0 ? backbone : head);
+  for (size_t g = 0; g < optimizer_->num_groups(); ++g) optimizer_->set_lr(g, g == 0 ? backbone : head);
 }
 
 model::ModelOutput Trainer::Forward(model::SegmentationModel& net, const at::Tensor& images, bool train) {
@@ -73,6 +89,8 @@ model::ModelOutput Trainer::Forward(model::SegmentationModel& net, const at::Ten
 StepResult Trainer::Step(const StepInputs& in) {
   c10::AutoGradMode grad_mode(true);
   StepResult r;
+  PhaseClock clock(r.phases);
+  using P = StepPhases;
   SetLearningRates(in.lr_backbone, in.lr_head);
   at::Tensor x_l = in.labeled_images.to(device_, at::kFloat);
   at::Tensor y_l = in.labels.to(device_, at::kLong);
@@ -81,34 +99,55 @@ StepResult Trainer::Step(const StepInputs& in) {
               "labels must be B x H x W matching the labeled images, got ", y_l.sizes(), " for ", x_l.sizes());
   at::Tensor loss;
 
-  if (in.phase == Phase::kNetworkFloor) {
+  clock.Mark(&P::other);
+  if (in.phase == Phase::kWarmupFloor || in.phase == Phase::kSupervisedFloor) {
+    model::ModelOutput out = Forward(student_, x_l, true);
+    clock.Mark(&P::student_forward);
+    if (in.phase == Phase::kWarmupFloor) {
+      TORCH_CHECK(teacher_, "the warm-up floor needs a teacher");
+      at::NoGradGuard no_grad;
+      Forward(teacher_, x_l, true);
+      clock.Mark(&P::teacher_forward);
+    }
+    loss = loss::CrossEntropy(out.pred, y_l, options_.supervised.ignore_index);
+    if (out.rep.defined()) loss = loss + out.rep.sum() * 0.0;
+    clock.Mark(&P::losses);
+  } else if (in.phase == Phase::kSemiFloor) {
     TORCH_CHECK(teacher_, "the network floor needs a teacher");
     at::Tensor x_u = in.unlabeled_images.to(device_, at::kFloat);
     {
       at::NoGradGuard no_grad;
       Forward(teacher_, x_u, false);
     }
+    clock.Mark(&P::pseudo_labels);
     at::Tensor x = at::cat({x_l, x_u});
     model::ModelOutput out = Forward(student_, x, true);
+    clock.Mark(&P::student_forward);
     {
       at::NoGradGuard no_grad;
       Forward(teacher_, x, true);
     }
+    clock.Mark(&P::teacher_forward);
     loss = loss::CrossEntropy(out.pred.slice(0, 0, n_l), y_l, options_.supervised.ignore_index);
     if (out.rep.defined()) loss = loss + out.rep.sum() * 0.0;
     r.supervised = loss.item<double>();
+    clock.Mark(&P::losses);
   } else if (in.phase != Phase::kSemi) {
     model::ModelOutput out = Forward(student_, x_l, true);
+    clock.Mark(&P::student_forward);
     at::Tensor sup = loss::SupervisedLoss(out.pred, out.aux, y_l, options_.supervised);
     loss = out.rep.defined() ? sup + out.rep.sum() * 0.0 : sup;
     r.supervised = sup.item<double>();
+    clock.Mark(&P::losses);
     if (in.phase == Phase::kWarmup && teacher_) {
       at::NoGradGuard no_grad;  // refreshes only the teacher's BN statistics (§11.2)
       Forward(teacher_, x_l, true);
+      clock.Mark(&P::teacher_forward);
     }
   } else {
     TORCH_CHECK(teacher_, "a semi-supervised step needs a teacher");
     if (in.copy_teacher) CopyParameters(teacher_, student_);
+    clock.Mark(&P::ema);
     at::Tensor x_u = in.unlabeled_images.to(device_, at::kFloat);
     const int64_t h = x_u.size(2), w = x_u.size(3);
     const int64_t ignore = options_.supervised.ignore_index;
@@ -119,6 +158,7 @@ StepResult Trainer::Step(const StepInputs& in) {
       at::Tensor logits = Forward(teacher_, x_u, options_.pseudo_labels_train_mode).pred;
       at::Tensor prob = at::softmax(at::upsample_bilinear2d(logits, {h, w}, true), 1);
       std::tie(confidence, pseudo) = prob.max(1);
+      clock.Mark(&P::pseudo_labels);
       if (options_.mix && at::rand({1}, generator_).item<double>() < 0.5) {
         loss::MixResult m = loss::Mix(x_u, pseudo, confidence, *options_.mix, generator_, ignore);
         x_u = m.images;
@@ -128,16 +168,19 @@ StepResult Trainer::Step(const StepInputs& in) {
         r.mixed = true;
       }
       if (options_.confidence_threshold > 0) pseudo = pseudo.masked_fill(confidence < options_.confidence_threshold, ignore);
+      clock.Mark(&P::mixing);
     }
     at::Tensor x = at::cat({x_l, x_u});
     model::ModelOutput out = Forward(student_, x, true);
-    at::Tensor sup = loss::SupervisedLoss(out.pred.slice(0, 0, n_l), out.aux.defined() ? out.aux.slice(0, 0, n_l) : out.aux, y_l,
-                                          options_.supervised);
+    clock.Mark(&P::student_forward);
     model::ModelOutput teacher_out;
     {
       at::NoGradGuard no_grad;
       teacher_out = Forward(teacher_, x, true);
     }
+    clock.Mark(&P::teacher_forward);
+    at::Tensor sup = loss::SupervisedLoss(out.pred.slice(0, 0, n_l), out.aux.defined() ? out.aux.slice(0, 0, n_l) : out.aux, y_l,
+                                          options_.supervised);
     loss::UnsupervisedResult u = loss::UnsupervisedLoss(out.pred.slice(0, n_l), teacher_out.pred.slice(0, n_l), pseudo,
                                                         in.drop_percentile, options_.weighting, options_.supervised.ignore_index);
     loss = sup + u.loss * options_.unsupervised_weight;
@@ -165,15 +208,21 @@ StepResult Trainer::Step(const StepInputs& in) {
     } else if (out.rep.defined()) {
       loss = loss + out.rep.sum() * 0.0;
     }
+    clock.Mark(&P::losses);
   }
-  optimizer_->zero_grad();
+  optimizer_->ZeroGrad();
   loss.backward();
-  optimizer_->step();
+  clock.Mark(&P::backward);
   r.loss = loss.item<double>();
+  clock.Mark(&P::other);
+  // SGD, and for U2PL steps the teacher's EMA of the updated student in the same pass (§7).
+  const bool ema = in.phase == Phase::kSemi && !in.copy_teacher;
+  optimizer_->Step(ema ? &teacher_params_ : nullptr, in.ema_decay);
+  clock.Mark(&P::optimizer);
   if (in.phase == Phase::kSemi) {
     if (in.copy_teacher) CopyParameters(teacher_, student_);
-    else model::EmaUpdate(*teacher_, *student_, in.ema_decay);
     if (options_.teacher_bn_ema) model::EmaUpdateBuffers(*teacher_, *student_, in.copy_teacher ? 0.0 : in.ema_decay);
+    clock.Mark(&P::ema);
   }
   return r;
 }
@@ -186,26 +235,22 @@ io::ValuePtr Trainer::State() const {
   auto state = io::Value::Dict();
   auto groups = io::Value::List();
   int64_t index = 0;
-  for (const auto& group : optimizer_->param_groups()) {
-    const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
+  for (size_t gi = 0; gi < optimizer_->num_groups(); ++gi) {
     auto g = io::Value::Dict();
-    g->set("lr", io::Value::Float(o.lr()));
-    g->set("momentum", io::Value::Float(o.momentum()));
-    g->set("dampening", io::Value::Float(o.dampening()));
-    g->set("weight_decay", io::Value::Float(o.weight_decay()));
-    g->set("nesterov", io::Value::Bool(o.nesterov()));
+    g->set("lr", io::Value::Float(optimizer_->lr(gi)));
+    g->set("momentum", io::Value::Float(optimizer_->momentum()));
+    g->set("dampening", io::Value::Float(0.0));
+    g->set("weight_decay", io::Value::Float(optimizer_->weight_decay()));
+    g->set("nesterov", io::Value::Bool(false));
     auto params = io::Value::List();
-    for (const auto& p : group.params()) {
-      auto it = optimizer_->state().find(ParamKey(p));
-      if (it != optimizer_->state().end()) {
-        const auto& s = static_cast<const torch::optim::SGDParamState&>(*it->second);
-        if (s.momentum_buffer().defined()) {
-          auto entry = io::Value::Dict();
-          entry->set("momentum_buffer", io::Value::Tensor(s.momentum_buffer()));
-          state->entries.emplace_back(io::Value::Int(index), entry);
-        }
+    for (size_t k = 0; k < optimizer_->group(gi).size(); ++k, ++index) {
+      const at::Tensor& buffer = optimizer_->momentum_buffers()[index];
+      if (buffer.defined()) {
+        auto entry = io::Value::Dict();
+        entry->set("momentum_buffer", io::Value::Tensor(buffer));
+        state->entries.emplace_back(io::Value::Int(index), entry);
       }
-      params->items.push_back(io::Value::Int(index++));
+      params->items.push_back(io::Value::Int(index));
     }
     g->set("params", params);
     groups->items.push_back(g);
@@ -249,35 +294,39 @@ void Trainer::LoadState(const io::ValuePtr& root, const std::string& source) {
   if (teacher_ && root->get("teacher_state")) load(teacher_, "teacher_state");
   if (auto opt = root->get("optimizer_state")) {
     auto state = opt->get("state");
-    std::vector<at::Tensor> params;
-    const auto& groups = optimizer_->param_groups();
+    // Parameter i of the file is parameter order[i] of ours (the same numbering but for u2pl 0.1's files).
+    std::vector<size_t> order;
+    const size_t groups = optimizer_->num_groups();
+    std::vector<size_t> first(groups + 1, 0);
+    for (size_t g = 0; g < groups; ++g) first[g + 1] = first[g] + optimizer_->group(g).size();
     auto file_groups = opt->get("param_groups");
-    const size_t file_group_count = file_groups && file_groups->is(io::Value::Kind::List) ? file_groups->items.size() : groups.size();
-    if (groups.size() == 3 && file_group_count == 2) {
+    const size_t file_group_count = file_groups && file_groups->is(io::Value::Kind::List) ? file_groups->items.size() : groups;
+    if (groups == 3 && file_group_count == 2) {
       // Written by u2pl 0.1 with an aux head: two groups, [encoder] and [decoder, auxor] in module order.
       for (size_t g : {0, 2, 1})
-        for (const auto& p : groups[g].params()) params.push_back(p);
+        for (size_t k = first[g]; k < first[g + 1]; ++k) order.push_back(k);
     } else {
-      TORCH_CHECK(file_group_count == groups.size(), source, ": optimizer_state has ", file_group_count, " parameter groups, this model ",
-                  groups.size(), " (encoder", groups.size() == 3 ? ", aux head, decoder" : ", decoder", ")");
-      for (size_t g = 0; g < groups.size(); ++g) {
+      TORCH_CHECK(file_group_count == groups, source, ": optimizer_state has ", file_group_count, " parameter groups, this model ",
+                  groups, " (encoder", groups == 3 ? ", aux head, decoder" : ", decoder", ")");
+      for (size_t g = 0; g < groups; ++g) {
         auto listed = file_groups ? file_groups->items[g]->get("params") : nullptr;
-        TORCH_CHECK(!listed || listed->items.size() == groups[g].params().size(), source, ": optimizer_state group ", g, " holds ",
-                    listed ? listed->items.size() : 0, " parameters, this model's ", groups[g].params().size());
-        for (const auto& p : groups[g].params()) params.push_back(p);
+        TORCH_CHECK(!listed || listed->items.size() == optimizer_->group(g).size(), source, ": optimizer_state group ", g, " holds ",
+                    listed ? listed->items.size() : 0, " parameters, this model's ", optimizer_->group(g).size());
       }
+      for (size_t k = 0; k < first[groups]; ++k) order.push_back(k);
     }
+    const auto& params = optimizer_->parameters();
+    auto& buffers = optimizer_->momentum_buffers();
     if (state)
       for (const auto& [k, v] : state->entries) {
         const int64_t i = k->is(io::Value::Kind::Int) ? k->integer : std::stoll(k->text);
         auto buffer = v->get("momentum_buffer");
-        TORCH_CHECK(i >= 0 && i < static_cast<int64_t>(params.size()) && buffer && buffer->is(io::Value::Kind::Tensor),
+        TORCH_CHECK(i >= 0 && i < static_cast<int64_t>(order.size()) && buffer && buffer->is(io::Value::Kind::Tensor),
                     source, ": optimizer_state does not match the model");
-        TORCH_CHECK(buffer->tensor.sizes() == params[i].sizes(), source, ": momentum buffer ", i, " has shape ",
-                    buffer->tensor.sizes(), ", the parameter ", params[i].sizes());
-        auto s = std::make_unique<torch::optim::SGDParamState>();
-        s->momentum_buffer(buffer->tensor.to(params[i].options()).contiguous(params[i].suggest_memory_format()));
-        optimizer_->state()[ParamKey(params[i])] = std::move(s);
+        const at::Tensor& p = params[order[i]];
+        TORCH_CHECK(buffer->tensor.sizes() == p.sizes(), source, ": momentum buffer ", i, " has shape ", buffer->tensor.sizes(),
+                    ", the parameter ", p.sizes());
+        buffers[order[i]] = buffer->tensor.to(p.options()).contiguous(p.suggest_memory_format());
       }
   }
   if (bank_)

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include <ATen/core/Generator.h>
-#include <torch/optim/sgd.h>
 
 #include "io/value.h"
 #include "loss/contrastive.h"
@@ -17,6 +16,7 @@
 #include "loss/supervised.h"
 #include "loss/unsupervised.h"
 #include "model/segmentation_model.h"
+#include "train/sgd.h"
 
 namespace u2pl::train {
 
@@ -40,10 +40,12 @@ struct TrainerOptions {
   bool teacher_bn_ema = false;            // the teacher's BN statistics follow the student's by the EMA (reference: its own, §7)
 };
 
-// kNetworkFloor: the semi step's network passes (teacher eval forward, student forward/backward on
-// the joint batch, teacher train forward) and SGD step with a plain CE on the labeled rows only:
-// the floor that U2PL's own work is measured against in the bench.
-enum class Phase { kSupervised, kWarmup, kSemi, kNetworkFloor };
+// The floors (bench): a step's network passes and SGD step with a plain CE on the labeled rows and
+// nothing else, what the step's own work is measured against.
+//   kSemiFloor: teacher eval forward, student forward/backward on the joint batch, teacher train forward
+//   kWarmupFloor: student forward/backward on the labeled batch, teacher train forward
+//   kSupervisedFloor: student forward/backward on the labeled batch
+enum class Phase { kSupervised, kWarmup, kSemi, kSemiFloor, kWarmupFloor, kSupervisedFloor };
 
 struct StepInputs {
   Phase phase = Phase::kSemi;
@@ -60,6 +62,20 @@ struct StepInputs {
   at::Tensor unlabeled_truth;
 };
 
+// Seconds spent in each part of a step (what the bench's breakdown shows); on CPU every ATen op
+// has finished when it returns, so the wall time between marks is the part's time.
+struct StepPhases {
+  double pseudo_labels = 0;    // the teacher's eval-mode pass on the unlabeled batch, softmax, argmax
+  double mixing = 0;           // CutMix/CutOut/ClassMix of images, labels and confidences
+  double student_forward = 0;  // the student's pass (labeled, or labeled + unlabeled)
+  double teacher_forward = 0;  // the teacher's train-mode pass (BN statistics, entropy, keys)
+  double losses = 0;           // supervised, unsupervised and contrastive losses (and the banks)
+  double backward = 0;
+  double optimizer = 0;        // zero_grad + SGD step
+  double ema = 0;              // the teacher's EMA (or copy)
+  double other = 0;            // input conversion, learning rates, host reads of the results
+};
+
 struct StepResult {
   double loss = 0, supervised = 0, unsupervised = 0, contrastive = 0;
   bool mixed = false;
@@ -70,6 +86,7 @@ struct StepResult {
   // With unlabeled_truth: labelled pixels of the mixed batch, how many pseudo-labels are right, and
   // the same over the pixels L_u keeps.
   int64_t pl_pixels = 0, pl_correct = 0, pl_kept_pixels = 0, pl_kept_correct = 0;
+  StepPhases phases;
 };
 
 class Trainer {
@@ -92,7 +109,8 @@ class Trainer {
 
   model::SegmentationModel student_, teacher_;
   TrainerOptions options_;
-  std::unique_ptr<torch::optim::SGD> optimizer_;
+  std::unique_ptr<MomentumSgd> optimizer_;
+  std::vector<at::Tensor> teacher_params_;  // in the optimizer's parameter order, for the fused EMA
   std::unique_ptr<loss::MemoryBank> bank_;
   mutable at::Generator generator_;  // get_state() is non-const
   at::Device device_;

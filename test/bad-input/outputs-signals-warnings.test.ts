@@ -56,12 +56,12 @@ describe('u2pl-infer outputs', () => {
 
 describe('signals', () => {
   test('a second Ctrl-C ends the run at once with 130 (no crash), the last checkpoint intact', async () => {
-    // Steps of about a second (ResNet-50 at 96 x 96), so that the second signal comes mid-step.
+    // Steps of a few seconds (ResNet-101 at 192 x 192), so that the second signal surely comes mid-step.
     const c = JSON.parse(JSON.stringify(tinyConfig(false))) as Obj;
     c.trainer.epochs = 500;
-    c.dataset.procedural.size = 96;
-    c.dataset.train.crop.size = [96, 96];
-    c.net.encoder = { type: 'resnet50', kwargs: { replace_stride_with_dilation: [false, false, true] } };
+    c.dataset.procedural.size = 192;
+    c.dataset.train.crop.size = [192, 192];
+    c.net.encoder = { type: 'resnet101', kwargs: { replace_stride_with_dilation: [false, true, true] } };
     c.net.decoder.kwargs = { ...c.net.decoder.kwargs, inner_planes: 64, head_planes: 64 };
     delete c.dataset.val;
     const dir = writeExperiment(c);

@@ -160,3 +160,20 @@ describe('u2pl-eval, u2pl-infer and u2pl-data on a trained run', () => {
     expect(bad.err).toBe(`u2pl-train: ${path.join(dir, 'nope')}: no such file or folder\n`);
   }, 180000);
 });
+
+describe('AddonTrainer.dispose()', () => {
+  test('releases the native memory at once; the trainer and its models refuse work after', async () => {
+    const { native } = await import('../../lib/native');
+    const trainer = new (native().AddonTrainer)({ model: { depth: 18, deepStem: false, numClasses: 3, innerPlanes: 8, headPlanes: 8, dilations: [1, 2, 3], repHead: false }, semi: false });
+    const student = trainer.student();
+    const images = { data: new Float32Array(2 * 3 * 32 * 32).fill(0.5), shape: [2, 3, 32, 32] };
+    const labels = { data: new Uint8Array(2 * 32 * 32).fill(1), shape: [2, 32, 32] };
+    const r = await trainer.step({ phase: 'supervised', labeledImages: images, labels, lrBackbone: 0.01, lrHead: 0.01 });
+    expect(Number.isFinite(r.loss)).toBe(true);
+    expect(Object.values(r.phases).reduce((a, b) => a + b, 0)).toBeCloseTo(r.seconds, 2);
+    trainer.dispose();
+    expect(() => trainer.step({ phase: 'supervised', labeledImages: images, labels, lrBackbone: 0.01, lrHead: 0.01 })).toThrow('this AddonTrainer was disposed');
+    expect(() => student.forward(images)).toThrow("this model's memory was released");
+    trainer.dispose(); // twice is fine
+  });
+});
