@@ -61,6 +61,8 @@ export interface NativeInfo {
    * the free blocks it keeps (default 4096).
    */
   cpuAllocator: { caching: boolean; cachedBytes: number; allocatedBytes: number; hits: number; misses: number };
+  /** The c10d backends this build can join ('gloo' on CPU, 'nccl' with a CUDA LibTorch); empty: one process only. */
+  distributed: string[];
 }
 
 /** Network options as the native constructor takes them (see lib/config/net.ts). */
@@ -192,6 +194,8 @@ export interface AddonStepInputs {
   alpha?: number;
   /** B_u x H x W ground truth of the unlabeled batch, for the pseudo-label metrics only (never a loss). */
   unlabeledTruth?: Tensor;
+  /** Data parallel: this rank wants to stop; the result's `stop` says whether any rank does. */
+  stop?: boolean;
 }
 
 export interface AddonStepResult {
@@ -214,6 +218,8 @@ export interface AddonStepResult {
   seconds: number;
   /** Where the step's time went (seconds; on CPU they add up to `seconds`). */
   phases: StepPhases;
+  /** Data parallel: some rank asked to stop after this step (all ranks stop together). */
+  stop: boolean;
 }
 
 export interface StepPhases {
@@ -247,6 +253,12 @@ export interface AddonTrainerOptions {
   };
   /** The teacher's BN statistics: its own train-mode passes (reference) or the EMA of the student's. */
   teacherBn?: 'own' | 'ema';
+  /** Data parallel (from joinProcessGroup); absent: one process. */
+  processGroup?: AddonProcessGroup;
+  /** With a process group: BN statistics over all ranks' batches (net.sync_bn, default true). */
+  syncBn?: boolean;
+  /** With a process group: the reference's contrastive weight / world size (§10.8 [Q], default true). */
+  contrastiveWorldScaling?: boolean;
   contrastive?: (AddonContrastiveOptions & { weight?: number; queueSize?: number[] }) | null;
   mix?: 'cutmix' | 'cutout' | 'classmix' | null;
 }
@@ -256,7 +268,8 @@ export interface AddonTrainer {
   step(inputs: AddonStepInputs): Promise<AddonStepResult>;
   student(): AddonModel;
   teacher(): AddonModel | null;
-  save(path: string, extra?: Record<string, unknown>): Promise<void>;
+  /** Data parallel: call it on every rank; rank 0 writes (every rank with everyRank). */
+  save(path: string, extra?: Record<string, unknown>, options?: { everyRank?: boolean }): Promise<void>;
   load(path: string): Promise<Record<string, unknown>>;
   loadPretrained(path: string): Promise<{ loaded: number; missing: string[]; unexpected: string[] }>;
   /** Keys held per class of the contrastive memory bank (empty without the contrastive loss). */
@@ -268,6 +281,25 @@ export interface AddonTrainer {
    * once the work on the trainer and its models has settled; both are unusable after.
    */
   dispose(): void;
+}
+
+/** native/addon/distributed_js.cc: a c10d process group (Gloo or NCCL). */
+export interface AddonProcessGroup {
+  rank(): number;
+  worldSize(): number;
+  /** The element-wise sum of every rank's tensor (a new tensor). */
+  allReduceSum<T extends TypedArray>(tensor: Tensor<T>): Promise<NativeTensor<T>>;
+  barrier(): Promise<void>;
+}
+
+export interface ProcessGroupOptions {
+  backend?: 'gloo' | 'nccl';
+  rank: number;
+  worldSize: number;
+  masterAddr?: string;
+  masterPort: number;
+  /** A collective that waits longer fails (default 300000). */
+  timeoutMs?: number;
 }
 
 /** The raw addon, as loaded from build/Release/u2pl.node. */
@@ -282,6 +314,8 @@ export interface Addon {
   writeCheckpoint(path: string, value: unknown): Promise<void>;
   AddonModel: new (options: AddonModelOptions) => AddonModel;
   AddonTrainer: new (options: AddonTrainerOptions) => AddonTrainer;
+  /** Joins a process group: resolves once every rank has joined (rank 0 serves the rendezvous). */
+  joinProcessGroup(options: ProcessGroupOptions): Promise<AddonProcessGroup>;
   losses: AddonLosses;
   augment(o: {
     image: Uint8Array; label?: Uint8Array; height: number; width: number; resizedHeight?: number; resizedWidth?: number;

@@ -11,6 +11,7 @@
 #include "addon/async_task.h"
 #include "addon/errors.h"
 #include "loss/simd.h"
+#include "train/distributed.h"
 #include "util/cpu_allocator.h"
 
 #ifndef U2PL_ADDON_VERSION
@@ -88,6 +89,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     allocator.Set("hits", static_cast<double>(a.hits));
     allocator.Set("misses", static_cast<double>(a.misses));
     out.Set("cpuAllocator", allocator);
+    Napi::Array backends = Napi::Array::New(env);
+    for (const auto& b : train::AvailableBackends()) backends.Set(backends.Length(), b);
+    out.Set("distributed", backends);
     std::string parallel;
     RunOnComputeThread([&] { parallel = at::get_parallel_info(); });
     out.Set("parallelInfo", parallel);

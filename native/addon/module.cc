@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterLosses(env, exports);
   RegisterData(env, exports);
   RegisterTrainer(env, exports);
+  RegisterDistributed(env, exports);
   return exports;
 }
 

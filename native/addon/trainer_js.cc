@@ -12,6 +12,7 @@
 #include "addon/js_value.h"
 #include "addon/model_state.h"
 #include "addon/option_parsers.h"
+#include "addon/process_group.h"
 #include "io/checkpoint.h"
 #include "model/model_io.h"
 #include "model/state_dict.h"
@@ -90,6 +91,9 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     else if (mix == "classmix") t.mix = loss::MixMode::kClassMix;
     else if (!mix.empty()) throw Napi::TypeError::New(env, "option 'mix' must be cutmix, cutout or classmix, got '" + mix + "'");
     const std::string device = OptString(o, "device", "cpu");
+    if (!o.Get("processGroup").IsUndefined() && !o.Get("processGroup").IsNull()) t.communicator = UnwrapProcessGroup(o.Get("processGroup"));
+    t.sync_bn = OptBool(o, "syncBn", true);
+    t.contrastive_world_scaling = OptBool(o, "contrastiveWorldScaling", true);
 
     GuardJs(env, [&] { RunOnComputeThread([&] {
       auto make = [&](uint64_t seed) {
@@ -175,6 +179,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     in.ema_decay = OptDouble(o, "emaDecay", 0.99);
     in.drop_percentile = OptDouble(o, "dropPercentile", 80);
     in.alpha = OptDouble(o, "alpha", 20);
+    in.stop_requested = OptBool(o, "stop", false);
     if (!o.Get("unlabeledTruth").IsUndefined()) in.unlabeled_truth = TensorFromJs(o.Get("unlabeledTruth"), "unlabeledTruth");
     auto trainer = trainer_;
     auto student = student_, teacher = teacher_;
@@ -205,6 +210,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
         out.Set("pseudoLabelKeptCorrect", static_cast<double>(r.pl_kept_correct));
         out.Set("validClasses", static_cast<double>(r.valid_classes));
         out.Set("seconds", seconds);
+        out.Set("stop", r.stop);
         Napi::Object phases = Napi::Object::New(env);
         const train::StepPhases& p = r.phases;
         for (const auto& [name, value] : {std::pair<const char*, double>{"pseudoLabels", p.pseudo_labels}, {"mixing", p.mixing},
@@ -227,13 +233,16 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(Env(), "save(path, extra) expects a file path");
     const std::string path = info[0].As<Napi::String>();
     io::ValuePtr extra = info.Length() > 1 && info[1].IsObject() ? ValueFromJs(info[1], "extra") : io::Value::Dict();
+    // Data parallel: every rank calls save (the state gathers the ranks' generators); rank 0 writes,
+    // or every rank with { everyRank: true } (no shared file system, tests).
+    const bool every_rank = info.Length() > 2 && info[2].IsObject() && OptBool(info[2].As<Napi::Object>(), "everyRank", false);
     auto trainer = trainer_;
     auto student = student_, teacher = teacher_;
     return AsyncTask::Run(Env(), [=]() -> ResultBuilder {
       std::lock_guard<std::mutex> a(student->mutex);
       io::ValuePtr root = trainer->State();
       for (const auto& [k, v] : extra->entries) root->entries.emplace_back(k, v);
-      io::WriteCheckpoint(path, root);
+      if (every_rank || trainer->rank() == 0) io::WriteCheckpoint(path, root);
       return nullptr;
     }, {info.Length() > 1 ? info[1] : Env().Undefined()});
   }

@@ -75,10 +75,19 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     at::Tensor keys = GatherPixelRows(rep_t, pixels);
     at::Tensor per_class = masks.negative_ok.sum(1).cpu();
     r.enqueued.assign(per_class.data_ptr<int64_t>(), per_class.data_ptr<int64_t>() + classes);
-    int64_t offset = 0;
+    // One process: this step's keys. Data parallel: every rank's, class by class in rank order
+    // (the reference gathers each class's keys from all replicas before enqueueing them).
+    std::vector<std::pair<at::Tensor, at::Tensor>> ranks =
+        in.gather_keys ? in.gather_keys(keys, per_class) : std::vector<std::pair<at::Tensor, at::Tensor>>{{keys, per_class}};
+    std::vector<int64_t> offset(ranks.size(), 0);
     for (int64_t c = 0; c < classes; ++c) {
-      if (r.enqueued[c] > 0) bank.Append(c, keys.slice(0, offset, offset + r.enqueued[c]));
-      offset += r.enqueued[c];
+      std::vector<at::Tensor> parts;
+      for (size_t k = 0; k < ranks.size(); ++k) {
+        const int64_t count = ranks[k].second[c].item<int64_t>();
+        if (count > 0) parts.push_back(ranks[k].first.slice(0, offset[k], offset[k] + count));
+        offset[k] += count;
+      }
+      if (!parts.empty()) bank.Append(c, parts.size() == 1 ? parts[0] : at::cat(parts));
     }
   }
 

@@ -4,6 +4,8 @@
 // pixels; only the per-class sampling and InfoNCE loop over classes, in native code.
 #pragma once
 
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Generator.h>
@@ -25,6 +27,10 @@ struct ContrastiveOptions {
   int64_t ignore_index = 255;
 };
 
+// Data parallel (§10.4): every rank's keys of this step (each sorted by class) with their per-class
+// counts, in rank order, so that all ranks enqueue the same keys in the same order.
+using GatherKeys = std::function<std::vector<std::pair<at::Tensor, at::Tensor>>(const at::Tensor& keys, const at::Tensor& per_class)>;
+
 struct ContrastiveInputs {
   at::Tensor rep;           // (B_l + B_u) x D x h x w, student, requires grad
   at::Tensor rep_teacher;   // same shape, teacher (train mode)
@@ -33,6 +39,7 @@ struct ContrastiveInputs {
   at::Tensor pseudo;        // B_u x H x W (mixed) pseudo-labels
   at::Tensor entropy;       // B_u x H x W teacher entropy
   double alpha = 20;        // alpha_t, percent
+  GatherKeys gather_keys;   // unset: one process
 };
 
 struct ContrastiveResult {

@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/batchnorm.h>
+#include "model/batch_norm.h"
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/pooling.h>
 
@@ -14,11 +14,11 @@ ASPPImpl::ASPPImpl(int64_t in_planes, int64_t inner_planes, std::array<int64_t, 
   auto conv_bn_relu = [&](int64_t kernel, int64_t dilation) {
     return nn::Sequential(
         nn::Conv2d(nn::Conv2dOptions(in_planes, inner_planes, kernel).padding(kernel == 3 ? dilation : 0).dilation(dilation).bias(false)),
-        nn::BatchNorm2d(inner_planes), nn::ReLU(nn::ReLUOptions(true)));
+        BatchNorm2d(inner_planes), nn::ReLU(nn::ReLUOptions(true)));
   };
   conv1 = register_module("conv1", nn::Sequential(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})),
                                                   nn::Conv2d(nn::Conv2dOptions(in_planes, inner_planes, 1).bias(false)),
-                                                  nn::BatchNorm2d(inner_planes), nn::ReLU(nn::ReLUOptions(true))));
+                                                  BatchNorm2d(inner_planes), nn::ReLU(nn::ReLUOptions(true))));
   conv2 = register_module("conv2", conv_bn_relu(1, 1));
   conv3 = register_module("conv3", conv_bn_relu(3, dilations[0]));
   conv4 = register_module("conv4", conv_bn_relu(3, dilations[1]));

@@ -18,16 +18,16 @@ nn::Conv2d Conv1x1(int64_t in, int64_t out, int64_t stride = 1) {
 }
 
 nn::Sequential Projection(int64_t in, int64_t out, int64_t stride) {
-  return nn::Sequential(Conv1x1(in, out, stride), nn::BatchNorm2d(out));
+  return nn::Sequential(Conv1x1(in, out, stride), BatchNorm2d(out));
 }
 
 }  // namespace
 
 BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, bool with_downsample) {
   conv1 = register_module("conv1", Conv3x3(inplanes, planes, stride, dilation));
-  bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+  bn1 = register_module("bn1", BatchNorm2d(planes));
   conv2 = register_module("conv2", Conv3x3(planes, planes, 1, dilation));
-  bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+  bn2 = register_module("bn2", BatchNorm2d(planes));
   if (with_downsample) downsample = register_module("downsample", Projection(inplanes, planes * kExpansion, stride));
 }
 
@@ -40,11 +40,11 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
 
 BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, bool with_downsample) {
   conv1 = register_module("conv1", Conv1x1(inplanes, planes));
-  bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+  bn1 = register_module("bn1", BatchNorm2d(planes));
   conv2 = register_module("conv2", Conv3x3(planes, planes, stride, dilation));
-  bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+  bn2 = register_module("bn2", BatchNorm2d(planes));
   conv3 = register_module("conv3", Conv1x1(planes, planes * kExpansion));
-  bn3 = register_module("bn3", nn::BatchNorm2d(planes * kExpansion));
+  bn3 = register_module("bn3", BatchNorm2d(planes * kExpansion));
   if (with_downsample) downsample = register_module("downsample", Projection(inplanes, planes * kExpansion, stride));
 }
 
@@ -68,8 +68,8 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) {
   }
   if (options.deep_stem) {
     inplanes_ = 128;
-    stem_convs = register_module("conv1", nn::Sequential(Conv3x3(3, 64, 2), nn::BatchNorm2d(64), nn::ReLU(nn::ReLUOptions(true)),
-                                                         Conv3x3(64, 64), nn::BatchNorm2d(64), nn::ReLU(nn::ReLUOptions(true)),
+    stem_convs = register_module("conv1", nn::Sequential(Conv3x3(3, 64, 2), BatchNorm2d(64), nn::ReLU(nn::ReLUOptions(true)),
+                                                         Conv3x3(64, 64), BatchNorm2d(64), nn::ReLU(nn::ReLUOptions(true)),
                                                          Conv3x3(64, inplanes_)));
     maxpool = register_module("maxpool", nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2).padding(1).ceil_mode(true)));
   } else {
@@ -77,7 +77,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) {
     stem_conv = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)));
     maxpool = register_module("maxpool", nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2).padding(1)));
   }
-  bn1 = register_module("bn1", nn::BatchNorm2d(inplanes_));
+  bn1 = register_module("bn1", BatchNorm2d(inplanes_));
 
   const auto& dilate = options.replace_stride_with_dilation;
   layer1 = register_module("layer1", make_layer(64, blocks[0], 1, false, false));
@@ -93,7 +93,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) {
   for (auto& module : modules(/*include_self=*/false)) {
     if (auto* conv = module->as<nn::Conv2d>()) {
       nn::init::kaiming_normal_(conv->weight, 0, torch::kFanOut, torch::kReLU);
-    } else if (auto* bn = module->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = module->as<BatchNorm2d>()) {
       nn::init::ones_(bn->weight);
       nn::init::zeros_(bn->bias);
     }

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/batchnorm.h>
+#include "model/batch_norm.h"
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/pooling.h>
@@ -33,11 +33,11 @@ class BasicBlockImpl : public torch::nn::Module {
   static constexpr int kExpansion = 1;
   BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, bool downsample);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::BatchNorm2d last_bn() { return bn2; }
+  BatchNorm2d last_bn() { return bn2; }
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  BatchNorm2d bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(BasicBlock);
@@ -47,11 +47,11 @@ class BottleneckImpl : public torch::nn::Module {
   static constexpr int kExpansion = 4;
   BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, bool downsample);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::BatchNorm2d last_bn() { return bn3; }
+  BatchNorm2d last_bn() { return bn3; }
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(Bottleneck);
@@ -78,7 +78,7 @@ class ResNetImpl : public torch::nn::Module {
   int output_stride_ = 32;
   torch::nn::Sequential stem_convs{nullptr};  // "conv1" (a Sequential for the deep stem)
   torch::nn::Conv2d stem_conv{nullptr};       // "conv1" (a single 7x7 conv for the torchvision stem)
-  torch::nn::BatchNorm2d bn1{nullptr};
+  BatchNorm2d bn1{nullptr};
   torch::nn::MaxPool2d maxpool{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
 };

@@ -1,6 +1,8 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <cmath>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -17,6 +19,25 @@ namespace {
 void CopyParameters(model::SegmentationModel& teacher, const model::SegmentationModel& student) {
   model::EmaUpdate(*teacher, *student, 0.0);
 }
+
+// SyncBN's view of the process group.
+class CommunicatorOps final : public model::CrossReplicaOps {
+ public:
+  explicit CommunicatorOps(Communicator& c) : c_(c) {}
+  int world_size() const override { return c_.world_size(); }
+  std::vector<at::Tensor> AllGather(const at::Tensor& t) override { return c_.AllGather(t); }
+  void AllReduceSum(at::Tensor& t) override {
+    std::vector<at::Tensor> one{t};
+    c_.AllReduceSum(one);
+  }
+
+ private:
+  Communicator& c_;
+};
+
+// Seeds that differ by rank (rank 0 keeps the single-process seed): each rank draws its own
+// mixing boxes, contrastive samples and dropout masks.
+uint64_t RankSeed(uint64_t seed, int rank) { return seed + 1000003ULL * static_cast<uint64_t>(rank); }
 
 // Adds the time since the last mark to one of the step's phases.
 class PhaseClock {
@@ -37,7 +58,7 @@ class PhaseClock {
 
 Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teacher, const TrainerOptions& options)
     : student_(std::move(student)), teacher_(std::move(teacher)), options_(options),
-      generator_(at::make_generator<at::CPUGeneratorImpl>(options.seed)),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(RankSeed(options.seed, options.communicator ? options.communicator->rank() : 0))),
       device_(student_->parameters().front().device()) {
   // The reference's groups and order (§5.1): the encoder at lr, then the aux head (if any) and the
   // decoder at lr x m. Checkpoints number the parameters through the groups in this order.
@@ -68,6 +89,74 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
     model::SetChannelsLast(*student_, true);
     if (teacher_) model::SetChannelsLast(*teacher_, true);
   }
+  if (options.communicator && options.communicator->world_size() > 1) {
+    replica_ops_ = std::make_unique<CommunicatorOps>(*options.communicator);
+    reducer_ = std::make_unique<GradientReducer>(optimizer_->parameters(), *options.communicator);
+    BroadcastFromRankZero();
+    at::manual_seed(RankSeed(options.seed, options.communicator->rank()));  // dropout masks per rank
+  }
+}
+
+void Trainer::BroadcastFromRankZero() {
+  if (world_size() == 1) return;
+  c10::AutoGradMode no_grad(false);
+  std::vector<at::Tensor> state;
+  for (auto* net : {&student_, &teacher_}) {
+    if (!*net) continue;
+    for (auto& t : (*net)->parameters()) state.push_back(t);
+    for (auto& t : (*net)->buffers()) state.push_back(t);
+  }
+  // Broadcast needs contiguous tensors: channels-last weights travel through a contiguous copy.
+  std::vector<at::Tensor> wire;
+  for (auto& t : state) wire.push_back(t.is_contiguous() ? t : t.contiguous());
+  options_.communicator->Broadcast(wire, 0);
+  for (size_t i = 0; i < state.size(); ++i)
+    if (!wire[i].is_same(state[i])) state[i].copy_(wire[i]);
+  if (bank_) {
+    std::vector<at::Tensor> keys;
+    for (int64_t c = 0; c < bank_->num_classes(); ++c) {
+      at::Tensor size = at::full({1}, bank_->size(c), at::TensorOptions().dtype(at::kLong));
+      std::vector<at::Tensor> one{size};
+      options_.communicator->Broadcast(one, 0);
+      at::Tensor k = rank() == 0 ? bank_->Ordered(c).contiguous() : at::empty({one[0].item<int64_t>(), bank_->dim()}, at::kFloat);
+      std::vector<at::Tensor> rows{k};
+      if (k.size(0) > 0) options_.communicator->Broadcast(rows, 0);
+      if (rank() != 0) bank_->Restore(c, rows[0]);
+    }
+  }
+}
+
+void Trainer::AllReduceSum(at::Tensor& tensor) {
+  if (world_size() == 1) return;
+  std::vector<at::Tensor> one{tensor};
+  options_.communicator->AllReduceSum(one);
+}
+
+void Trainer::ReduceResult(StepResult& r, bool stop_requested) {
+  if (world_size() == 1) return;
+  const double R = world_size();
+  at::Tensor v = at::tensor({r.loss, r.supervised, r.unsupervised, r.contrastive, r.mixed ? 1.0 : 0.0, r.unsup_threshold,
+                             static_cast<double>(r.unsup_kept), static_cast<double>(r.unsup_valid), static_cast<double>(r.valid_classes),
+                             static_cast<double>(r.pl_pixels), static_cast<double>(r.pl_correct), static_cast<double>(r.pl_kept_pixels),
+                             static_cast<double>(r.pl_kept_correct), stop_requested ? 1.0 : 0.0},
+                            at::TensorOptions().dtype(at::kDouble));
+  AllReduceSum(v);
+  const double* x = v.data_ptr<double>();
+  // Losses, the mixed flag, the threshold and the class count are means over the ranks; pixel counts are sums.
+  r.loss = x[0] / R;
+  r.supervised = x[1] / R;
+  r.unsupervised = x[2] / R;
+  r.contrastive = x[3] / R;
+  r.mixed = x[4] / R >= 0.5;
+  r.unsup_threshold = x[5] / R;
+  r.unsup_kept = static_cast<int64_t>(x[6]);
+  r.unsup_valid = static_cast<int64_t>(x[7]);
+  r.valid_classes = static_cast<int64_t>(std::llround(x[8] / R));
+  r.pl_pixels = static_cast<int64_t>(x[9]);
+  r.pl_correct = static_cast<int64_t>(x[10]);
+  r.pl_kept_pixels = static_cast<int64_t>(x[11]);
+  r.pl_kept_correct = static_cast<int64_t>(x[12]);
+  r.stop = x[13] > 0;
 }
 
 void Trainer::SetLearningRates(double backbone, double head) {
@@ -91,6 +180,9 @@ StepResult Trainer::Step(const StepInputs& in) {
   StepResult r;
   PhaseClock clock(r.phases);
   using P = StepPhases;
+  // SyncBN for every train-mode pass of the step (student and teacher), when data parallel.
+  std::optional<model::SyncBatchNormScope> sync;
+  if (replica_ops_ && options_.sync_bn) sync.emplace(replica_ops_.get());
   SetLearningRates(in.lr_backbone, in.lr_head);
   at::Tensor x_l = in.labeled_images.to(device_, at::kFloat);
   at::Tensor y_l = in.labels.to(device_, at::kLong);
@@ -201,8 +293,21 @@ StepResult Trainer::Step(const StepInputs& in) {
     }
     if (options_.contrastive) {
       loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha};
+      if (world_size() > 1) {
+        Communicator& comm = *options_.communicator;
+        ci.gather_keys = [&comm](const at::Tensor& keys, const at::Tensor& per_class) {
+          std::vector<at::Tensor> rows = comm.AllGatherRows(keys.contiguous());
+          std::vector<at::Tensor> counts = comm.AllGather(per_class.contiguous());
+          std::vector<std::pair<at::Tensor, at::Tensor>> out;
+          for (size_t k = 0; k < rows.size(); ++k) out.emplace_back(rows[k], counts[k]);
+          return out;
+        };
+      }
       loss::ContrastiveResult c = loss::ContrastiveLoss(ci, options_.contrastive_options, *bank_, generator_);
-      loss = loss + c.loss * options_.contrastive_weight;
+      // The reference averages the loss value over replicas outside autograd, so each rank's
+      // gradient is 1/R of its own and the gradient average divides by R again [Q] (§10.8).
+      const double scale = options_.contrastive_world_scaling ? 1.0 / world_size() : 1.0;
+      loss = loss + c.loss * (options_.contrastive_weight * scale);
       r.contrastive = c.loss.item<double>();
       r.valid_classes = c.valid_classes;
     } else if (out.rep.defined()) {
@@ -211,7 +316,9 @@ StepResult Trainer::Step(const StepInputs& in) {
     clock.Mark(&P::losses);
   }
   optimizer_->ZeroGrad();
+  if (reducer_) reducer_->Prepare();
   loss.backward();
+  if (reducer_) reducer_->Finish();  // gradients averaged over the ranks (bucketed, overlapping the backward)
   clock.Mark(&P::backward);
   r.loss = loss.item<double>();
   clock.Mark(&P::other);
@@ -224,6 +331,8 @@ StepResult Trainer::Step(const StepInputs& in) {
     if (options_.teacher_bn_ema) model::EmaUpdateBuffers(*teacher_, *student_, in.copy_teacher ? 0.0 : in.ema_decay);
     clock.Mark(&P::ema);
   }
+  ReduceResult(r, in.stop_requested);
+  clock.Mark(&P::other);
   return r;
 }
 
@@ -272,11 +381,27 @@ io::ValuePtr Trainer::State() const {
     root->set("memory_bank", bank);
   }
   auto rng = io::Value::Dict();
-  rng->set("trainer", io::Value::Tensor(generator_.get_state()));
+  at::Tensor trainer_rng = generator_.get_state();
+  at::Tensor global_rng;
   at::Generator global = at::detail::getDefaultCPUGenerator();
   {
     std::lock_guard<std::mutex> lock(global.mutex());
-    rng->set("torch_cpu", io::Value::Tensor(global.get_state()));  // dropout masks
+    global_rng = global.get_state();  // dropout masks
+  }
+  rng->set("trainer", io::Value::Tensor(trainer_rng));
+  rng->set("torch_cpu", io::Value::Tensor(global_rng));
+  if (world_size() > 1) {
+    // Every rank's generators (rank 0's are also the ones above), for an exact resume at this world size.
+    auto ranks = io::Value::List();
+    std::vector<at::Tensor> trainer_all = options_.communicator->AllGather(trainer_rng);
+    std::vector<at::Tensor> global_all = options_.communicator->AllGather(global_rng);
+    for (size_t k = 0; k < trainer_all.size(); ++k) {
+      auto entry = io::Value::Dict();
+      entry->set("trainer", io::Value::Tensor(trainer_all[k]));
+      entry->set("torch_cpu", io::Value::Tensor(global_all[k]));
+      ranks->items.push_back(entry);
+    }
+    rng->set("ranks", ranks);
   }
   root->set("rng_state", rng);
   return root;
@@ -337,11 +462,17 @@ void Trainer::LoadState(const io::ValuePtr& root, const std::string& source) {
       for (int64_t c = 0; c < bank_->num_classes(); ++c) bank_->Restore(c, keys->items[c]->tensor);
     }
   if (auto rng = root->get("rng_state")) {
-    if (auto t = rng->get("trainer")) generator_.set_state(t->tensor);
-    if (auto t = rng->get("torch_cpu")) {
-      at::Generator global = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
-      std::lock_guard<std::mutex> lock(global.mutex());
-      global.set_state(t->tensor);
+    // This rank's generators when the file has them (saved at this world size or larger); rank 0
+    // uses the top-level ones; another rank of a file without its entry starts fresh from its seed.
+    io::ValuePtr mine = rank() == 0 ? rng : nullptr;
+    if (auto ranks = rng->get("ranks"); ranks && rank() < static_cast<int>(ranks->items.size())) mine = ranks->items[rank()];
+    if (mine) {
+      if (auto t = mine->get("trainer")) generator_.set_state(t->tensor);
+      if (auto t = mine->get("torch_cpu")) {
+        at::Generator global = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+        std::lock_guard<std::mutex> lock(global.mutex());
+        global.set_state(t->tensor);
+      }
     }
   }
   if (options_.channels_last) {

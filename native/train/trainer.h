@@ -15,7 +15,10 @@
 #include "loss/mixing.h"
 #include "loss/supervised.h"
 #include "loss/unsupervised.h"
+#include "model/batch_norm.h"
 #include "model/segmentation_model.h"
+#include "train/distributed.h"
+#include "train/gradient_reducer.h"
 #include "train/sgd.h"
 
 namespace u2pl::train {
@@ -38,6 +41,11 @@ struct TrainerOptions {
   bool pseudo_labels_train_mode = false;  // pseudo-labels from the teacher in train mode (reference: eval mode, §8.1)
   double confidence_threshold = 0;        // pseudo-labels whose teacher confidence is below it become ignore
   bool teacher_bn_ema = false;            // the teacher's BN statistics follow the student's by the EMA (reference: its own, §7)
+  // Data parallelism (null: one process). sync_bn: BN statistics over every rank's batch (§4.6);
+  // contrastive_world_scaling: the reference's effective contrastive weight nominal / R (§10.8 [Q]).
+  std::shared_ptr<Communicator> communicator;
+  bool sync_bn = true;
+  bool contrastive_world_scaling = true;
 };
 
 // The floors (bench): a step's network passes and SGD step with a plain CE on the labeled rows and
@@ -60,6 +68,8 @@ struct StepInputs {
   // Optional B_u x H x W ground truth of the unlabeled batch, for the pseudo-label metrics only:
   // it is compared with the pseudo-labels after they are made and never reaches a loss.
   at::Tensor unlabeled_truth;
+  // Data parallel: this rank wants to stop (Ctrl-C); every rank learns whether any does (StepResult.stop).
+  bool stop_requested = false;
 };
 
 // Seconds spent in each part of a step (what the bench's breakdown shows); on CPU every ATen op
@@ -87,6 +97,7 @@ struct StepResult {
   // the same over the pixels L_u keeps.
   int64_t pl_pixels = 0, pl_correct = 0, pl_kept_pixels = 0, pl_kept_correct = 0;
   StepPhases phases;
+  bool stop = false;  // data parallel: some rank asked to stop after this step
 };
 
 class Trainer {
@@ -101,14 +112,25 @@ class Trainer {
   void LoadState(const io::ValuePtr& root, const std::string& source);
 
   const TrainerOptions& options() const { return options_; }
+  int rank() const { return options_.communicator ? options_.communicator->rank() : 0; }
+  int world_size() const { return options_.communicator ? options_.communicator->world_size() : 1; }
+  // Data parallel: every rank takes rank 0's weights, statistics and banks (after building or loading).
+  void BroadcastFromRankZero();
+  // Data parallel: sums a tensor over the ranks in place (evaluation confusion matrices, counters).
+  void AllReduceSum(at::Tensor& tensor);
   loss::MemoryBank* bank() { return bank_.get(); }
 
  private:
   model::ModelOutput Forward(model::SegmentationModel& net, const at::Tensor& images, bool train);
   void SetLearningRates(double backbone, double head);
 
+  // Adds the step's logged numbers over the ranks (means for the losses, sums for the counts).
+  void ReduceResult(StepResult& r, bool stop_requested);
+
   model::SegmentationModel student_, teacher_;
   TrainerOptions options_;
+  std::unique_ptr<model::CrossReplicaOps> replica_ops_;  // SyncBN's view of the communicator
+  std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<MomentumSgd> optimizer_;
   std::vector<at::Tensor> teacher_params_;  // in the optimizer's parameter order, for the fused EMA
   std::unique_ptr<loss::MemoryBank> bank_;

@@ -1,0 +1,156 @@
+#include "train/distributed.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+
+#include <ATen/ATen.h>
+
+#ifdef U2PL_WITH_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef U2PL_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+namespace u2pl::train {
+
+std::vector<at::Tensor> Communicator::AllGatherRows(const at::Tensor& rows) {
+  at::Tensor count = at::full({1}, rows.size(0), rows.options().dtype(at::kLong));
+  std::vector<at::Tensor> counts = AllGather(count);
+  int64_t most = 0;
+  std::vector<int64_t> n;
+  for (const auto& c : counts) {
+    n.push_back(c.item<int64_t>());
+    most = std::max(most, n.back());
+  }
+  std::vector<int64_t> shape = rows.sizes().vec();
+  shape[0] = most;
+  at::Tensor padded = at::zeros(shape, rows.options());
+  if (rows.size(0) > 0) padded.slice(0, 0, rows.size(0)).copy_(rows);
+  std::vector<at::Tensor> all = AllGather(padded);
+  for (size_t r = 0; r < all.size(); ++r) all[r] = all[r].slice(0, 0, n[r]);
+  return all;
+}
+
+#if defined(U2PL_WITH_GLOO) || defined(U2PL_WITH_NCCL)
+namespace {
+
+class PendingWork final : public PendingCollective {
+ public:
+  PendingWork(c10::intrusive_ptr<c10d::Work> work, std::chrono::milliseconds timeout) : work_(std::move(work)), timeout_(timeout) {}
+  void Wait() override {
+    if (work_) work_->wait(timeout_);
+    work_.reset();
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::chrono::milliseconds timeout_;
+};
+
+// One c10d process group (ProcessGroupGloo or ProcessGroupNCCL); every call waits with the timeout.
+template <typename Group>
+class C10dCommunicator final : public Communicator {
+ public:
+  C10dCommunicator(c10::intrusive_ptr<Group> group, const DistributedOptions& o)
+      : Communicator(o.rank, o.world_size), group_(std::move(group)), timeout_(o.timeout) {}
+
+  void AllReduceSum(std::vector<at::Tensor>& tensors) override {
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one{t};
+      group_->allreduce(one)->wait(timeout_);
+    }
+  }
+
+  std::unique_ptr<PendingCollective> AllReduceSumAsync(at::Tensor tensor) override {
+    std::vector<at::Tensor> one{std::move(tensor)};
+    return std::make_unique<PendingWork>(group_->allreduce(one), timeout_);
+  }
+
+  std::vector<at::Tensor> AllGather(const at::Tensor& tensor) override {
+    std::vector<at::Tensor> input{tensor.contiguous()};
+    std::vector<std::vector<at::Tensor>> output(1);
+    for (int r = 0; r < world_size(); ++r) output[0].push_back(at::empty_like(input[0]));
+    group_->allgather(output, input)->wait(timeout_);
+    return output[0];
+  }
+
+  void Broadcast(std::vector<at::Tensor>& tensors, int root) override {
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one{t};
+      group_->broadcast(one, o)->wait(timeout_);
+    }
+  }
+
+  void Barrier() override { group_->barrier()->wait(timeout_); }
+
+ private:
+  c10::intrusive_ptr<Group> group_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace
+#endif
+
+std::vector<std::string> AvailableBackends() {
+  std::vector<std::string> out;
+#ifdef U2PL_WITH_GLOO
+  out.push_back("gloo");
+#endif
+#ifdef U2PL_WITH_NCCL
+  out.push_back("nccl");
+#endif
+  return out;
+}
+
+std::unique_ptr<Communicator> CreateCommunicator(const DistributedOptions& o) {
+  TORCH_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "distributed: rank ", o.rank, " is outside [0, ",
+              o.world_size, ")");
+  TORCH_CHECK(o.master_port > 0 && o.master_port < 65536, "distributed: MASTER_PORT ", o.master_port, " is not a port");
+#if defined(U2PL_WITH_GLOO) || defined(U2PL_WITH_NCCL)
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(o.master_port);
+  so.isServer = o.rank == 0;
+  so.numWorkers = static_cast<std::size_t>(o.world_size);
+  so.timeout = o.timeout;
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("distributed: cannot meet the other ranks at " + o.master_addr + ":" + std::to_string(o.master_port) +
+                             " (" + std::string(e.what()).substr(0, std::string(e.what()).find('\n')) + ")");
+  }
+#endif
+#ifdef U2PL_WITH_GLOO
+  if (o.backend == "gloo") {
+    auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
+    // GLOO_SOCKET_IFNAME as in PyTorch; else loopback for one machine, or the interface that
+    // resolves this host's name for several.
+    const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+    const bool local = o.master_addr == "127.0.0.1" || o.master_addr == "localhost";
+    options->devices.push_back(ifname && *ifname ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
+                               : local          ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                                : c10d::ProcessGroupGloo::createDefaultDevice());
+    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, options);
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(group, o);
+  }
+#endif
+#ifdef U2PL_WITH_NCCL
+  if (o.backend == "nccl") {
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = o.timeout;
+    auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.world_size, options);
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupNCCL>>(group, o);
+  }
+#endif
+  std::string have;
+  for (const auto& b : AvailableBackends()) have += (have.empty() ? "" : ", ") + b;
+  throw std::invalid_argument("distributed backend '" + o.backend + "' is not in this build (it has: " + (have.empty() ? "none" : have) +
+                              "); gloo needs a LibTorch with distributed support and the gloo headers (Debian: apt-get install libgloo-dev)");
+}
+
+}  // namespace u2pl::train
