@@ -7,7 +7,9 @@ import fs from 'fs';
 import path from 'path';
 import { FileError } from '../errors';
 import { native } from '../native';
+import { distributedFromEnv } from '../train/distributed';
 import { train, Progress } from '../train/train';
+import { launchRanks, watchLauncher } from './launch';
 import { cliParser, configFromArgs, EXIT_INTERRUPTED, experimentTargets, formatSeconds, integerFlag, CliOutput, runCli } from './common';
 
 function progressLine(p: Progress): string {
@@ -37,10 +39,16 @@ export async function trainMain(args: string[], io: CliOutput): Promise<number> 
     .option('threads', { type: 'string', requiresArg: true, coerce: integerFlag('threads', 1), describe: 'LibTorch threads, an integer >= 1 (default: available cores)' })
     .option('max-steps', { type: 'string', requiresArg: true, coerce: integerFlag('max-steps', 1), describe: 'stop (with a checkpoint) after this many steps, an integer >= 1' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress line' })
+    .option('nproc', { type: 'string', requiresArg: true, coerce: integerFlag('nproc', 1), describe: 'data-parallel processes on this machine (Gloo on CPU, NCCL with runtime.device cuda); several machines: run under torchrun or with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set' })
     .parse();
+  const nproc = (argv.nproc as number | undefined) ?? 1;
+  if (nproc > 1 && process.env.WORLD_SIZE === undefined) return launchRanks(nproc, io);
+  const dist = distributedFromEnv();
+  if (dist) watchLauncher((code) => native().exitNow(code));
   const resume = argv.resume as string | undefined;
   if (resume !== undefined && !fs.existsSync(path.resolve(resume))) throw new FileError(path.resolve(resume), '--resume: no such checkpoint');
   const targets = experimentTargets((argv.config as string | undefined) ?? (argv.experiment as string));
+  const lead = !dist || dist.rank === 0;
   const controller = new AbortController();
   let interrupts = 0;
   const onInterrupt = () => {
@@ -54,13 +62,13 @@ export async function trainMain(args: string[], io: CliOutput): Promise<number> 
   };
   process.on('SIGINT', onInterrupt);
   try {
-    return await trainTargets(targets, argv, controller, io);
+    return await trainTargets(targets, argv, controller, io, lead);
   } finally {
     process.off('SIGINT', onInterrupt);
   }
 }
 
-async function trainTargets(targets: string[], argv: TrainArgs, controller: AbortController, io: CliOutput): Promise<number> {
+async function trainTargets(targets: string[], argv: TrainArgs, controller: AbortController, io: CliOutput, lead: boolean): Promise<number> {
   const resume = argv.resume;
   const results: { name: string; best: number | null; last: number | null }[] = [];
   const tty = io.tty;
@@ -68,7 +76,7 @@ async function trainTargets(targets: string[], argv: TrainArgs, controller: Abor
   for (const target of targets) {
     const config = configFromArgs(target, { dataRoot: argv['data-root'] as string | undefined, threads: argv.threads as number | undefined });
     const name = path.relative(process.cwd(), config.dir) || '.';
-    io.err(`u2pl-train: ${name} (${config.dataset.type}, ${config.trainer.epochs} epochs) -> ${config.saver.snapshotDir}\n`);
+    if (lead) io.err(`u2pl-train: ${name} (${config.dataset.type}, ${config.trainer.epochs} epochs) -> ${config.saver.snapshotDir}\n`);
     const result = await train(config, {
       signal: controller.signal,
       resume: resume === undefined ? undefined : path.resolve(resume),
@@ -91,10 +99,11 @@ async function trainTargets(targets: string[], argv: TrainArgs, controller: Abor
     });
     results.push({ name, best: result.bestMiou, last: result.lastMiou });
     if (result.interrupted) {
-      io.err(`u2pl-train: stopped; checkpoint ${result.checkpoint} (run again to resume)\n`);
+      if (lead) io.err(`u2pl-train: stopped; checkpoint ${result.checkpoint} (run again to resume)\n`);
       break;
     }
   }
+  if (!lead) return controller.signal.aborted ? EXIT_INTERRUPTED : 0;
   for (const r of results) {
     const best = r.best === null ? 'no validation ran' : `best mIoU ${(100 * r.best).toFixed(2)}`;
     io.out(`${r.name}: ${best}${r.last === null ? '' : `, last ${(100 * r.last).toFixed(2)}`}\n`);

@@ -65,6 +65,8 @@ export interface ContrastiveConfig {
   referenceIndexing: boolean;
   negatives: 'reference' | 'paper';
   queueSize?: number[];
+  /** Data parallel: the reference's effective weight loss_weight / world size (§10.8 [Q], default true). */
+  divideByWorldSize: boolean;
 }
 
 export interface TrainerConfig {
@@ -106,6 +108,9 @@ export interface RuntimeConfig {
   autocast: 'bfloat16' | 'float16' | null;
   channelsLast: boolean;
   prefetch: number;
+  /** Data parallel: the c10d backend (default nccl on CUDA, gloo otherwise) and the collectives' timeout. */
+  distBackend?: 'gloo' | 'nccl';
+  distTimeoutS: number;
 }
 
 export interface U2plConfig {
@@ -319,7 +324,7 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
     const c = section(t.contrastive, k);
     w.keys(c, ['negative_high_entropy', 'low_rank', 'high_rank', 'current_class_threshold', 'current_class_negative_threshold',
       'unsupervised_entropy_ignore', 'low_entropy_threshold', 'num_negatives', 'num_queries', 'temperature', 'loss_weight',
-      'reference_indexing', 'negatives', 'queue_size'], k);
+      'reference_indexing', 'negatives', 'queue_size', 'divide_by_world_size'], k);
     w.ignored(c, 'unsupervised_entropy_ignore', k, 'the main method does not use it; only the AEL variant does');
     const negatives = str(c, 'negatives', 'reference', k);
     if (negatives !== 'reference' && negatives !== 'paper') throw new ConfigError(`${k}.negatives`, `expected reference or paper, got '${negatives}'`);
@@ -344,6 +349,7 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
       referenceIndexing: bool(c, 'reference_indexing', true, k),
       negatives,
       queueSize,
+      divideByWorldSize: bool(c, 'divide_by_world_size', true, k),
     };
   }
   const teacherInit = str(t, 'teacher_init', 'reference', 'trainer');
@@ -387,7 +393,9 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     w.keys(ck, ['thresh', 'min_kept', 'use_weight'], 'criterion.kwargs');
     if (ck.use_weight === true) throw new ConfigError('criterion.kwargs.use_weight', 'class-weighted cross-entropy is not supported');
     const runtime = section(raw.runtime ?? {}, 'runtime');
-    w.keys(runtime, ['threads', 'device', 'autocast', 'channels_last', 'prefetch'], 'runtime');
+    w.keys(runtime, ['threads', 'device', 'autocast', 'channels_last', 'prefetch', 'dist_backend', 'dist_timeout_s'], 'runtime');
+    const distBackend = runtime.dist_backend === undefined ? undefined : str(runtime, 'dist_backend', undefined, 'runtime');
+    if (distBackend !== undefined && distBackend !== 'gloo' && distBackend !== 'nccl') throw new ConfigError('runtime.dist_backend', `expected gloo or nccl, got '${distBackend}'`);
     const autocast = runtime.autocast === undefined || runtime.autocast === null || runtime.autocast === '' ? null : str(runtime, 'autocast', undefined, 'runtime');
     if (autocast !== null && autocast !== 'bfloat16' && autocast !== 'float16') throw new ConfigError('runtime.autocast', `expected bfloat16, float16 or null, got '${autocast}'`);
     const net = parseNetConfig(raw.net);
@@ -416,6 +424,8 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
         device, autocast: autocast as RuntimeConfig['autocast'],
         channelsLast: bool(runtime, 'channels_last', false, 'runtime'),
         prefetch: int(runtime, 'prefetch', 2, 'runtime', 1),
+        distBackend: distBackend as RuntimeConfig['distBackend'],
+        distTimeoutS: num(runtime, 'dist_timeout_s', 300, 'runtime', 1),
       },
       raw,
       warnings: w.warnings,

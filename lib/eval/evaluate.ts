@@ -32,14 +32,23 @@ export function validationBatchSize(augment: AugmentConfig, batchSize: number): 
  * In-training validation (§13.2): centre crops (or whole images when the val split has no crop)
  * through the model in batches, one confusion matrix.
  */
-export async function evaluateLoader(model: AddonModel, loader: BatchLoader, batchSize: number, ignoreIndex: number): Promise<EvalResult> {
+/** Data parallel: this rank's share of the list (every worldSize-th image from rank) and how the ranks' matrices add up. */
+export interface EvalShard {
+  rank: number;
+  worldSize: number;
+  sum: (confusion: BigInt64Array) => Promise<BigInt64Array>;
+}
+
+export async function evaluateLoader(model: AddonModel, loader: BatchLoader, batchSize: number, ignoreIndex: number, shard?: EvalShard): Promise<EvalResult> {
   const classes = model.numClasses();
-  const total = new BigInt64Array(classes * classes);
-  const plan = batches([...Array(loader.length).keys()], validationBatchSize(loader.options.augment, batchSize), false);
+  let total: BigInt64Array = new BigInt64Array(classes * classes);
+  const mine = [...Array(loader.length).keys()].filter((i) => !shard || i % shard.worldSize === shard.rank);
+  const plan = batches(mine, validationBatchSize(loader.options.augment, batchSize), false);
   for await (const b of loader.iterate(plan, 0)) {
     const m = await model.evaluateBatch({ data: b.images, shape: [b.size, 3, b.height, b.width] }, { data: b.labels as Uint8Array, shape: [b.size, b.height, b.width] }, ignoreIndex);
     for (let i = 0; i < total.length; i++) total[i] += m.data[i];
   }
+  if (shard) total = await shard.sum(total);
   return finish(total, classes, loader.length);
 }
 

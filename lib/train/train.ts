@@ -9,14 +9,15 @@ import { SplitConfig, U2plConfig } from '../config/config';
 import { ConfigError } from '../config/errors';
 import { InputError } from '../errors';
 import { copyAtomic, lockRunDir, removeStaleTemporaries } from './run-dir';
+import { defaultBackend, DistributedSettings, distributedFromEnv, rankDevice } from './distributed';
 import { DataError } from '../data/image-io';
 import { Batch, BatchLoader } from '../data/loader';
 import { checkSamples, datasetWarnings, DecodeCache, prepareData, RunData, throwOnProblems } from '../data/prepare';
 import { SemiSupervisedSampler, SupervisedSampler } from '../data/sampler';
-import { evaluateLoader, EvalResult } from '../eval/evaluate';
+import { evaluateLoader, EvalResult, EvalShard } from '../eval/evaluate';
 import { colourise, denormalise, pngDataUri } from '../eval/render';
 import { ReportSample, writeReport } from '../eval/report';
-import { AddonStepResult, AddonTrainer, AddonTrainerOptions, native } from '../native';
+import { AddonProcessGroup, AddonStepResult, AddonTrainer, AddonTrainerOptions, native, ProcessGroupOptions } from '../native';
 import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
 
 export interface Progress {
@@ -53,6 +54,12 @@ export interface TrainOptions {
   resume?: string;
   /** Stop (with a checkpoint) once this many global steps are done. */
   maxSteps?: number;
+  /**
+   * This process's place in a data-parallel job (default: torchrun's variables, RANK, WORLD_SIZE,
+   * ... when WORLD_SIZE > 1; null forces a single process). Rank 0 logs, checks the data and
+   * writes the run folder; every rank trains its share of each batch.
+   */
+  distributed?: DistributedSettings | null;
 }
 
 export interface TrainResult {
@@ -97,6 +104,8 @@ export function trainerOptions(c: U2plConfig): AddonTrainerOptions {
       negatives: con.negatives, weight: con.lossWeight, queueSize: con.queueSize,
     } : null,
     mix: c.dataset.semi ? t.unsupervised?.applyAug ?? null : null,
+    syncBn: c.net.syncBn,
+    contrastiveWorldScaling: con?.divideByWorldSize ?? true,
   };
 }
 
@@ -145,27 +154,71 @@ function resumeError(file: string, auto: boolean, e: Error): InputError {
   return new InputError(`${problem}. ${how}`);
 }
 
+let joined: { key: string; group: Promise<AddonProcessGroup> } | undefined;
+
+/** One process group per process: several runs (an experiment folder's sub-folders) share it. */
+function joinOnce(o: ProcessGroupOptions): Promise<AddonProcessGroup> {
+  const key = JSON.stringify({ ...o, timeoutMs: undefined });
+  if (!joined || joined.key !== key) joined = { key, group: native().joinProcessGroup(o) };
+  return joined.group;
+}
+
 /**
  * Trains as the config says (§11): one run per snapshot_dir at a time (a lock file), resumable
  * from its last checkpoint whatever stopped it.
  */
 export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<TrainResult> {
-  const log = options.onLog ?? (() => undefined);
+  const dist = options.distributed === undefined ? distributedFromEnv() : options.distributed ?? undefined;
+  const lead = !dist || dist.rank === 0;
+  const log = lead && options.onLog ? options.onLog : () => undefined;
   for (const w of c.warnings) log(`warning: ${w}`);
   if (c.runtime.threads) native().setThreads(c.runtime.threads);
   const data = await prepareData(c.dataset, c.net.model.numClasses);
-  fs.mkdirSync(c.saver.snapshotDir, { recursive: true });
-  const release = lockRunDir(c.saver.snapshotDir, log);
+  let group: AddonProcessGroup | undefined;
+  if (dist) {
+    const backend = defaultBackend(c.runtime.device, c.runtime.distBackend);
+    if (!native().info().distributed.includes(backend)) {
+      throw new InputError(`this u2pl build has no ${backend} backend (it has: ${native().info().distributed.join(', ') || 'none'}); Gloo needs LibTorch's c10d and the gloo headers (Debian: apt-get install libgloo-dev, then npx u2pl-setup)`);
+    }
+    group = await joinOnce({
+      backend, rank: dist.rank, worldSize: dist.worldSize, masterAddr: dist.masterAddr, masterPort: dist.masterPort, timeoutMs: c.runtime.distTimeoutS * 1000,
+    });
+    log(`rank 0 of ${dist.worldSize} (${backend}, rendezvous at ${dist.masterAddr}:${dist.masterPort}); each rank trains dataset.batch_size ${c.dataset.train.batchSize} images of each kind per step`);
+  }
+  // Rank 0 owns the run folder: its lock, the data checks, the metrics and checkpoints.
+  let release = () => undefined as void;
+  let failed: unknown;
+  if (lead) {
+    try {
+      fs.mkdirSync(c.saver.snapshotDir, { recursive: true });
+      release = lockRunDir(c.saver.snapshotDir, log);
+      await preflight(c, data, log);
+      removeStaleTemporaries(c.saver.snapshotDir, log);
+    } catch (e) {
+      failed = e;
+    }
+  }
   try {
-    await preflight(c, data, log);
-    removeStaleTemporaries(c.saver.snapshotDir, log);
-    return await trainLocked(c, data, options, log);
+    if (group) {
+      // Every rank learns whether rank 0's checks passed (instead of waiting for it at the first collective).
+      const verdict = await group.allReduceSum({ data: new Int32Array([failed ? 1 : 0]), shape: [1] });
+      if (!failed && verdict.data[0] > 0) throw new InputError(`rank 0 stopped before training (its output says why); rank ${dist?.rank} stops too`);
+    }
+    if (failed) throw failed;
+    return await trainLocked(c, data, options, log, group, dist);
   } finally {
     release();
   }
 }
 
-async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, log: (m: string) => void): Promise<TrainResult> {
+async function trainLocked(
+  c: U2plConfig, data: RunData, options: TrainOptions, log: (m: string) => void, group: AddonProcessGroup | undefined,
+  dist: DistributedSettings | undefined,
+): Promise<TrainResult> {
+  const lead = !dist || dist.rank === 0;
+  const shard = dist ? { rank: dist.rank, worldSize: dist.worldSize } : {};
+  // Only rank 0 writes the run folder's metrics.
+  const appendRecord = (file: string, record: Record<string, unknown>) => { if (lead) appendJsonl(file, record); };
   const t = c.trainer;
   const d = c.dataset;
   const classes = c.net.model.numClasses;
@@ -181,8 +234,8 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
   if (epochSize !== undefined && epochSize < 1) {
     throw new ConfigError('dataset.n_sup', `${d.nSup} leaves no unlabeled images per epoch (N_u = ${data.labeled.length} labeled + ${data.unlabeled.length} unlabeled - n_sup)`);
   }
-  const semiSampler = semi ? new SemiSupervisedSampler(data.labeled.length, data.unlabeled.length, batch, c.seed, {}, epochSize) : undefined;
-  const supSampler = semi ? undefined : new SupervisedSampler(data.labeled.length, batch, c.seed, {}, epochSize);
+  const semiSampler = semi ? new SemiSupervisedSampler(data.labeled.length, data.unlabeled.length, batch, c.seed, shard, epochSize) : undefined;
+  const supSampler = semi ? undefined : new SupervisedSampler(data.labeled.length, batch, c.seed, shard, epochSize);
   const natural = semiSampler ? semiSampler.stepsPerEpoch : (supSampler as SupervisedSampler).stepsPerEpoch;
   if (natural < 1) throw new ConfigError('dataset.batch_size', `${batch} is larger than the ${semi ? 'unlabeled' : 'labeled'} set: no full step per epoch`);
   const L = t.stepsPerEpoch ? Math.min(t.stepsPerEpoch, natural) : natural;
@@ -198,7 +251,9 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
   const unlabeledLoader = semi ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 1 }) : undefined;
   const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
 
-  const trainer: AddonTrainer = new (native().AddonTrainer)(trainerOptions(c));
+  const device = rankDevice(c.runtime.device, dist);
+  const base = trainerOptions(c);
+  const trainer: AddonTrainer = new (native().AddonTrainer)({ ...base, device, model: { ...base.model, device }, processGroup: group });
   try {
     const pretrained = c.net.pretrained;
     if (pretrained) {
@@ -225,17 +280,23 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
       bestMiou = validated ? Number(extra.best_miou) : null;
       if (startStep > 0 && extra.epoch_stats) epochStats = { ...emptyStats(), ...JSON.parse(String(extra.epoch_stats)) as EpochStats };
       if (Number(extra.steps_per_epoch ?? L) !== L) {
-        throw resumeError(resumeFrom, options.resume === undefined, new Error(`saved with ${String(extra.steps_per_epoch)} steps per epoch, this run has ${L} (batch size, lists or trainer.steps_per_epoch changed)`));
+        // Another world size, batch size or list: epochs have another length. From the end of an
+        // epoch that is fine; from the middle of one, that epoch starts over.
+        if (startStep > 0) {
+          log(`warning: ${resumeFrom} was saved mid-epoch with ${String(extra.steps_per_epoch)} steps per epoch; this run has ${L} (another world size, batch size or list), so epoch ${startEpoch + 1} starts over`);
+          startStep = 0;
+          epochStats = emptyStats();
+        }
       }
-      truncateMetrics(metricsPath, startEpoch * L + startStep, startEpoch);
+      if (lead) truncateMetrics(metricsPath, startEpoch * L + startStep, startEpoch);
       log(`resumed from ${resumeFrom}: epoch ${startEpoch + 1}, step ${startStep + 1} of ${L}`);
     } else if (c.saver.pretrain) {
       const report = await trainer.student().load(c.saver.pretrain);
       const teacher = trainer.teacher();
       if (teacher) await teacher.load(c.saver.pretrain);
       log(`weights initialised from ${c.saver.pretrain} (${report.key ?? 'root'}): ${report.missing.length} missing, ${report.unexpected.length} unexpected`);
-      fs.rmSync(metricsPath, { force: true });
-    } else {
+      if (lead) fs.rmSync(metricsPath, { force: true });
+    } else if (lead) {
       fs.rmSync(metricsPath, { force: true });
     }
 
@@ -244,6 +305,7 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
     const extraState = (epoch: number, stepInEpoch: number) => ({
       epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou ?? 0, validated: bestMiou !== null,
       config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion, epoch_stats: JSON.stringify(epochStats),
+      world_size: dist?.worldSize ?? 1,
     });
     const save = async (epoch: number, stepInEpoch: number) => trainer.save(ckptPath, extraState(epoch, stepInEpoch));
 
@@ -275,7 +337,7 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
           l = (await labeledIt.next()).value as Batch;
           u = unlabeledIt ? (await unlabeledIt.next()).value as Batch : undefined;
         } catch (e) {
-          throw await stopOnBadFile(e, () => save(epoch, step), `epoch ${epoch + 1}, step ${step + 1}`, ckptPath);
+          throw await stopOnBadFile(e, dist ? undefined : () => save(epoch, step), `epoch ${epoch + 1}, step ${step + 1}`, ckptPath);
         }
         const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
         const lr = lrAt(globalStep);
@@ -291,6 +353,7 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
           emaDecay: phase === 'semi' ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
           dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
           alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
+          stop: options.signal?.aborted ?? false,
         });
         if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
         if (phase === 'semi') addStepStats(epochStats, result);
@@ -298,18 +361,22 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
         const elapsed = (Date.now() - runStart) / 1000;
         const perStep = elapsed / Math.max(1, globalStep - stepsAtStart);
         if (globalStep % t.logEvery === 0 || step === L - 1) {
-          appendJsonl(metricsPath, {
+          appendRecord(metricsPath, {
             type: 'step', epoch, step, global_step: globalStep - 1, phase, loss: result.loss, supervised: result.supervised,
             unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
             ...(phase === 'semi' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
             ...(result.pseudoLabelPixels ? { pseudo_label_accuracy: result.pseudoLabelCorrect / result.pseudoLabelPixels } : {}),
           });
         }
-        options.onProgress?.({
-          epoch, epochs: E, step, stepsPerEpoch: L, globalStep, totalSteps: K, phase, result, lr, dataSeconds,
-          stepSeconds: result.seconds, etaSeconds: perStep * (K - globalStep),
-        });
-        if (options.signal?.aborted || (options.maxSteps !== undefined && globalStep >= options.maxSteps)) {
+        if (lead) {
+          options.onProgress?.({
+            epoch, epochs: E, step, stepsPerEpoch: L, globalStep, totalSteps: K, phase, result, lr, dataSeconds,
+            stepSeconds: result.seconds, etaSeconds: perStep * (K - globalStep),
+          });
+        }
+        // Data parallel: all ranks stop after the same step (any rank's Ctrl-C reaches all through the step).
+        const stopNow = dist ? result.stop : options.signal?.aborted;
+        if (stopNow || (options.maxSteps !== undefined && globalStep >= options.maxSteps)) {
           interrupted = true;
           break;
         }
@@ -325,9 +392,11 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
         if (t.evalOn && valLoader && validateNow) {
           const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
           try {
-            evalResult = await evaluateLoader(model, valLoader, (d.val as SplitConfig).batchSize, d.ignoreLabel);
+            // Data parallel: each rank scores its share of the list; the confusion matrices add up.
+            const sum = group ? async (m: BigInt64Array) => (await group.allReduceSum({ data: m, shape: [m.length] })).data : undefined;
+            evalResult = await evaluateLoader(model, valLoader, (d.val as SplitConfig).batchSize, d.ignoreLabel, dist ? { ...shard, sum } as EvalShard : undefined);
           } catch (e) {
-            throw await stopOnBadFile(e, () => save(epoch + 1, 0), `the validation after epoch ${epoch + 1} (the next run starts at epoch ${epoch + 2})`, ckptPath);
+            throw await stopOnBadFile(e, dist ? undefined : () => save(epoch + 1, 0), `the validation after epoch ${epoch + 1} (the next run starts at epoch ${epoch + 2})`, ckptPath);
           }
           lastMiou = evalResult.miou;
         }
@@ -336,14 +405,14 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
         const stats = phase === 'semi' ? summariseStats(epochStats, trainer) : {};
         epochStats = emptyStats();
         await save(epoch + 1, 0);
-        if (improved || (!evalResult && epoch === E - 1)) copyAtomic(ckptPath, bestPath);
+        if (lead && (improved || (!evalResult && epoch === E - 1))) copyAtomic(ckptPath, bestPath);
         const summary: EpochSummary = { epoch, miou: evalResult?.miou ?? NaN, iou: evalResult?.iou ?? [], bestMiou, seconds: (Date.now() - epochStart) / 1000 };
-        appendJsonl(metricsPath, {
+        appendRecord(metricsPath, {
           type: 'epoch', epoch, phase, miou: evalResult?.miou ?? null, iou: evalResult?.iou ?? null, pixel_accuracy: evalResult?.pixelAccuracy ?? null,
           best_miou: bestMiou, seconds: summary.seconds, ...stats,
         });
-        if (evalResult || epoch === E - 1) options.onEpoch?.(summary);
-        if (validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase);
+        if (lead && (evalResult || epoch === E - 1)) options.onEpoch?.(summary);
+        if (lead && validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase);
       }
     }
     return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
@@ -355,11 +424,13 @@ async function trainLocked(c: U2plConfig, data: RunData, options: TrainOptions, 
 /**
  * A data file that cannot be read mid-run: save a checkpoint first (nothing trained is lost), then
  * an error naming the file, where the run stopped and how to go on. Other errors pass unchanged.
+ * Data parallel (no `save`): a checkpoint needs every rank, so the last epoch's stays.
  */
-async function stopOnBadFile(e: unknown, save: () => Promise<void>, where: string, checkpoint: string): Promise<unknown> {
+async function stopOnBadFile(e: unknown, save: (() => Promise<void>) | undefined, where: string, checkpoint: string): Promise<unknown> {
   if (!(e instanceof DataError)) return e;
-  await save();
-  return new DataError(e.file, `${e.message.slice(e.file.length + 2)}. Training stopped at ${where} and saved ${checkpoint}: ` +
+  if (save) await save();
+  const saved = save ? `saved ${checkpoint}` : `kept ${checkpoint} from the last finished epoch`;
+  return new DataError(e.file, `${e.message.slice(e.file.length + 2)}. Training stopped at ${where} and ${saved}: ` +
     'fix or remove the file (from its list) and run again to resume, or set dataset.skip_unreadable: true to skip such files with a warning');
 }
 

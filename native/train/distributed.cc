@@ -27,6 +27,7 @@ std::vector<at::Tensor> Communicator::AllGatherRows(const at::Tensor& rows) {
   }
   std::vector<int64_t> shape = rows.sizes().vec();
   shape[0] = most;
+  if (most == 0) return std::vector<at::Tensor>(n.size(), at::empty(shape, rows.options()));  // nothing anywhere
   at::Tensor padded = at::zeros(shape, rows.options());
   if (rows.size(0) > 0) padded.slice(0, 0, rows.size(0)).copy_(rows);
   std::vector<at::Tensor> all = AllGather(padded);
@@ -70,6 +71,8 @@ class C10dCommunicator final : public Communicator {
   }
 
   std::vector<at::Tensor> AllGather(const at::Tensor& tensor) override {
+    // Gloo divides by the element count: an empty tensor would crash it (SIGFPE); its gather is known.
+    if (tensor.numel() == 0) return std::vector<at::Tensor>(world_size(), tensor.clone());
     std::vector<at::Tensor> input{tensor.contiguous()};
     std::vector<std::vector<at::Tensor>> output(1);
     for (int r = 0; r < world_size(); ++r) output[0].push_back(at::empty_like(input[0]));

@@ -146,6 +146,19 @@ describeGloo('data-parallel steps (Gloo, 2 ranks)', () => {
   }, 240000);
 });
 
+// NCCL: where a CUDA LibTorch is built in and two GPUs are visible (a GPU machine); skipped, and said so, elsewhere.
+const nccl = native().info().distributed.includes('nccl') && native().info().cudaDeviceCount >= 2;
+if (!nccl) process.stdout.write('NCCL test skipped: needs a CUDA LibTorch build with NCCL and 2 GPUs\n');
+(nccl ? test : test.skip)('NCCL: 2 GPUs with SyncBN = 1 process of the whole batch (supervised)', async () => {
+  const dir = tempDir('nccl');
+  const file = await batches(dir, 2, false);
+  const trainer: AddonTrainerOptions = { model: { ...model, repHead: false }, semi: false, seed: 3 };
+  await runRanks(1, { phase: 'supervised', trainer, batches: file, rows: 'all', out: path.join(dir, 'single'), backend: 'nccl' });
+  await runRanks(2, { phase: 'supervised', trainer, batches: file, out: path.join(dir, 'dist'), backend: 'nccl' });
+  const [single, r0] = (await Promise.all([readCheckpoint(path.join(dir, 'single.rank0.pth')), readCheckpoint(path.join(dir, 'dist.rank0.pth'))])) as Obj[];
+  expectStatesClose(r0, single, ['model_state'], 1e-4);
+}, 240000);
+
 test('info() lists the distributed backends of this build', () => {
   expect(Array.isArray(native().info().distributed)).toBe(true);
   if (fs.existsSync('/usr/include/gloo/config.h') && haveGloo) expect(native().info().distributed).toContain('gloo');

@@ -23,6 +23,8 @@ interface Args {
   saveInit?: string;
   out: string;
   lr?: number;
+  /** nccl: one GPU per rank (device cuda:<rank>). */
+  backend?: 'gloo' | 'nccl';
 }
 
 type Batch = { labeled: Tensor<Float32Array>; labels: Tensor<Uint8Array>; unlabeled?: Tensor<Float32Array> };
@@ -35,8 +37,9 @@ function rows<T extends Float32Array | Uint8Array>(t: Tensor<T>, from: number, t
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2]) as Args;
   native().setThreads(1);
-  const processGroup = a.world > 1 ? await native().joinProcessGroup({ rank: a.rank, worldSize: a.world, masterPort: a.port, timeoutMs: 60000 }) : undefined;
-  const trainer = new (native().AddonTrainer)({ ...a.trainer, processGroup });
+  const processGroup = a.world > 1 ? await native().joinProcessGroup({ backend: a.backend ?? 'gloo', rank: a.rank, worldSize: a.world, masterPort: a.port, timeoutMs: 60000 }) : undefined;
+  const device = a.backend === 'nccl' ? `cuda:${a.rank}` : 'cpu';
+  const trainer = new (native().AddonTrainer)({ ...a.trainer, device, model: { ...a.trainer.model, device }, processGroup });
   if (a.init) await trainer.load(a.init);
   if (a.saveInit) await trainer.save(a.saveInit);
   const { batches } = (await readCheckpoint(a.batches)) as { batches: Batch[] };
