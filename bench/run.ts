@@ -6,6 +6,7 @@ import fs from 'fs';
 import { info } from '../lib';
 import { BenchContext, printTable } from './harness';
 import { benchCamvid } from './cases/camvid';
+import { benchDistributed } from './cases/distributed';
 import { benchEvaluation } from './cases/evaluation';
 import { benchLoader } from './cases/loader';
 import { benchLosses } from './cases/losses';
@@ -17,6 +18,7 @@ const cases: Record<string, (ctx: BenchContext) => Promise<void>> = {
   model: benchModel,
   step: benchStep,
   camvid: benchCamvid,
+  distributed: benchDistributed,
   evaluation: benchEvaluation,
   loader: benchLoader,
 };

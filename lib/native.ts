@@ -39,6 +39,12 @@ export interface NativeInfo {
     source: string;
     /** The install prefix the build used (CMAKE_PREFIX_PATH). */
     prefix: string;
+    /**
+     * The BLAS LibTorch calls: 'mkl' or the library file. Debian's libtorch-dev brings the netlib
+     * reference BLAS (/usr/lib/x86_64-linux-gnu/blas/libblas.so.3), ten times slower than OpenBLAS
+     * for the convolutions oneDNN leaves to it: apt-get install libopenblas0-openmp.
+     */
+    blas: string;
   };
   /** Intra-op threads LibTorch uses now (see setThreads). */
   threads: number;

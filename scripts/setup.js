@@ -61,7 +61,8 @@ function ensureLibTorch() {
   if (found) return found;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot || !has('apt-get')) fail(HOW_TO_GET);
-  aptInstall(['libtorch-dev']);
+  // libtorch-dev alone brings the reference BLAS; OpenBLAS (OpenMP build, sharing LibTorch's threads) is much faster.
+  aptInstall(['libtorch-dev', 'libopenblas0-openmp', 'libgloo-dev']);
   return findLibTorch() || fail(`libtorch-dev was installed but LibTorch is still not found.\n${HOW_TO_GET}`);
 }
 
@@ -98,7 +99,9 @@ function build(torch, rebuild) {
 
 function verify() {
   const probe = "const a=require('node-gyp-build')(process.argv[1]);const i=a.info();" +
-    "console.log(`u2pl setup: addon ${i.addonVersion} loaded: LibTorch ${i.libtorchVersion} from ${i.libtorch.library} (${i.libtorch.source}), CUDA ${i.cudaAvailable ? 'available' : 'not available'}, CUDA kernels ${i.cudaKernels ? 'compiled' : 'not compiled'}`)";
+    "console.log(`u2pl setup: addon ${i.addonVersion} loaded: LibTorch ${i.libtorchVersion} from ${i.libtorch.library} (${i.libtorch.source}), BLAS ${i.libtorch.blas || 'unknown'}, " +
+    "distributed ${i.distributed.join(', ') || 'none (apt-get install libgloo-dev, then npx u2pl-setup)'}, CUDA ${i.cudaAvailable ? 'available' : 'not available'}, CUDA kernels ${i.cudaKernels ? 'compiled' : 'not compiled'}`);" +
+    "if (/\\/blas\\/libblas/.test(i.libtorch.blas)) console.log('u2pl setup: LibTorch calls the reference BLAS, slow where oneDNN does not run (one thread): apt-get install libopenblas0-openmp')";
   run(process.execPath, ['-e', probe, root]);
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <ATen/Config.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -44,6 +45,27 @@ void KeepJsThreadSerial() {
 #endif
 }
 
+// The BLAS library LibTorch calls (its gemm runs the convolutions oneDNN does not take, e.g. 1x1
+// ones on one thread): "mkl", or the file that provides sgemm_. Debian's libtorch-dev comes with
+// the netlib reference BLAS, ten times slower than OpenBLAS there (apt-get install libopenblas0-openmp).
+std::string BlasLibrary() {
+  if (at::hasMKL()) return "mkl";
+  for (const char* name : {"libblas.so.3", "libopenblas.so.0"}) {
+    void* handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD);
+    if (handle == nullptr) continue;
+    void* gemm = dlsym(handle, "sgemm_");
+    Dl_info where{};
+    std::string path;
+    if (gemm && dladdr(gemm, &where) != 0 && where.dli_fname) {
+      char resolved[4096];
+      path = realpath(where.dli_fname, resolved) ? resolved : where.dli_fname;
+    }
+    dlclose(handle);
+    if (!path.empty()) return path;
+  }
+  return "";
+}
+
 int ComputeThreads() {
   int n = 0;
   RunOnComputeThread([&] { n = at::get_num_threads(); });
@@ -69,6 +91,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     libtorch.Set("library", LoadedLibTorch());
     libtorch.Set("source", U2PL_TORCH_SOURCE);
     libtorch.Set("prefix", U2PL_TORCH_PREFIX);
+    libtorch.Set("blas", BlasLibrary());
     out.Set("libtorch", libtorch);
     out.Set("threads", ComputeThreads());
     out.Set("interopThreads", at::get_num_interop_threads());
