@@ -106,6 +106,11 @@ function verify() {
 }
 
 function main() {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write('u2pl-setup [--rebuild]\n\nBuilds the u2pl addon against the LibTorch it finds (LIBTORCH, Torch_DIR, a Python torch, or the\n' +
+      "system's libtorch-dev, installed with apt-get when missing and run as root), then loads it and\nsays what it runs on. --rebuild starts from a clean build folder; U2PL_NATIVE_TESTS=1 also builds the C++ tests.\n");
+    return;
+  }
   const rebuild = process.argv.includes('--rebuild');
   if (process.env.U2PL_SKIP_NATIVE_BUILD === '1') {
     log('U2PL_SKIP_NATIVE_BUILD=1: not building the addon');
