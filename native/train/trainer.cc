@@ -292,7 +292,7 @@ StepResult Trainer::Step(const StepInputs& in) {
       r.pl_kept_correct = (right & kept).sum().item<int64_t>();
     }
     if (options_.contrastive) {
-      loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha};
+      loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha, {}};
       if (world_size() > 1) {
         Communicator& comm = *options_.communicator;
         ci.gather_keys = [&comm](const at::Tensor& keys, const at::Tensor& per_class) {
