@@ -85,6 +85,7 @@ const study = {
   'ema0.9': [{ net: { ema_decay: 0.9 } }, 'EMA decay 0.9'],
   'contra0.1': [{ trainer: { contrastive: { loss_weight: 0.1 } } }, 'contrastive weight 0.1 (the paper)'],
   'contra0.25': [{ trainer: { contrastive: { loss_weight: 0.25 } } }, 'contrastive weight 0.25'],
+  'contra0': [{ trainer: { contrastive: { loss_weight: 0 } } }, 'no contrastive loss (weight 0): what the unsupervised loss alone gives'],
   'conf0.9': [{ trainer: { unsupervised: { confidence_threshold: 0.9 } } }, 'pseudo-labels below teacher confidence 0.9 ignored'],
   'pl-train': [{ trainer: { unsupervised: { pseudo_labels: 'train' } } }, 'pseudo-labels from the teacher in train mode (batch statistics)'],
   'weighting-paper': [{ trainer: { unsupervised: { weighting: 'paper' } } }, "the paper's unsupervised weighting (no extra B*H*W/N_keep factor)"],
