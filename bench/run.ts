@@ -5,13 +5,12 @@
 import fs from 'fs';
 import { info } from '../lib';
 import { BenchContext, printTable } from './harness';
-import { benchCamvid } from './cases/camvid';
 import { benchDistributed } from './cases/distributed';
 import { benchEvaluation } from './cases/evaluation';
 import { benchLoader } from './cases/loader';
 import { benchLosses } from './cases/losses';
 import { benchModel } from './cases/model';
-import { benchStep } from './cases/step';
+import { benchCamvid, benchStep } from './cases/step';
 
 const cases: Record<string, (ctx: BenchContext) => Promise<void>> = {
   losses: benchLosses,

@@ -23,7 +23,10 @@ torch.set_num_threads(args["threads"])
 torch.manual_seed(0)
 np.random.seed(0)
 CLASSES = args["classes"]
+# The network of the recipe (default: camvid-small's R50 deep stem OS16, ASPP 6/12/18).
 net = dict(depth=50, num_classes=CLASSES, multi_grid=True, replace_stride_with_dilation=(False, False, True), dilations=(6, 12, 18))
+net.update({k: tuple(v) if isinstance(v, list) else v for k, v in args.get("net", {}).items()})
+EPOCHS = args.get("epochs", 6)
 
 
 def autocast():
@@ -218,9 +221,9 @@ def u2pl_step(s, k, clock, floor=False):
         prob_all_teacher = F.softmax(pred_all_teacher, dim=1)
         prob_l_teacher, prob_u_teacher = prob_all_teacher[:num_labeled], prob_all_teacher[num_labeled:]
         pred_u_large_teacher = F.interpolate(pred_all_teacher[num_labeled:], size=(h, w), mode="bilinear", align_corners=True)
-        percent_unreliable = 20 * (1 - s["epoch"] / 6)
+        percent_unreliable = 20 * (1 - s["epoch"] / EPOCHS)
         unsup_loss = compute_unsupervised_loss(pred_u_large, label_u_aug.clone(), 100 - percent_unreliable, pred_u_large_teacher.detach())
-        alpha_t = cfg["low_entropy_threshold"] * (1 - s["epoch"] / 6)
+        alpha_t = cfg["low_entropy_threshold"] * (1 - s["epoch"] / EPOCHS)
         with torch.no_grad():
             prob = torch.softmax(pred_u_large_teacher, dim=1)
             entropy = -torch.sum(prob * torch.log(prob + 1e-10), dim=1)

@@ -1,25 +1,25 @@
 /**
- * The u2pl side of the camvid-small step bench, in a process of its own (so that its peak RSS is
- * the step's): the trainer of experiments/camvid-small from the shared initial weights and banks,
- * steps on the shared batches, seconds and phase times per step kind.
- *   node dist-bench/bench/child/camvid-step.js '{"config": ..., "init": ..., "batches": ..., ...}'
+ * The u2pl side of the step benches, in a process of its own (so that its peak RSS is the step's):
+ * the recipe's trainer from the shared initial weights and banks, steps on the shared batches,
+ * seconds and phase times per step kind.
+ *   node dist-bench/bench/child/step.js '{"semi": {...}, "supervised": {...}, "init": ..., "batches": ..., ...}'
  */
-import { loadConfig } from '../../lib/config/config';
 import { readCheckpoint } from '../../lib/checkpoint';
-import { AddonStepInputs, AddonStepResult, native, StepPhases, Tensor } from '../../lib/native';
-import { trainerOptions } from '../../lib/train/train';
+import { AddonStepInputs, AddonStepResult, AddonTrainerOptions, native, StepPhases, Tensor } from '../../lib/native';
 
 interface Args {
-  semiConfig: string;
-  supervisedConfig: string;
+  /** The trainer options of the U2PL / warm-up kinds and of the supervised-only kinds (rep head off). */
+  semi: AddonTrainerOptions;
+  supervised: AddonTrainerOptions;
   init: string;
   batches: string;
-  autocast: boolean;
-  channelsLast: boolean;
   warmup: number;
   runs: number;
   kinds: string[];
   threads: number;
+  /** Schedules of the step: drop percentile and alpha (epoch 1 of the recipe). */
+  dropPercentile: number;
+  alpha: number;
 }
 
 type Step = { labeled_images: Tensor; labels: Tensor; unlabeled_images: Tensor };
@@ -40,10 +40,7 @@ async function main(): Promise<void> {
   const out: Record<string, { seconds: number[]; phases: Partial<StepPhases> }> = {};
   for (const kind of args.kinds) {
     const k = KINDS[kind];
-    const config = loadConfig(k.semi ? args.semiConfig : args.supervisedConfig);
-    config.runtime.autocast = args.autocast ? 'bfloat16' : null;
-    config.runtime.channelsLast = args.channelsLast;
-    const trainer = new (native().AddonTrainer)(trainerOptions(config));
+    const trainer = new (native().AddonTrainer)(k.semi ? args.semi : args.supervised);
     if (k.semi) await trainer.load(args.init);  // weights, optimizer-free state and full banks
     else await trainer.student().load(args.init, { key: 'model_state' });
     const seconds: number[] = [];
@@ -53,7 +50,7 @@ async function main(): Promise<void> {
       const t0 = process.hrtime.bigint();
       const r: AddonStepResult = await trainer.step({
         phase: k.phase, labeledImages: s.labeled_images, labels: s.labels, unlabeledImages: s.unlabeled_images,
-        lrBackbone: 0.01, lrHead: 0.1, emaDecay: 0.99, dropPercentile: 100 - 20 * (1 - 1 / 6), alpha: 20 * (1 - 1 / 6),
+        lrBackbone: 0.01, lrHead: 0.1, emaDecay: 0.99, dropPercentile: args.dropPercentile, alpha: args.alpha,
       });
       if (i < args.warmup) continue;
       seconds.push(Number(process.hrtime.bigint() - t0) / 1e9);
