@@ -37,12 +37,16 @@ function findConfigUnder(prefix) {
   return null;
 }
 
+// The version defines live in torch/headeronly/version.h since LibTorch 2.10 (torch/version.h
+// only includes it there), in torch/csrc/api/include/torch/version.h before.
 function readHeaderVersion(prefix) {
-  const file = path.join(prefix, 'include/torch/csrc/api/include/torch/version.h');
-  if (!fs.existsSync(file)) return null;
-  const text = fs.readFileSync(file, 'utf8');
-  const m = /#define\s+TORCH_VERSION\s+\\?\s*"([^"]+)"/.exec(text);
-  return m ? m[1] : null;
+  for (const rel of ['include/torch/headeronly/version.h', 'include/torch/csrc/api/include/torch/version.h']) {
+    const file = path.join(prefix, rel);
+    if (!fs.existsSync(file)) continue;
+    const m = /#define\s+TORCH_VERSION\s+\\?\s*"([^"]+)"/.exec(fs.readFileSync(file, 'utf8'));
+    if (m) return m[1];
+  }
+  return null;
 }
 
 function libDirFor(prefix, configDir) {

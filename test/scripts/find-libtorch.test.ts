@@ -53,6 +53,20 @@ describe('scripts/find-libtorch.js', () => {
     expect(discover({ LIBTORCH: prefix }, '--openmp-cflags').stdout.trim()).toBe('-fopenmp');
   });
 
+  test('LibTorch >= 2.10 layout: the version comes from torch/headeronly/version.h', () => {
+    const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'u2pl-fake-libtorch-'));
+    fs.mkdirSync(path.join(prefix, 'share/cmake/Torch'), { recursive: true });
+    fs.writeFileSync(path.join(prefix, 'share/cmake/Torch/TorchConfig.cmake'), '# test\n');
+    fs.mkdirSync(path.join(prefix, 'include/torch/csrc/api/include/torch'), { recursive: true });
+    fs.mkdirSync(path.join(prefix, 'include/torch/headeronly'), { recursive: true });
+    // As 2.14 ships them: the api header only includes the header-only one.
+    fs.writeFileSync(path.join(prefix, 'include/torch/csrc/api/include/torch/version.h'), '#include <torch/headeronly/version.h>\n');
+    fs.writeFileSync(path.join(prefix, 'include/torch/headeronly/version.h'), '#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 14\n#define TORCH_VERSION "2.14.1"\n');
+    const out = discover({ LIBTORCH: prefix, U2PL_SYSTEM_PREFIXES: '' });
+    expect(out.status).toBe(0);
+    expect(JSON.parse(out.stdout).version).toBe('2.14.1');
+  });
+
   test('finds the LibTorch this addon was built with in the normal environment', () => {
     const out = discover(process.env as Record<string, string>);
     expect(out.status).toBe(0);
