@@ -5,7 +5,8 @@
 //   2. a Python torch install (python3, or $PYTHON): torch.utils.cmake_prefix_path
 //   3. the system package (Debian: apt-get install libtorch-dev)
 // Prints the result as JSON, or one field with --cmake-prefix / --include / --libdir / --version /
-// --openmp-cflags / --source (LIBTORCH, Torch_DIR, python or system: how it was found).
+// --openmp-cflags / --cxx-std (c++17, or c++20 that LibTorch >= 2.14 requires) / --source
+// (LIBTORCH, Torch_DIR, python or system: how it was found).
 // CMakeLists.txt and binding.gyp both ask this script, so there is one discovery rule.
 const fs = require('fs');
 const path = require('path');
@@ -65,6 +66,12 @@ function atenUsesOpenMP(prefix) {
   }
 }
 
+// LibTorch 2.14 and later need C++20 (ATen.h refuses older standards); before, C++17.
+function cxxStandard(version) {
+  const m = /^(\d+)\.(\d+)/.exec(version ?? '');
+  return m && (Number(m[1]) > 2 || (Number(m[1]) === 2 && Number(m[2]) >= 14)) ? 'c++20' : 'c++17';
+}
+
 function describe(prefix, configDir, source) {
   const version = readHeaderVersion(prefix);
   const libDir = libDirFor(prefix, configDir);
@@ -77,6 +84,7 @@ function describe(prefix, configDir, source) {
     libDir,
     cuda: fs.existsSync(path.join(libDir, 'libtorch_cuda.so')) || fs.existsSync(path.join(libDir, 'libc10_cuda.so')),
     openmp: atenUsesOpenMP(prefix),
+    cxxStandard: cxxStandard(version),
   };
 }
 
@@ -142,7 +150,8 @@ if (require.main === module) {
     process.exit(1);
   }
   const arg = process.argv[2];
-  const fields = { '--cmake-prefix': found.cmakePrefix, '--include': found.includeDirs.join(' '), '--libdir': found.libDir, '--version': found.version, '--openmp-cflags': found.openmp ? '-fopenmp' : '', '--source': found.source };
+  const fields = { '--cmake-prefix': found.cmakePrefix, '--include': found.includeDirs.join(' '), '--libdir': found.libDir, '--version': found.version, '--openmp-cflags': found.openmp ? '-fopenmp' : '',
+    '--cxx-std': found.cxxStandard, '--source': found.source };
   if (arg && !(arg in fields)) {
     process.stderr.write(`u2pl: unknown option ${arg} (expected one of ${Object.keys(fields).join(', ')})\n`);
     process.exit(2);

@@ -6,7 +6,7 @@ const fs = require('fs');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
-const folders = ['addon', 'model', 'loss', 'io', 'train', 'data', 'util'];
+const folders = ['addon', 'model', 'loss', 'ael', 'io', 'train', 'data', 'util'];
 
 function walk(dir, out) {
   if (!fs.existsSync(dir)) return out;

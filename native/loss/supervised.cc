@@ -1,6 +1,7 @@
 #include "loss/supervised.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "loss/upsampled_cross_entropy.h"
 

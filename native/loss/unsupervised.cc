@@ -1,6 +1,7 @@
 #include "loss/unsupervised.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "loss/entropy.h"
 #include "loss/percentile.h"

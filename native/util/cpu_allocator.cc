@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
+#include <type_traits>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -30,9 +32,37 @@ int64_t CacheLimit() {
   return (mb && *mb ? std::stoll(mb) : 4096) << 20;
 }
 
-class CachingCpuAllocator final : public c10::Allocator {
+// c10::Allocator::allocate is const up to LibTorch 2.2 and not after; the base matches either.
+constexpr bool kConstAllocate = std::is_same_v<decltype(&c10::Allocator::allocate), c10::DataPtr (c10::Allocator::*)(size_t) const>;
+
+template <bool Const, typename Base = c10::Allocator>  // partial specialisations: only the used one is instantiated
+class AllocatorBase;
+
+template <typename Base>
+class AllocatorBase<true, Base> : public Base {
  public:
-  c10::DataPtr allocate(size_t n) const override {
+  c10::DataPtr allocate(size_t n) const override { return Allocate(n); }
+
+ protected:
+  virtual c10::DataPtr Allocate(size_t n) const = 0;
+};
+
+template <typename Base>
+class AllocatorBase<false, Base> : public Base {
+ public:
+  c10::DataPtr allocate(size_t n) override { return Allocate(n); }
+
+ protected:
+  virtual c10::DataPtr Allocate(size_t n) const = 0;
+};
+
+class CachingCpuAllocator final : public AllocatorBase<kConstAllocate> {
+ public:
+  // LibTorch >= 2.3 asks allocators to copy (no override keyword: older ones have no such member).
+  void copy_data(void* dest, const void* src, std::size_t count) const { std::memcpy(dest, src, count); }
+
+ protected:
+  c10::DataPtr Allocate(size_t n) const override {
     const size_t size = n < kMinCached ? n : SizeClass(n);
     void* p = nullptr;
     if (size >= kMinCached) {
@@ -62,6 +92,7 @@ class CachingCpuAllocator final : public c10::Allocator {
     return {p, p, &Free, c10::Device(c10::DeviceType::CPU)};
   }
 
+ public:
   c10::DeleterFnPtr raw_deleter() const override { return &Free; }
 
   static void Free(void* p) {

@@ -44,6 +44,7 @@ describe('scripts/find-libtorch.js', () => {
       expect(found.libDir).toBe(path.join(prefix, 'lib'));
       expect(discover({ ...env }, '--cmake-prefix').stdout.trim()).toBe(prefix);
       expect(found.openmp).toBe(false);
+      expect(discover({ ...env }, '--cxx-std').stdout.trim()).toBe('c++17');
       expect(discover({ ...env }, '--openmp-cflags').stdout.trim()).toBe('');
     }
     // An OpenMP-built ATen: at::parallel_for is inline OpenMP, so the addon needs -fopenmp.
@@ -65,6 +66,9 @@ describe('scripts/find-libtorch.js', () => {
     const out = discover({ LIBTORCH: prefix, U2PL_SYSTEM_PREFIXES: '' });
     expect(out.status).toBe(0);
     expect(JSON.parse(out.stdout).version).toBe('2.14.1');
+    // 2.14 refuses to compile below C++20; the builds ask for the standard here.
+    expect(JSON.parse(out.stdout).cxxStandard).toBe('c++20');
+    expect(discover({ LIBTORCH: prefix }, '--cxx-std').stdout.trim()).toBe('c++20');
   });
 
   test('finds the LibTorch this addon was built with in the normal environment', () => {
