@@ -1,6 +1,7 @@
 #include "model/batch_norm.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace u2pl::model {
@@ -105,6 +106,13 @@ at::Tensor BatchNorm2dImpl::forward(const at::Tensor& input) {
   CrossReplicaOps* ops = SyncBatchNormScope::Current();
   if (is_training() && ops != nullptr && ops->world_size() > 1) {
     return SyncBatchNorm(input, weight, bias, running_mean, running_var, momentum_, eps_, *ops);
+  }
+  if (is_training() && input.numel() == input.size(1)) {
+    // One value per channel (the image pooling of a one-image batch): torch's unbiased running
+    // variance would be 0/0 and every later eval-mode pass NaN; such a batch leaves the running
+    // statistics as they are (updating them in place would also break the backward of an earlier
+    // pass of the step, which saved them).
+    return at::batch_norm(input, weight, bias, {}, {}, true, momentum_, eps_, /*cudnn_enabled=*/true);
   }
   return at::batch_norm(input, weight, bias, running_mean, running_var, is_training(), momentum_, eps_, /*cudnn_enabled=*/true);
 }
