@@ -186,9 +186,85 @@ export interface AddonLosses {
   }): Promise<number[]>;
 }
 
+/** What one AEL step uses, drawn from kappa and the cutmix bank (u2pl-ael-method.md A4.1, A5.2). */
+export interface AelPlan {
+  /** The classes copy-paste takes from the partners (distinct, ascending; empty without ACP). */
+  pasteClasses: number[];
+  /** Which of the loaded unlabeled images the step uses (slots of the batch). */
+  keep: number[];
+  /** For each kept image: the class its box is cut around, and its bank partner (an unlabeled index). */
+  mixClasses: number[];
+  bankImages: number[];
+}
+
+export interface AddonAelOptions {
+  /** N_u (the cutmix bank's columns) and the unlabeled images loaded per step. */
+  unlabeled: number;
+  unlabeledBatch?: number;
+  /** The classes ACP may paste (empty: no copy-paste) and its draws per step (acp.number). */
+  pasteClasses?: number[];
+  pasteDraws?: number;
+  adaptiveCutmix?: boolean;
+  /** kappa's EMA momentum (0.999). */
+  momentum?: number;
+  /** Q4: absent classes decay toward 0 (reference, true) or keep their kappa. */
+  absentClassesDecay?: boolean;
+  /** Q7: one of each replica's loaded unlabeled images (reference, true) or all; replicaBatch images a replica loads (2). */
+  useOneUnlabeled?: boolean;
+  replicaBatch?: number;
+  /** Q5: data parallel, one kappa and bank for all ranks (false: each rank its own, the reference). */
+  sharedAcrossRanks?: boolean;
+  consistency?: { gamma?: number; gamma2?: number; sample?: boolean; normaliseOverAll?: boolean; sharedSamplingMap?: boolean };
+  consistencyWeight?: number;
+  /** Q6: the reference's replica count R that scales its losses (L_s/R, L_cons/R, L_c/R^2); 1: none. */
+  replicas?: number;
+  /** acm.area_thresh / area_thresh2: shares of the image a box component / a bank class needs. */
+  boxMinArea?: number;
+  bankMinArea?: number;
+  /** Q15: the shares are of H^2 (reference) or H*W. */
+  squareArea?: boolean;
+  /** Q1/Q3: L_cons2 ignores the lowest-entropy pixels (reference) or the highest. */
+  ignoreConfident?: boolean;
+  /** The fixed entropy percentiles of the contrastive masks (A8): anchors below, negatives above. */
+  anchorPercentile?: number;
+  negativePercentile?: number;
+  /** Q12: a partner exists when its labels sum to non-zero (reference) or by the loader's flag. */
+  partnerByLabelSum?: boolean;
+}
+
+/** native/addon/ael_js.cc: the AEL variant's components, for tests and inspection. */
+export interface AddonAel {
+  copyPaste(o: {
+    images: Tensor; labels: Tensor; partnerImages: Tensor; partnerLabels: Tensor; hasPartner: number[]; classes: number[]; impl?: LossImpl;
+  }): Promise<{ images: NativeTensor<Float32Array>; labels: NativeTensor; pasted: number }>;
+  componentBox(o: { prediction: Tensor; cls: number; minPixels: number; seed?: number }): Promise<AelBox | null>;
+  randomBox(o: { height: number; width: number; seed?: number }): Promise<AelBox>;
+  classPresence(o: { prediction: Tensor; classes: number; minPixels: number }): Promise<boolean[]>;
+  consistencyLoss(o: {
+    logits: Tensor; confidence: Tensor; target: Tensor; kappa: Tensor; gamma?: number; gamma2?: number; sample?: boolean;
+    normaliseOverAll?: boolean; sharedSamplingMap?: boolean; seed?: number; ignoreIndex?: number;
+  }): Promise<{ loss: number; gradLogits: NativeTensor<Float32Array> }>;
+  classConfidence(o: { prob: Tensor; labels: Tensor; ignoreIndex?: number }): Promise<{ mean: NativeTensor<Float32Array>; present: NativeTensor<Uint8Array> }>;
+  pseudoLabels(o: { logits: Tensor; percent: number; ignoreConfident?: boolean; ignoreIndex?: number }): Promise<{
+    target: NativeTensor<BigInt64Array>; confidence: NativeTensor<Float32Array>; entropy: NativeTensor<Float32Array>;
+  }>;
+  classProbabilities(o: { kappa: Tensor; pasteClasses: number[] }): Promise<{ paste: NativeTensor<Float64Array>; mix: NativeTensor<Float64Array> }>;
+}
+
+export interface AelBox {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+  fromComponent: boolean;
+}
+
 export interface AddonStepInputs {
-  /** floor, floor-warmup, floor-supervised: the network passes and SGD of those steps only (bench). */
-  phase: 'supervised' | 'warmup' | 'semi' | 'floor' | 'floor-warmup' | 'floor-supervised';
+  /**
+   * floor, floor-warmup, floor-supervised: the network passes and SGD of those steps only (bench).
+   * ael: the AEL variant's step (the trainer needs the `ael` option).
+   */
+  phase: 'supervised' | 'warmup' | 'semi' | 'ael' | 'floor' | 'floor-warmup' | 'floor-supervised';
   labeledImages: Tensor;
   labels: Tensor;
   unlabeledImages?: Tensor;
@@ -202,6 +278,20 @@ export interface AddonStepInputs {
   unlabeledTruth?: Tensor;
   /** Data parallel: this rank wants to stop; the result's `stop` says whether any rank does. */
   stop?: boolean;
+  /** ael: the labeled images' copy-paste partners (with hasPartner flags). */
+  partnerImages?: Tensor;
+  partnerLabels?: Tensor;
+  hasPartner?: boolean[];
+  /** ael: unlabeledImages are [the kept images; their bank partners]; their unlabeled indices, same order. */
+  unlabeledIndex?: number[];
+  /** ael: this step's plan (aelPlan() for the first, then the previous result's nextPlan). */
+  plan?: AelPlan;
+  /** ael: percent_e, the entropy share L_cons2 ignores. */
+  consistencyPercent?: number;
+  /** ael: the contrastive loss is on (epoch >= start_epoch). */
+  contrastiveOn?: boolean;
+  /** ael: the seed of the next step's plan. */
+  nextPlanSeed?: number;
 }
 
 export interface AddonStepResult {
@@ -226,6 +316,10 @@ export interface AddonStepResult {
   phases: StepPhases;
   /** Data parallel: some rank asked to stop after this step (all ranks stop together). */
   stop: boolean;
+  /** ael: pixels copy-pasted, boxes cut around a component (the others random), the next step's plan. */
+  pasted: number;
+  componentBoxes: number;
+  nextPlan?: AelPlan;
 }
 
 export interface StepPhases {
@@ -267,6 +361,8 @@ export interface AddonTrainerOptions {
   contrastiveWorldScaling?: boolean;
   contrastive?: (AddonContrastiveOptions & { weight?: number; queueSize?: number[] }) | null;
   mix?: 'cutmix' | 'cutout' | 'classmix' | null;
+  /** The AEL variant: its state (kappa, cutmix bank), plans and step. */
+  ael?: AddonAelOptions | null;
 }
 
 /** native/addon/trainer_js.cc */
@@ -282,6 +378,10 @@ export interface AddonTrainer {
   bankSizes(): number[];
   /** Each class's bank capacity. */
   bankCapacities(): number[];
+  /** AEL: the plan a step would follow now, from `seed` and the state (the first step's). */
+  aelPlan(seed: number): Promise<AelPlan>;
+  /** AEL: kappa (3 x C) and the cutmix bank (C x N_u); null without AEL. */
+  aelState(): Promise<{ kappa: NativeTensor<Float32Array>; bank: NativeTensor<Float32Array> } | null>;
   /**
    * Releases the networks, optimizer and banks now rather than at garbage collection. Call it
    * once the work on the trainer and its models has settled; both are unusable after.
@@ -323,6 +423,7 @@ export interface Addon {
   /** Joins a process group: resolves once every rank has joined (rank 0 serves the rendezvous). */
   joinProcessGroup(options: ProcessGroupOptions): Promise<AddonProcessGroup>;
   losses: AddonLosses;
+  ael: AddonAel;
   augment(o: {
     image: Uint8Array; label?: Uint8Array; height: number; width: number; resizedHeight?: number; resizedWidth?: number;
     scaledHeight?: number; scaledWidth?: number; blur?: boolean;

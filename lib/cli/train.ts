@@ -14,8 +14,8 @@ import { cliParser, configFromArgs, EXIT_INTERRUPTED, experimentTargets, formatS
 
 function progressLine(p: Progress): string {
   const r = p.result;
-  const losses = p.phase === 'semi'
-    ? `loss ${r.loss.toFixed(3)} (sup ${r.supervised.toFixed(3)} unsup ${r.unsupervised.toFixed(3)} contra ${r.contrastive.toFixed(3)})`
+  const losses = p.phase === 'semi' || p.phase === 'ael'
+    ? `loss ${r.loss.toFixed(3)} (sup ${r.supervised.toFixed(3)} ${p.phase === 'ael' ? 'cons' : 'unsup'} ${r.unsupervised.toFixed(3)} contra ${r.contrastive.toFixed(3)})`
     : `loss ${r.loss.toFixed(3)}`;
   return `epoch ${p.epoch + 1}/${p.epochs} step ${p.step + 1}/${p.stepsPerEpoch} [${p.phase}] ${losses} lr ${p.lr.toExponential(2)} ` +
     `data ${p.dataSeconds.toFixed(2)}s step ${p.stepSeconds.toFixed(2)}s ETA ${formatSeconds(p.etaSeconds)}`;

@@ -10,8 +10,10 @@ import { FileError } from '../errors';
 import { AugmentConfig } from '../data/augment';
 import { RGB } from '../data/classes';
 import { DatasetKind } from '../data/datasets';
-import { ConfigError, bool, int, num, section, Section, str, tuple, isPositiveInt } from './errors';
+import { ConfigError, bool, int, num, section, Section, str, tuple, isPositiveInt, Warner } from './errors';
 import { NetConfig, parseNetConfig } from './net';
+import { AelConfig, parseAel, wantsAel } from './ael';
+import { applyPreset, PresetName } from './preset';
 
 export interface SplitConfig {
   dataRoot: string;
@@ -124,7 +126,11 @@ export interface U2plConfig {
   criterion: { type: 'ohem' | 'ce'; thresh: number; minKept: number };
   net: NetConfig;
   runtime: RuntimeConfig;
-  /** The raw object, stored in checkpoints. */
+  /** The AEL variant (u2pl-ael-method.md), when the config asks for it (lib/config/ael.ts). */
+  ael?: AelConfig;
+  /** The preset whose defaults filled the keys the config leaves out (lib/config/preset.ts). */
+  preset: PresetName;
+  /** The raw object with the preset's defaults filled in, stored in checkpoints. */
   raw: Record<string, unknown>;
   warnings: string[];
 }
@@ -156,24 +162,14 @@ function expandEnv(value: unknown, env: NodeJS.ProcessEnv, unset: string[], key 
   return value;
 }
 
-class Warner {
-  readonly warnings: string[] = [];
-  keys(s: Section, allowed: readonly string[], key: string): void {
-    for (const k of Object.keys(s)) if (!allowed.includes(k)) this.warnings.push(`${key ? `${key}.` : ''}${k}: unknown key, ignored`);
-  }
-
-  /** A key the reference accepts that has no effect here: said by name, with why. */
-  ignored(s: Section, name: string, key: string, why: string): void {
-    if (s[name] !== undefined) this.warnings.push(`${key}.${name}: ignored (${why})`);
-  }
-}
-
 function kindOf(type: string): { kind: DatasetKind; semi: boolean } {
-  const semi = type.endsWith('_semi');
-  const base = semi ? type.slice(0, -5) : type;
+  // _semi_cp: the AEL branch's semi-supervised dataset whose labeled samples carry a copy-paste partner.
+  const suffix = ['_semi_cp', '_semi'].find((x) => type.endsWith(x));
+  const semi = suffix !== undefined;
+  const base = suffix ? type.slice(0, -suffix.length) : type;
   const kinds: Record<string, DatasetKind> = { pascal: 'voc', voc: 'voc', cityscapes: 'cityscapes', camvid: 'camvid', folder: 'folder' };
   const kind = kinds[base];
-  if (!kind) throw new ConfigError('dataset.type', `unknown dataset type '${type}' (expected pascal, cityscapes, camvid or folder, with _semi for semi-supervised)`);
+  if (!kind) throw new ConfigError('dataset.type', `unknown dataset type '${type}' (expected pascal, cityscapes, camvid or folder, with _semi for semi-supervised, _semi_cp for AEL)`);
   return { kind, semi };
 }
 
@@ -219,7 +215,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
   // Transform keys at the dataset level apply to both splits (the reference merges each split over it).
   w.keys(d, ['type', 'train', 'val', 'batch_size', 'n_sup', 'workers', 'mean', 'std', 'ignore_label', 'noise_std', 'crop_label_pad',
     'head_lr_multiplier', 'image_dir', 'label_dir', 'label_ext', 'palette', 'class_names', 'procedural', 'cache_mb',
-    'resize', 'rand_resize', 'flip', 'GaussianBlur', 'crop', 'skip_unreadable'], 'dataset');
+    'resize', 'rand_resize', 'flip', 'GaussianBlur', 'crop', 'skip_unreadable', 'acp'], 'dataset');
   const type = str(d, 'type', undefined, 'dataset');
   const { kind, semi } = kindOf(type);
   const labelPad = int(d, 'crop_label_pad', 0, 'dataset', 0);
@@ -233,7 +229,8 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
       return undefined;
     }
     const s = section(d[name], `dataset.${name}`);
-    w.keys(s, ['data_root', 'data_list', 'flip', 'GaussianBlur', 'rand_resize', 'rand_rotation', 'resize', 'crop', 'mean', 'std', 'batch_size'], `dataset.${name}`);
+    w.keys(s, ['data_root', 'data_list', 'flip', 'GaussianBlur', 'rand_resize', 'rand_rotation', 'resize', 'crop', 'mean', 'std', 'batch_size',
+      ...(name === 'train' ? ['acm'] : [])], `dataset.${name}`);
     if (s.rand_rotation !== undefined) w.warnings.push(`dataset.${name}.rand_rotation: random rotation is not implemented (unused by the reference configs), ignored`);
     return {
       dataRoot: path.resolve(dir, str(s, 'data_root', undefined, `dataset.${name}`)),
@@ -278,10 +275,11 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
   };
 }
 
-function parseTrainer(value: unknown, w: Warner): TrainerConfig {
+function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
   const t = section(value, 'trainer');
   w.keys(t, ['epochs', 'eval_on', 'sup_only_epoch', 'start_epochs', 'optimizer', 'lr_scheduler', 'unsupervised', 'contrastive',
-    'teacher_init', 'teacher_bn', 'pseudo_label_metrics', 'steps_per_epoch', 'log_every', 'eval_every'], 'trainer');
+    'teacher_init', 'teacher_bn', 'pseudo_label_metrics', 'steps_per_epoch', 'log_every', 'eval_every', ...(ael ? ['ael', 'sym_ce_u', 'sym_ce_l'] : [])], 'trainer');
+  if (ael) w.ignored(t, 'sup_only_epoch', 'trainer', 'the AEL variant has no supervised warm-up: it is semi-supervised from the first step');
   const opt = section(t.optimizer ?? {}, 'trainer.optimizer');
   w.keys(opt, ['type', 'kwargs'], 'trainer.optimizer');
   const optType = str(opt, 'type', 'SGD', 'trainer.optimizer');
@@ -324,8 +322,9 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
     const c = section(t.contrastive, k);
     w.keys(c, ['negative_high_entropy', 'low_rank', 'high_rank', 'current_class_threshold', 'current_class_negative_threshold',
       'unsupervised_entropy_ignore', 'low_entropy_threshold', 'num_negatives', 'num_queries', 'temperature', 'loss_weight',
-      'reference_indexing', 'negatives', 'queue_size', 'divide_by_world_size'], k);
-    w.ignored(c, 'unsupervised_entropy_ignore', k, 'the main method does not use it; only the AEL variant does');
+      'reference_indexing', 'negatives', 'queue_size', 'divide_by_world_size', ...(ael ? ['start_epoch'] : [])], k);
+    if (!ael) w.ignored(c, 'unsupervised_entropy_ignore', k, 'the main method does not use it; only the AEL variant does');
+    if (ael) w.ignored(c, 'loss_weight', k, 'the AEL variant weighs the contrastive loss with criterion.contra_weight');
     const negatives = str(c, 'negatives', 'reference', k);
     if (negatives !== 'reference' && negatives !== 'paper') throw new ConfigError(`${k}.negatives`, `expected reference or paper, got '${negatives}'`);
     const lowRank = int(c, 'low_rank', 3, k, 0);
@@ -379,16 +378,18 @@ function parseTrainer(value: unknown, w: Warner): TrainerConfig {
 export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv = process.env, file?: string): U2plConfig {
   try {
     const unset: string[] = [];
-    const raw = section(expandEnv(value, env, unset), '');
+    const { raw, preset } = applyPreset(section(expandEnv(value, env, unset), ''));
     const w = new Warner();
     w.warnings.push(...unset);
-    w.keys(raw, ['dataset', 'trainer', 'saver', 'criterion', 'net', 'seed', 'runtime'], '');
+    w.keys(raw, ['preset', 'dataset', 'trainer', 'saver', 'criterion', 'net', 'seed', 'runtime'], '');
     const dataset = parseDataset(raw.dataset, dir, w);
-    const trainer = parseTrainer(raw.trainer, w);
+    const aelMode = wantsAel(raw);
+    if (aelMode && !dataset.semi) throw new ConfigError('dataset.type', `the AEL variant (dataset.acp, dataset.train.acm) needs a semi-supervised dataset type, got '${dataset.type}'`);
+    const trainer = parseTrainer(raw.trainer, w, aelMode);
     const saver = section(raw.saver ?? {}, 'saver');
     w.keys(saver, ['snapshot_dir', 'pretrain', 'auto_resume'], 'saver');
     const criterion = section(raw.criterion ?? {}, 'criterion');
-    w.keys(criterion, ['type', 'kwargs'], 'criterion');
+    w.keys(criterion, ['type', 'kwargs', ...(aelMode ? ['cons', 'consist_weight', 'contra_weight', 'threshold'] : [])], 'criterion');
     const ck = section(criterion.kwargs ?? {}, 'criterion.kwargs');
     w.keys(ck, ['thresh', 'min_kept', 'use_weight'], 'criterion.kwargs');
     if (ck.use_weight === true) throw new ConfigError('criterion.kwargs.use_weight', 'class-weighted cross-entropy is not supported');
@@ -399,11 +400,12 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     const autocast = runtime.autocast === undefined || runtime.autocast === null || runtime.autocast === '' ? null : str(runtime, 'autocast', undefined, 'runtime');
     if (autocast !== null && autocast !== 'bfloat16' && autocast !== 'float16') throw new ConfigError('runtime.autocast', `expected bfloat16, float16 or null, got '${autocast}'`);
     const net = parseNetConfig(raw.net);
+    const ael = aelMode ? parseAel(raw, net.model.numClasses, dataset.kind === 'cityscapes', w) : undefined;
     if (dataset.classNames && dataset.classNames.length !== net.model.numClasses) {
       w.warnings.push(`dataset.class_names: ${dataset.classNames.length} names for net.num_classes ${net.model.numClasses}`);
     }
     if (trainer.contrastive && !net.model.repHead) throw new ConfigError('net.decoder.kwargs.rep_head', 'must be true when trainer.contrastive is set');
-    if (dataset.semi && !trainer.unsupervised) w.warnings.push('trainer.unsupervised: missing for a semi-supervised dataset type; using drop_percent 100 and no mixing');
+    if (dataset.semi && !aelMode && !trainer.unsupervised) w.warnings.push('trainer.unsupervised: missing for a semi-supervised dataset type; using drop_percent 100 and no mixing');
     const device = str(runtime, 'device', 'cpu', 'runtime');
     net.model.device = device;
     const pretrain = saver.pretrain === undefined || saver.pretrain === '' ? undefined : path.resolve(dir, str(saver, 'pretrain', undefined, 'saver'));
@@ -427,6 +429,8 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
         distBackend: distBackend as RuntimeConfig['distBackend'],
         distTimeoutS: num(runtime, 'dist_timeout_s', 300, 'runtime', 1),
       },
+      ael,
+      preset,
       raw,
       warnings: w.warnings,
     };

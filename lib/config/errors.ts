@@ -90,3 +90,16 @@ export function tuple<T>(s: Section, name: string, fallback: T[], key: string, l
 
 export const isBool = (x: unknown): x is boolean => typeof x === 'boolean';
 export const isPositiveInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0;
+
+/** Collects the warnings of a config: unknown keys, and keys the reference accepts that do nothing here. */
+export class Warner {
+  readonly warnings: string[] = [];
+  keys(s: Section, allowed: readonly string[], key: string): void {
+    for (const k of Object.keys(s)) if (!allowed.includes(k)) this.warnings.push(`${key ? `${key}.` : ''}${k}: unknown key, ignored`);
+  }
+
+  /** A key the reference accepts that has no effect here: said by name, with why. */
+  ignored(s: Section, name: string, key: string, why: string): void {
+    if (s[name] !== undefined) this.warnings.push(`${key}.${name}: ignored (${why})`);
+  }
+}

@@ -19,6 +19,10 @@ export interface Batch {
   ids: string[];
   /** Wall time spent producing this batch (decode + augment). */
   seconds: number;
+  /** With LoaderOptions.partners: each image's copy-paste partner (zeros where it has none). */
+  partnerImages?: Float32Array;
+  partnerLabels?: Uint8Array;
+  hasPartner?: boolean[];
 }
 
 export interface LoaderOptions {
@@ -39,6 +43,11 @@ export interface LoaderOptions {
    * the next readable sample of the list takes its place. Without it a bad file is an error.
    */
   onSkip?: (error: DataError) => void;
+  /**
+   * AEL copy-paste (u2pl-ael-method.md A2.2): with probability 1 - prob each sample gets a partner,
+   * a uniformly drawn sample of the same list under `augment` (its own scale range), same crop size.
+   */
+  partners?: { prob: number; augment: AugmentConfig };
 }
 
 interface Decoded {
@@ -117,26 +126,45 @@ export class BatchLoader {
       const d = await this.decodeOrSkip(index);
       const rng = new Random(deriveSeed(o.seed, 'augment', epoch, step, slot, index));
       const draw = drawAugment(rng, d.height, d.width, o.augment, o.train);
-      return { draw, out: await augment(d.image, d.label, d.height, d.width, draw, o.augment) };
+      return { draw, out: await augment(d.image, d.label, d.height, d.width, draw, o.augment), partner: await this.partner(index, epoch, step, slot) };
     }));
     const ch = outputs[0].draw.cropHeight;
     const cw = outputs[0].draw.cropWidth;
     const plane = ch * cw;
     const images = new Float32Array(indices.length * 3 * plane);
     const labels = o.withLabels ? new Uint8Array(indices.length * plane) : undefined;
-    outputs.forEach(({ draw, out }, slot) => {
+    const partnerImages = o.partners ? new Float32Array(indices.length * 3 * plane) : undefined;
+    const partnerLabels = o.partners ? new Uint8Array(indices.length * plane) : undefined;
+    outputs.forEach(({ draw, out, partner }, slot) => {
       if (draw.cropHeight !== ch || draw.cropWidth !== cw) {
         const s = o.samples[indices[slot]];
         throw new DataError(s.image, `comes out at ${draw.cropWidth}x${draw.cropHeight} where the batch's first image is ${cw}x${ch}: without a crop, whole images of different sizes go one per batch`);
       }
       images.set(out.image, slot * 3 * plane);
       if (labels && out.label) labels.set(out.label, slot * plane);
+      if (partner && partnerImages && partnerLabels) {
+        partnerImages.set(partner.image, slot * 3 * plane);
+        if (partner.label) partnerLabels.set(partner.label, slot * plane);
+      }
     });
     return {
       images, labels, size: indices.length, height: ch, width: cw,
+      ...(o.partners ? { partnerImages, partnerLabels, hasPartner: outputs.map((x) => x.partner !== undefined) } : {}),
       ids: indices.map((i) => o.samples[i].id),
       seconds: Number(process.hrtime.bigint() - t0) / 1e9,
     };
+  }
+
+  /** The copy-paste partner of one sample, or undefined (no partners, or none drawn). */
+  private async partner(index: number, epoch: number, step: number, slot: number): Promise<{ image: Float32Array; label?: Uint8Array } | undefined> {
+    const o = this.options;
+    if (!o.partners) return undefined;
+    const rng = new Random(deriveSeed(o.seed, 'partner', epoch, step, slot, index));
+    if (!(rng.next() > o.partners.prob)) return undefined;  // the reference loads a partner when u > prob
+    const j = rng.int(0, o.samples.length - 1);
+    const d = await this.decodeOrSkip(j);
+    const draw = drawAugment(rng, d.height, d.width, o.partners.augment, true);
+    return augment(d.image, d.label, d.height, d.width, draw, o.partners.augment);
   }
 
   /** Yields the batches of `plan` in order, keeping up to `prefetch` of them loading ahead. */

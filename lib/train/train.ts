@@ -13,12 +13,16 @@ import { defaultBackend, DistributedSettings, distributedFromEnv, rankDevice } f
 import { DataError } from '../data/image-io';
 import { Batch, BatchLoader } from '../data/loader';
 import { checkSamples, datasetWarnings, DecodeCache, prepareData, RunData, throwOnProblems } from '../data/prepare';
+import { deriveSeed } from '../data/random';
 import { SemiSupervisedSampler, SupervisedSampler } from '../data/sampler';
 import { evaluateLoader, EvalResult, EvalShard } from '../eval/evaluate';
 import { colourise, denormalise, pngDataUri } from '../eval/render';
 import { ReportSample, writeReport } from '../eval/report';
-import { AddonProcessGroup, AddonStepResult, AddonTrainer, AddonTrainerOptions, native, ProcessGroupOptions } from '../native';
+import { AddonProcessGroup, AddonStepInputs, AddonStepResult, AddonTrainer, AddonTrainerOptions, AelPlan, native, ProcessGroupOptions } from '../native';
 import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
+
+/** What a step does: the supervised-only baseline, U2PL's warm-up and U2PL steps, or the AEL variant's. */
+export type TrainPhase = 'supervised' | 'warmup' | 'semi' | 'ael';
 
 export interface Progress {
   epoch: number;
@@ -27,7 +31,7 @@ export interface Progress {
   stepsPerEpoch: number;
   globalStep: number;
   totalSteps: number;
-  phase: 'supervised' | 'warmup' | 'semi';
+  phase: TrainPhase;
   result: AddonStepResult;
   lr: number;
   dataSeconds: number;
@@ -75,10 +79,14 @@ export interface TrainResult {
 export const CHECKPOINT = 'ckpt.pth';
 export const BEST_CHECKPOINT = 'ckpt_best.pth';
 
-/** The native trainer's options for a config. */
-export function trainerOptions(c: U2plConfig): AddonTrainerOptions {
+/**
+ * The native trainer's options for a config; `unlabeledCount` (N_u, the AEL cutmix bank's size)
+ * is needed for the AEL variant.
+ */
+export function trainerOptions(c: U2plConfig, unlabeledCount = 0): AddonTrainerOptions {
   const t = c.trainer;
   const con = t.contrastive;
+  const ael = c.ael;
   return {
     model: c.net.model,
     semi: c.dataset.semi,
@@ -101,11 +109,21 @@ export function trainerOptions(c: U2plConfig): AddonTrainerOptions {
       currentClassThreshold: con.currentClassThreshold, currentClassNegativeThreshold: con.currentClassNegativeThreshold,
       lowRank: con.lowRank, highRank: con.highRank, temperature: con.temperature, numQueries: con.numQueries,
       numNegatives: con.numNegatives, negativeHighEntropy: con.negativeHighEntropy, referenceIndexing: con.referenceIndexing,
-      negatives: con.negatives, weight: con.lossWeight, queueSize: con.queueSize,
+      negatives: con.negatives, weight: ael ? ael.contrastiveWeight : con.lossWeight, queueSize: con.queueSize,
     } : null,
     mix: c.dataset.semi ? t.unsupervised?.applyAug ?? null : null,
     syncBn: c.net.syncBn,
     contrastiveWorldScaling: con?.divideByWorldSize ?? true,
+    ael: ael ? {
+      unlabeled: unlabeledCount, unlabeledBatch: c.dataset.train.batchSize,
+      pasteClasses: ael.copyPaste?.classes ?? [], pasteDraws: ael.copyPaste?.draws ?? 3,
+      adaptiveCutmix: ael.adaptiveCutmix, momentum: ael.momentum, absentClassesDecay: ael.absentClassesDecay,
+      useOneUnlabeled: ael.useOneUnlabeled, replicaBatch: ael.replicaBatch, sharedAcrossRanks: ael.sharedAcrossRanks, consistency: ael.consistency,
+      consistencyWeight: ael.consistencyWeight, replicas: ael.replicas, boxMinArea: ael.boxMinArea, bankMinArea: ael.bankMinArea,
+      squareArea: ael.squareArea, ignoreConfident: ael.ignoreConfident,
+      anchorPercentile: con?.lowEntropyThreshold ?? 20, negativePercentile: ael.negativePercentile,
+      partnerByLabelSum: ael.partnerByLabelSum,
+    } : null,
   };
 }
 
@@ -241,18 +259,22 @@ async function trainLocked(
   const L = t.stepsPerEpoch ? Math.min(t.stepsPerEpoch, natural) : natural;
   const E = t.epochs;
   const K = E * L;
-  const warmup = semi ? Math.min(t.supOnlyEpoch, E) : 0;
+  const ael = c.ael;
+  const warmup = semi && !ael ? Math.min(t.supOnlyEpoch, E) : 0;  // the AEL variant has none
 
   const onSkip = d.skipUnreadable ? (e: DataError) => log(`warning: skipped ${e.message} (dataset.skip_unreadable)`) : undefined;
   const loaderBase = { classes, ignoreLabel: d.ignoreLabel, prefetch: c.runtime.prefetch, cacheBytes: d.cacheMb * 1024 * 1024, onSkip };
-  const labeledLoader = new BatchLoader({ ...loaderBase, samples: data.labeled, augment: d.train.augment, train: true, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed });
+  const partners = ael?.copyPaste ? { prob: ael.copyPaste.prob, augment: { ...d.train.augment, randResize: ael.copyPaste.randResize } } : undefined;
+  const labeledLoader = new BatchLoader({ ...loaderBase, samples: data.labeled, augment: d.train.augment, train: true, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, partners });
   // With pseudo_label_metrics the unlabeled labels are decoded too, for the metrics only.
   const unlabeledTruth = semi && t.pseudoLabelMetrics;
   const unlabeledLoader = semi ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 1 }) : undefined;
+  // AEL: the bank partners of the unlabeled images, each in a view of its own (A5.2 step 4).
+  const bankLoader = ael ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 2, prefetch: 1 }) : undefined;
   const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
 
   const device = rankDevice(c.runtime.device, dist);
-  const base = trainerOptions(c);
+  const base = trainerOptions(c, data.unlabeled.length);
   const trainer: AddonTrainer = new (native().AddonTrainer)({ ...base, device, model: { ...base.model, device }, processGroup: group });
   try {
     const pretrained = c.net.pretrained;
@@ -310,6 +332,7 @@ async function trainLocked(
     const save = async (epoch: number, stepInEpoch: number) => trainer.save(ckptPath, extraState(epoch, stepInEpoch));
 
     let lastMiou: number | null = null;
+    let plan: AelPlan | undefined;  // AEL: the next step's plan (drawn by the step before it)
     let globalStep = startEpoch * L + startStep;
     const runStart = Date.now();
     const stepsAtStart = globalStep;
@@ -317,13 +340,13 @@ async function trainLocked(
 
     for (let epoch = startEpoch; epoch < E && !interrupted; epoch++) {
       const epochStart = Date.now();
-      const phase: 'supervised' | 'warmup' | 'semi' = !semi ? 'supervised' : epoch < warmup ? 'warmup' : 'semi';
+      const phase: TrainPhase = !semi ? 'supervised' : ael ? 'ael' : epoch < warmup ? 'warmup' : 'semi';
       const first = epoch === startEpoch ? startStep : 0;
       const semiPlan = semiSampler?.epoch(epoch);
       const labeledPlan = semiPlan ? semiPlan.labeled.slice(0, L) : (supSampler as SupervisedSampler).epoch(epoch).slice(0, L);
       const unlabeledPlan = semiPlan ? semiPlan.unlabeled.slice(0, L) : [];
       const labeledIt = labeledLoader.iterate(labeledPlan, epoch, first);
-      const unlabeledIt = phase === 'semi' && unlabeledLoader ? unlabeledLoader.iterate(unlabeledPlan, epoch, first) : undefined;
+      const unlabeledIt = (phase === 'semi' || phase === 'ael') && unlabeledLoader ? unlabeledLoader.iterate(unlabeledPlan, epoch, first) : undefined;
       if (phase === 'semi' && epoch === warmup && t.teacherInit === 'copy' && first === 0) {
         // The fixed variant of §7: the teacher becomes a full copy of the student (weights and BN
         // statistics) once, then follows it by EMA; its statistics are never those of another network.
@@ -339,8 +362,17 @@ async function trainLocked(
         } catch (e) {
           throw await stopOnBadFile(e, dist ? undefined : () => save(epoch, step), `epoch ${epoch + 1}, step ${step + 1}`, ckptPath);
         }
-        const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
         const lr = lrAt(globalStep);
+        let aelInputs: Partial<AddonStepInputs> = {};
+        if (phase === 'ael') {
+          try {
+            plan ??= await trainer.aelPlan(aelPlanSeed(c.seed, dist?.rank ?? 0, globalStep));
+            aelInputs = await aelStepInputs(c, bankLoader as BatchLoader, l, u as Batch, unlabeledPlan[step], plan, epoch, step, globalStep, dist?.rank ?? 0);
+          } catch (e) {
+            throw await stopOnBadFile(e, dist ? undefined : () => save(epoch, step), `epoch ${epoch + 1}, step ${step + 1}`, ckptPath);
+          }
+        }
+        const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
         const result = await trainer.step({
           phase,
           labeledImages: { data: l.images, shape: [l.size, 3, l.height, l.width] },
@@ -349,14 +381,16 @@ async function trainLocked(
           unlabeledTruth: u?.labels ? { data: u.labels, shape: [u.size, u.height, u.width] } : undefined,
           lrBackbone: lr,
           lrHead: lr * d.headLrMultiplier,
-          copyTeacher: phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',
-          emaDecay: phase === 'semi' ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
+          copyTeacher: phase === 'ael' ? globalStep === 0 && t.teacherInit === 'copy' : phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',
+          emaDecay: phase === 'semi' || phase === 'ael' ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
           dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
           alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
           stop: options.signal?.aborted ?? false,
+          ...aelInputs,
         });
+        plan = result.nextPlan;
         if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
-        if (phase === 'semi') addStepStats(epochStats, result);
+        if (phase === 'semi' || phase === 'ael') addStepStats(epochStats, result);
         globalStep++;
         const elapsed = (Date.now() - runStart) / 1000;
         const perStep = elapsed / Math.max(1, globalStep - stepsAtStart);
@@ -364,7 +398,8 @@ async function trainLocked(
           appendRecord(metricsPath, {
             type: 'step', epoch, step, global_step: globalStep - 1, phase, loss: result.loss, supervised: result.supervised,
             unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
-            ...(phase === 'semi' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
+            ...(phase === 'semi' || phase === 'ael' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
+            ...(phase === 'ael' ? { pasted: result.pasted, component_boxes: result.componentBoxes } : {}),
             ...(result.pseudoLabelPixels ? { pseudo_label_accuracy: result.pseudoLabelCorrect / result.pseudoLabelPixels } : {}),
           });
         }
@@ -390,7 +425,7 @@ async function trainLocked(
         let evalResult: EvalResult | undefined;
         const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
         if (t.evalOn && valLoader && validateNow) {
-          const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
+          const model = phase === 'semi' || phase === 'ael' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
           try {
             // Data parallel: each rank scores its share of the list; the confusion matrices add up.
             const sum = group ? async (m: BigInt64Array) => (await group.allReduceSum({ data: m, shape: [m.length] })).data : undefined;
@@ -402,7 +437,7 @@ async function trainLocked(
         }
         const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
         if (improved) bestMiou = (evalResult as EvalResult).miou;
-        const stats = phase === 'semi' ? summariseStats(epochStats, trainer) : {};
+        const stats = phase === 'semi' || phase === 'ael' ? summariseStats(epochStats, trainer) : {};
         epochStats = emptyStats();
         await save(epoch + 1, 0);
         if (lead && (improved || (!evalResult && epoch === E - 1))) copyAtomic(ckptPath, bestPath);
@@ -419,6 +454,49 @@ async function trainLocked(
   } finally {
     trainer.dispose();  // the run is over: its networks, optimizer and banks are not needed any more
   }
+}
+
+/** The seed of the AEL plan of global step k on a rank: a pure function, so a resumed run draws the same plans. */
+export function aelPlanSeed(seed: number, rank: number, step: number): number {
+  return deriveSeed(seed, 'ael-plan', rank, step);
+}
+
+/**
+ * The AEL step's own inputs (u2pl-ael-method.md A10 steps 2-4): the labeled batch's copy-paste
+ * partners, the kept unlabeled images with their bank partners (loaded now: the plan names them),
+ * the plan, and the epoch's schedules.
+ */
+async function aelStepInputs(
+  c: U2plConfig, bankLoader: BatchLoader, l: Batch, u: Batch, loaded: number[], plan: AelPlan,
+  epoch: number, step: number, globalStep: number, rank: number,
+): Promise<Partial<AddonStepInputs>> {
+  const ael = c.ael as NonNullable<U2plConfig['ael']>;
+  const bank = await bankLoader.loadBatch(plan.bankImages, epoch, step);
+  const plane = u.height * u.width;
+  const rows = (images: Float32Array, slots: number[]) => slots.map((s) => images.subarray(s * 3 * plane, (s + 1) * 3 * plane));
+  const images = new Float32Array(2 * plan.keep.length * 3 * plane);
+  [...rows(u.images, plan.keep), ...rows(bank.images, plan.bankImages.map((_, i) => i))].forEach((r, i) => images.set(r, i * 3 * plane));
+  let truth: Uint8Array | undefined;
+  if (u.labels && bank.labels) {
+    truth = new Uint8Array(2 * plan.keep.length * plane);
+    plan.keep.forEach((s, i) => (truth as Uint8Array).set((u.labels as Uint8Array).subarray(s * plane, (s + 1) * plane), i * plane));
+    truth.set(bank.labels, plan.keep.length * plane);
+  }
+  const n = 2 * plan.keep.length;
+  return {
+    unlabeledImages: { data: images, shape: [n, 3, u.height, u.width] },
+    unlabeledTruth: truth ? { data: truth, shape: [n, u.height, u.width] } : undefined,
+    unlabeledIndex: [...plan.keep.map((s) => loaded[s]), ...plan.bankImages],
+    ...(l.partnerImages && l.partnerLabels ? {
+      partnerImages: { data: l.partnerImages, shape: [l.size, 3, l.height, l.width] },
+      partnerLabels: { data: l.partnerLabels, shape: [l.size, l.height, l.width] },
+      hasPartner: l.hasPartner,
+    } : {}),
+    plan,
+    consistencyPercent: anchorPercentile(epoch, c.trainer.epochs, c.trainer.contrastive?.lowEntropyThreshold ?? 20),
+    contrastiveOn: epoch >= ael.contrastiveStartEpoch,
+    nextPlanSeed: aelPlanSeed(c.seed, rank, globalStep + 1),
+  };
 }
 
 /**
@@ -492,7 +570,7 @@ async function writeRunReport(
   const records = readJsonl(metricsPath);
   const samples: ReportSample[] = [];
   if (valLoader) {
-    const model = phase === 'semi' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
+    const model = phase === 'semi' || phase === 'ael' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
     const aug = c.dataset.val?.augment ?? c.dataset.train.augment;
     for (let i = 0; i < Math.min(4, valLoader.length); i++) {
       const b = await valLoader.loadBatch([i], 0, 0);  // one at a time: whole val images may differ in size

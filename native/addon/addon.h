@@ -10,6 +10,7 @@ void RegisterTensorOps(Napi::Env env, Napi::Object exports);
 void RegisterCheckpoint(Napi::Env env, Napi::Object exports);
 void RegisterModel(Napi::Env env, Napi::Object exports);
 void RegisterLosses(Napi::Env env, Napi::Object exports);
+void RegisterAel(Napi::Env env, Napi::Object exports);
 void RegisterData(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);

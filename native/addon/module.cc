@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCheckpoint(env, exports);
   RegisterModel(env, exports);
   RegisterLosses(env, exports);
+  RegisterAel(env, exports);
   RegisterData(env, exports);
   RegisterTrainer(env, exports);
   RegisterDistributed(env, exports);

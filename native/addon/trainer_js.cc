@@ -29,7 +29,72 @@ at::ScalarType AutocastFromJs(const Napi::Object& o) {
   throw Napi::TypeError::New(o.Env(), "option 'autocast' must be null, 'bfloat16' or 'float16', got '" + name + "'");
 }
 
-const char* kNativeKeys[] = {"model_state", "teacher_state", "optimizer_state", "memory_bank", "rng_state"};
+const char* kNativeKeys[] = {"model_state", "teacher_state", "optimizer_state", "memory_bank", "rng_state", "class_criterion",
+                             "cutmix_bank"};
+
+std::vector<int64_t> IntList(const Napi::Object& o, const char* key) {
+  std::vector<int64_t> out;
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw Napi::TypeError::New(o.Env(), std::string("option '") + key + "' must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(a.Get(i).ToNumber().Int64Value());
+  return out;
+}
+
+Napi::Array IntArray(Napi::Env env, const std::vector<int64_t>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), static_cast<double>(v[i]));
+  return a;
+}
+
+Napi::Object PlanToJs(Napi::Env env, const ael::AelPlan& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pasteClasses", IntArray(env, p.paste_classes));
+  o.Set("keep", IntArray(env, p.keep));
+  o.Set("mixClasses", IntArray(env, p.mix_classes));
+  o.Set("bankImages", IntArray(env, p.bank_images));
+  return o;
+}
+
+ael::AelPlan PlanFromJs(const Napi::Object& o) {
+  return {IntList(o, "pasteClasses"), IntList(o, "keep"), IntList(o, "mixClasses"), IntList(o, "bankImages")};
+}
+
+train::AelOptions AelOptionsFromJs(const Napi::Object& o) {
+  train::AelOptions a;
+  a.enabled = true;
+  a.state.unlabeled = OptInt(o, "unlabeled", 0);
+  a.state.unlabeled_batch = OptInt(o, "unlabeledBatch", 2);
+  a.state.paste_classes = IntList(o, "pasteClasses");
+  a.state.paste_draws = OptInt(o, "pasteDraws", 3);
+  a.state.adaptive_cutmix = OptBool(o, "adaptiveCutmix", true);
+  a.state.momentum = OptDouble(o, "momentum", 0.999);
+  a.state.absent_classes_decay = OptBool(o, "absentClassesDecay", true);
+  a.state.use_one_unlabeled = OptBool(o, "useOneUnlabeled", true);
+  a.state.replica_batch = OptInt(o, "replicaBatch", 2);
+  if (a.state.replica_batch < 1) throw Napi::RangeError::New(o.Env(), "option 'ael.replicaBatch' must be at least 1");
+  a.state.shared_across_ranks = OptBool(o, "sharedAcrossRanks", false);
+  if (o.Get("consistency").IsObject()) {
+    Napi::Object c = o.Get("consistency").As<Napi::Object>();
+    a.consistency.gamma = OptDouble(c, "gamma", 2);
+    a.consistency.gamma2 = OptDouble(c, "gamma2", 1);
+    a.consistency.sample = OptBool(c, "sample", true);
+    a.consistency.normalise_over_all = OptBool(c, "normaliseOverAll", true);
+    a.consistency.shared_sampling_map = OptBool(c, "sharedSamplingMap", true);
+  }
+  a.consistency_weight = OptDouble(o, "consistencyWeight", 1);
+  a.replicas = OptDouble(o, "replicas", 8);
+  if (a.replicas <= 0) throw Napi::RangeError::New(o.Env(), "option 'ael.replicas' must be positive");
+  a.box_min_area = OptDouble(o, "boxMinArea", 0.005);
+  a.bank_min_area = OptDouble(o, "bankMinArea", 0.01);
+  a.square_area = OptBool(o, "squareArea", true);
+  a.ignore_confident = OptBool(o, "ignoreConfident", true);
+  a.anchor_percentile = OptDouble(o, "anchorPercentile", 20);
+  a.negative_percentile = OptDouble(o, "negativePercentile", 80);
+  a.partner_by_label_sum = OptBool(o, "partnerByLabelSum", true);
+  return a;
+}
 
 }  // namespace
 
@@ -42,6 +107,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
                         InstanceMethod("load", &AddonTrainer::Load), InstanceMethod("loadPretrained", &AddonTrainer::LoadPretrained),
                         InstanceMethod("bankSizes", &AddonTrainer::BankSizes),
                         InstanceMethod("bankCapacities", &AddonTrainer::BankCapacities),
+                        InstanceMethod("aelPlan", &AddonTrainer::AelPlan), InstanceMethod("aelState", &AddonTrainer::AelState),
                         InstanceMethod("dispose", &AddonTrainer::Dispose)});
   }
 
@@ -94,6 +160,10 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     if (!o.Get("processGroup").IsUndefined() && !o.Get("processGroup").IsNull()) t.communicator = UnwrapProcessGroup(o.Get("processGroup"));
     t.sync_bn = OptBool(o, "syncBn", true);
     t.contrastive_world_scaling = OptBool(o, "contrastiveWorldScaling", true);
+    if (o.Get("ael").IsObject()) {
+      t.ael = AelOptionsFromJs(o.Get("ael").As<Napi::Object>());
+      t.ael.consistency.ignore_index = t.supervised.ignore_index;
+    }
 
     GuardJs(env, [&] { RunOnComputeThread([&] {
       auto make = [&](uint64_t seed) {
@@ -169,10 +239,29 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     else if (phase == "floor") in.phase = train::Phase::kSemiFloor;
     else if (phase == "floor-warmup") in.phase = train::Phase::kWarmupFloor;
     else if (phase == "floor-supervised") in.phase = train::Phase::kSupervisedFloor;
-    else throw Napi::TypeError::New(Env(), "step option 'phase' must be supervised, warmup, semi, floor, floor-warmup or floor-supervised, got '" + phase + "'");
+    else if (phase == "ael") in.phase = train::Phase::kAel;
+    else throw Napi::TypeError::New(Env(), "step option 'phase' must be supervised, warmup, semi, ael, floor, floor-warmup or floor-supervised, got '" + phase + "'");
     in.labeled_images = TensorFromJs(o.Get("labeledImages"), "labeledImages");
     in.labels = TensorFromJs(o.Get("labels"), "labels");
-    if (in.phase == train::Phase::kSemi || in.phase == train::Phase::kSemiFloor) in.unlabeled_images = TensorFromJs(o.Get("unlabeledImages"), "unlabeledImages");
+    if (in.phase == train::Phase::kSemi || in.phase == train::Phase::kSemiFloor || in.phase == train::Phase::kAel)
+      in.unlabeled_images = TensorFromJs(o.Get("unlabeledImages"), "unlabeledImages");
+    if (in.phase == train::Phase::kAel) {
+      if (!trainer_->ael()) throw Napi::Error::New(Env(), "step phase 'ael' needs a trainer built with the 'ael' option");
+      if (!o.Get("partnerImages").IsUndefined()) {
+        in.partner_images = TensorFromJs(o.Get("partnerImages"), "partnerImages");
+        in.partner_labels = TensorFromJs(o.Get("partnerLabels"), "partnerLabels");
+        Napi::Value flags = o.Get("hasPartner");
+        if (flags.IsArray())
+          for (uint32_t i = 0; i < flags.As<Napi::Array>().Length(); ++i) in.has_partner.push_back(flags.As<Napi::Array>().Get(i).ToBoolean());
+        else in.has_partner.assign(in.partner_images.size(0), true);
+      }
+      in.unlabeled_index = IntList(o, "unlabeledIndex");
+      if (!o.Get("plan").IsObject()) throw Napi::TypeError::New(Env(), "step option 'plan' must be the step's AEL plan (aelPlan() or the last step's nextPlan)");
+      in.plan = PlanFromJs(o.Get("plan").As<Napi::Object>());
+      in.consistency_percent = OptDouble(o, "consistencyPercent", 20);
+      in.contrastive_on = OptBool(o, "contrastiveOn", true);
+      in.next_plan_seed = static_cast<uint64_t>(OptInt(o, "nextPlanSeed", 0));
+    }
     in.lr_backbone = OptDouble(o, "lrBackbone", 0);
     in.lr_head = OptDouble(o, "lrHead", in.lr_backbone);
     in.copy_teacher = OptBool(o, "copyTeacher", false);
@@ -219,6 +308,9 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
                                           {"ema", p.ema}, {"other", p.other}})
           phases.Set(name, value);
         out.Set("phases", phases);
+        out.Set("pasted", static_cast<double>(r.pasted));
+        out.Set("componentBoxes", static_cast<double>(r.component_boxes));
+        if (!r.next_plan.keep.empty() || !r.next_plan.paste_classes.empty()) out.Set("nextPlan", PlanToJs(env, r.next_plan));
         return out;
       };
     }, {o});
@@ -320,6 +412,35 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     if (bank)
       for (int64_t c = 0; c < bank->num_classes(); ++c) out.Set(static_cast<uint32_t>(c), static_cast<double>(bank->capacity(c)));
     return out;
+  }
+
+  // aelPlan(seed): the plan a step would follow now (the first step's; later ones come as nextPlan).
+  Napi::Value AelPlan(const Napi::CallbackInfo& info) {
+    Alive();
+    if (!trainer_->ael()) throw Napi::Error::New(Env(), "aelPlan() needs a trainer built with the 'ael' option");
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(Env(), "aelPlan(seed) expects the plan's seed");
+    const uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+    auto trainer = trainer_;
+    return AsyncTask::Run(Env(), [trainer, seed]() -> ResultBuilder {
+      ael::AelPlan plan = trainer->AelPlan(seed);
+      return [plan](Napi::Env env) -> Napi::Value { return PlanToJs(env, plan); };
+    });
+  }
+
+  // aelState(): { kappa: 3 x C, bank: C x N_u } (null without AEL).
+  Napi::Value AelState(const Napi::CallbackInfo& info) {
+    Alive();
+    if (!trainer_->ael()) return Env().Null();
+    auto trainer = trainer_;
+    return AsyncTask::Run(Env(), [trainer]() -> ResultBuilder {
+      at::Tensor kappa = trainer->ael()->kappa().clone(), bank = trainer->ael()->bank().clone();
+      return [kappa, bank](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("kappa", TensorToJs(env, kappa));
+        o.Set("bank", TensorToJs(env, bank));
+        return o;
+      };
+    });
   }
 
   std::shared_ptr<ModelState> student_, teacher_;

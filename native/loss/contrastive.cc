@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "loss/contrastive_kernels.h"
 #include "loss/info_nce.h"
@@ -44,7 +45,10 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     // Entropy masks over the valid unlabeled pixels at full resolution (§10.2).
     at::Tensor valid_u = in.pseudo.ne(o.ignore_index);
     at::Tensor low_u = valid_u, high_u = o.negative_high_entropy ? valid_u : at::ones_like(valid_u);
-    if (valid_u.any().item<bool>()) {
+    if (in.reliable_u.defined() && in.unreliable_u.defined()) {
+      low_u = in.reliable_u.to(at::kBool);
+      high_u = in.unreliable_u.to(at::kBool);
+    } else if (valid_u.any().item<bool>()) {
       const std::vector<at::Tensor> t = MaskedPercentiles(
           in.entropy, valid_u, o.negative_high_entropy ? std::vector<double>{in.alpha, 100 - in.alpha} : std::vector<double>{in.alpha});
       low_u = in.entropy.le(t[0]).logical_and_(valid_u);

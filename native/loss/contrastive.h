@@ -40,6 +40,9 @@ struct ContrastiveInputs {
   at::Tensor entropy;       // B_u x H x W teacher entropy
   double alpha = 20;        // alpha_t, percent
   GatherKeys gather_keys;   // unset: one process
+  // The unlabeled rows' reliable (A_u) and unreliable (U_u) masks, B_u x H x W bool, when the caller
+  // decides them (the AEL variant, u2pl-ael-method.md A8); unset: from the entropy and alpha (§10.2).
+  at::Tensor reliable_u, unreliable_u;
 };
 
 struct ContrastiveResult {

@@ -43,7 +43,7 @@ std::vector<double> TimeU2plLosses(const LossBenchmarkSpec& s) {
     at::Tensor student_u = student_pred.slice(0, s.labeled);
     UnsupervisedResult u = s.composite ? composite::UnsupervisedLoss(student_u, teacher_u, pseudo, 80, UnsupervisedWeighting::kReference)
                                        : UnsupervisedLoss(student_u, teacher_u, pseudo, 80, UnsupervisedWeighting::kReference);
-    ContrastiveInputs in{rep, rep_teacher, at::softmax(teacher_pred, 1), labels, pseudo, u.entropy, 20, {}};
+    ContrastiveInputs in{rep, rep_teacher, at::softmax(teacher_pred, 1), labels, pseudo, u.entropy, 20, {}, {}, {}};
     ContrastiveResult c = s.composite ? composite::ContrastiveLoss(in, options, queues, gen) : ContrastiveLoss(in, options, bank, gen);
     (u.loss + c.loss).backward();
     student_pred.mutable_grad().reset();

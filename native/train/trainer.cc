@@ -6,10 +6,12 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/core/GradMode.h>
 
 #include "model/model_io.h"
 #include "model/state_dict.h"
+#include "train/phase_clock.h"
 #include "util/autocast.h"
 
 namespace u2pl::train {
@@ -38,21 +40,6 @@ class CommunicatorOps final : public model::CrossReplicaOps {
 // Seeds that differ by rank (rank 0 keeps the single-process seed): each rank draws its own
 // mixing boxes, contrastive samples and dropout masks.
 uint64_t RankSeed(uint64_t seed, int rank) { return seed + 1000003ULL * static_cast<uint64_t>(rank); }
-
-// Adds the time since the last mark to one of the step's phases.
-class PhaseClock {
- public:
-  explicit PhaseClock(StepPhases& phases) : phases_(phases), last_(std::chrono::steady_clock::now()) {}
-  void Mark(double StepPhases::*phase) {
-    const auto now = std::chrono::steady_clock::now();
-    phases_.*phase += std::chrono::duration<double>(now - last_).count();
-    last_ = now;
-  }
-
- private:
-  StepPhases& phases_;
-  std::chrono::steady_clock::time_point last_;
-};
 
 }  // namespace
 
@@ -85,6 +72,12 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
     TORCH_CHECK(student_->options().rep_head, "the contrastive loss needs the representation head (net.decoder.kwargs.rep_head)");
     bank_ = std::make_unique<loss::MemoryBank>(capacity, 256, at::TensorOptions().dtype(at::kFloat).device(device_));
   }
+  if (options.ael.enabled) {
+    TORCH_CHECK(teacher_, "the AEL variant needs a teacher");
+    ael::AelStateOptions o = options.ael.state;
+    o.classes = student_->options().num_classes;
+    ael_ = std::make_unique<ael::AelState>(o, generator_);
+  }
   if (options.channels_last) {
     model::SetChannelsLast(*student_, true);
     if (teacher_) model::SetChannelsLast(*teacher_, true);
@@ -112,6 +105,13 @@ void Trainer::BroadcastFromRankZero() {
   options_.communicator->Broadcast(wire, 0);
   for (size_t i = 0; i < state.size(); ++i)
     if (!wire[i].is_same(state[i])) state[i].copy_(wire[i]);
+  if (ael_) {
+    // kappa starts alike on every rank (the reference seeds its generator alike on all), and so does the bank.
+    std::vector<at::Tensor> state{ael_->kappa().clone(), ael_->bank().clone()};
+    if (state[1].numel() == 0) state.pop_back();  // (Gloo divides by the element count)
+    options_.communicator->Broadcast(state, 0);
+    ael_->Restore(state[0], state.size() > 1 ? state[1] : ael_->bank());
+  }
   if (bank_) {
     std::vector<at::Tensor> keys;
     for (int64_t c = 0; c < bank_->num_classes(); ++c) {
@@ -175,7 +175,25 @@ model::ModelOutput Trainer::Forward(model::SegmentationModel& net, const at::Ten
   return out;
 }
 
+loss::GatherKeys Trainer::KeyGatherer() {
+  if (world_size() == 1) return {};
+  Communicator& comm = *options_.communicator;
+  return [&comm](const at::Tensor& keys, const at::Tensor& per_class) {
+    std::vector<at::Tensor> rows = comm.AllGatherRows(keys.contiguous());
+    std::vector<at::Tensor> counts = comm.AllGather(per_class.contiguous());
+    std::vector<std::pair<at::Tensor, at::Tensor>> out;
+    for (size_t k = 0; k < rows.size(); ++k) out.emplace_back(rows[k], counts[k]);
+    return out;
+  };
+}
+
+ael::AelPlan Trainer::AelPlan(uint64_t seed) const {
+  TORCH_CHECK(ael_, "this trainer is not set up for the AEL variant");
+  return ael_->Plan(seed);
+}
+
 StepResult Trainer::Step(const StepInputs& in) {
+  if (in.phase == Phase::kAel) return AelStep(in);
   c10::AutoGradMode grad_mode(true);
   StepResult r;
   PhaseClock clock(r.phases);
@@ -292,17 +310,8 @@ StepResult Trainer::Step(const StepInputs& in) {
       r.pl_kept_correct = (right & kept).sum().item<int64_t>();
     }
     if (options_.contrastive) {
-      loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha, {}};
-      if (world_size() > 1) {
-        Communicator& comm = *options_.communicator;
-        ci.gather_keys = [&comm](const at::Tensor& keys, const at::Tensor& per_class) {
-          std::vector<at::Tensor> rows = comm.AllGatherRows(keys.contiguous());
-          std::vector<at::Tensor> counts = comm.AllGather(per_class.contiguous());
-          std::vector<std::pair<at::Tensor, at::Tensor>> out;
-          for (size_t k = 0; k < rows.size(); ++k) out.emplace_back(rows[k], counts[k]);
-          return out;
-        };
-      }
+      loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha, {}, {}, {}};
+      ci.gather_keys = KeyGatherer();
       loss::ContrastiveResult c = loss::ContrastiveLoss(ci, options_.contrastive_options, *bank_, generator_);
       // The reference averages the loss value over replicas outside autograd, so each rank's
       // gradient is 1/R of its own and the gradient average divides by R again [Q] (§10.8).
@@ -404,6 +413,7 @@ io::ValuePtr Trainer::State() const {
     rng->set("ranks", ranks);
   }
   root->set("rng_state", rng);
+  if (ael_) ael_->Save(*root);
   return root;
 }
 
@@ -475,6 +485,7 @@ void Trainer::LoadState(const io::ValuePtr& root, const std::string& source) {
       }
     }
   }
+  if (ael_) ael_->Load(root, source);
   if (options_.channels_last) {
     model::SetChannelsLast(*student_, true);
     if (teacher_) model::SetChannelsLast(*teacher_, true);

@@ -9,6 +9,8 @@
 
 #include <ATen/core/Generator.h>
 
+#include "ael/ael_state.h"
+#include "ael/consistency.h"
 #include "io/value.h"
 #include "loss/contrastive.h"
 #include "loss/memory_bank.h"
@@ -22,6 +24,24 @@
 #include "train/sgd.h"
 
 namespace u2pl::train {
+
+// The AEL variant (u2pl-ael-method.md): its own step (Phase::kAel) with adaptive copy-paste,
+// adaptive CutMix, the class-sampled consistency loss and the contrastive loss from an epoch on.
+struct AelOptions {
+  bool enabled = false;
+  ael::AelStateOptions state;
+  ael::ConsistencyOptions consistency;
+  double consistency_weight = 1;  // criterion.consist_weight (w_u)
+  // A9 Q6 [Q]: the reference's R replicas scale its losses (L_s/R, L_cons/R, L_c/R^2); 1: unscaled.
+  double replicas = 8;
+  double box_min_area = 0.005;   // acm.area_thresh: a component needs more pixels than this share
+  double bank_min_area = 0.01;   // acm.area_thresh2: a class counts as shown from this share on
+  bool square_area = true;       // Q15 [Q]: the shares are of H^2 (reference) rather than H*W
+  bool ignore_confident = true;  // Q1/Q3 [Q]: L_cons2 ignores the lowest-entropy pixels (reference)
+  double anchor_percentile = 20;    // contrastive.low_entropy_threshold: A_u = entropy <= this percentile
+  double negative_percentile = 80;  // contrastive.unsupervised_entropy_ignore: U_u = entropy >= this one
+  bool partner_by_label_sum = true;  // Q12 [Q]: a partner exists when its labels sum to non-zero
+};
 
 struct TrainerOptions {
   double momentum = 0.9;
@@ -46,6 +66,7 @@ struct TrainerOptions {
   std::shared_ptr<Communicator> communicator;
   bool sync_bn = true;
   bool contrastive_world_scaling = true;
+  AelOptions ael;
 };
 
 // The floors (bench): a step's network passes and SGD step with a plain CE on the labeled rows and
@@ -53,7 +74,8 @@ struct TrainerOptions {
 //   kSemiFloor: teacher eval forward, student forward/backward on the joint batch, teacher train forward
 //   kWarmupFloor: student forward/backward on the labeled batch, teacher train forward
 //   kSupervisedFloor: student forward/backward on the labeled batch
-enum class Phase { kSupervised, kWarmup, kSemi, kSemiFloor, kWarmupFloor, kSupervisedFloor };
+//   kAel: the AEL variant's step (u2pl-ael-method.md A10)
+enum class Phase { kSupervised, kWarmup, kSemi, kSemiFloor, kWarmupFloor, kSupervisedFloor, kAel };
 
 struct StepInputs {
   Phase phase = Phase::kSemi;
@@ -70,6 +92,17 @@ struct StepInputs {
   at::Tensor unlabeled_truth;
   // Data parallel: this rank wants to stop (Ctrl-C); every rank learns whether any does (StepResult.stop).
   bool stop_requested = false;
+  // kAel: unlabeled_images are [the kept images; their bank partners] (2k rows), unlabeled_index
+  // their indices in the unlabeled list; the partners of the labeled images for copy-paste; the plan
+  // this step follows; the entropy share L_cons2 ignores (percent_e); whether L_c is on (epoch >=
+  // start_epoch); the seed of the next step's plan.
+  at::Tensor partner_images, partner_labels;
+  std::vector<bool> has_partner;
+  std::vector<int64_t> unlabeled_index;
+  ael::AelPlan plan;
+  double consistency_percent = 20;
+  bool contrastive_on = true;
+  uint64_t next_plan_seed = 0;
 };
 
 // Seconds spent in each part of a step (what the bench's breakdown shows); on CPU every ATen op
@@ -98,6 +131,9 @@ struct StepResult {
   int64_t pl_pixels = 0, pl_correct = 0, pl_kept_pixels = 0, pl_kept_correct = 0;
   StepPhases phases;
   bool stop = false;  // data parallel: some rank asked to stop after this step
+  // kAel: pixels copy-pasted, boxes taken from a component (the others random), the next step's plan.
+  int64_t pasted = 0, component_boxes = 0;
+  ael::AelPlan next_plan;
 };
 
 class Trainer {
@@ -119,9 +155,15 @@ class Trainer {
   // Data parallel: sums a tensor over the ranks in place (evaluation confusion matrices, counters).
   void AllReduceSum(at::Tensor& tensor);
   loss::MemoryBank* bank() { return bank_.get(); }
+  // The AEL state (null unless options.ael.enabled) and the plan a step would draw from it now.
+  const ael::AelState* ael() const { return ael_.get(); }
+  ael::AelPlan AelPlan(uint64_t seed) const;
 
  private:
   model::ModelOutput Forward(model::SegmentationModel& net, const at::Tensor& images, bool train);
+  StepResult AelStep(const StepInputs& in);  // native/train/ael_step.cc
+  // Data parallel: the contrastive loss's key gathering over the ranks (§10.4); empty for one process.
+  loss::GatherKeys KeyGatherer();
   void SetLearningRates(double backbone, double head);
 
   // Adds the step's logged numbers over the ranks (means for the losses, sums for the counts).
@@ -134,6 +176,7 @@ class Trainer {
   std::unique_ptr<MomentumSgd> optimizer_;
   std::vector<at::Tensor> teacher_params_;  // in the optimizer's parameter order, for the fused EMA
   std::unique_ptr<loss::MemoryBank> bank_;
+  std::unique_ptr<ael::AelState> ael_;
   mutable at::Generator generator_;  // get_state() is non-const
   at::Device device_;
 };

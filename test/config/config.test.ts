@@ -2,6 +2,7 @@ import fs from 'fs';
 import path from 'path';
 import { loadConfig, parseConfig } from '../../lib/config/config';
 import { ConfigError } from '../../lib';
+import { PRESETS } from '../../lib/config/preset';
 import { tinyConfig } from '../helpers/experiment';
 import { tempDir } from '../helpers/python';
 
@@ -123,5 +124,44 @@ describe('config validation', () => {
       const c = loadConfig(f, { U2PL_DATA_ROOT: '/data' });
       expect([f, c.warnings]).toEqual([f, []]);
     }
+  });
+});
+
+describe('presets', () => {
+  const get = (o: Obj, key: string): unknown => key.split('.').reduce<unknown>((x, k) => (x as Obj | undefined)?.[k], o);
+
+  test('reference by default: the reference behaviour for every key a preset can set', () => {
+    const c = parseConfig(tinyConfig(true), dir);
+    expect(c.preset).toBe('reference');
+    expect(c.trainer.teacherInit).toBe('reference');
+    expect(c.dataset.train.augment.labelPad).toBe(0);
+    expect(c.raw).toEqual(tinyConfig(true));
+  });
+
+  test('u2pl fills each of its defaults where the config is silent, and they reach the parsed config', () => {
+    const c = parseConfig({ ...tinyConfig(true), preset: 'u2pl' }, dir);
+    expect(c.preset).toBe('u2pl');
+    for (const [key, value] of Object.entries(PRESETS.u2pl)) {
+      const explicit = get(tinyConfig(true), key);
+      expect([key, get(c.raw, key)]).toEqual([key, explicit === undefined ? value : explicit]);
+    }
+    expect(c.trainer.teacherInit).toBe('copy');
+    expect(c.dataset.train.augment.labelPad).toBe(255);
+    // The same values written out give the same parsed config: the preset is only defaults.
+    const spelled = parseConfig(c.raw, dir);
+    expect({ ...spelled, raw: undefined }).toEqual({ ...c, raw: undefined });
+  });
+
+  test('keys the config sets win over the preset; a preset adds no section the config lacks', () => {
+    const c = parseConfig(withChange((x) => { x.preset = 'u2pl'; x.trainer.teacher_init = 'reference'; x.dataset.crop_label_pad = 0; }), dir);
+    expect(c.trainer.teacherInit).toBe('reference');
+    expect(c.dataset.train.augment.labelPad).toBe(0);
+    const sup = parseConfig({ ...tinyConfig(false), preset: 'u2pl' }, dir);
+    expect(sup.trainer.contrastive).toBeUndefined();
+    expect(sup.trainer.unsupervised).toBeUndefined();
+  });
+
+  test('an unknown preset is an error that names the key and the choices', () => {
+    expect(() => parseConfig({ ...tinyConfig(true), preset: 'best' }, dir)).toThrow(new ConfigError('preset', 'expected one of reference, u2pl, got "best"'));
   });
 });

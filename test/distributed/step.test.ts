@@ -144,6 +144,25 @@ describeGloo('data-parallel steps (Gloo, 2 ranks)', () => {
     expect(r0.rng_state.ranks).toHaveLength(2);
     expect(Buffer.from(r0.rng_state.ranks[0].trainer.data).equals(Buffer.from(r0.rng_state.ranks[1].trainer.data))).toBe(false);
   }, 240000);
+
+  test.each([
+    ['shared (Q5 fixed): every rank holds the same kappa and cutmix bank', 'shared'],
+    ['separate (Q5 reference): each rank keeps its own kappa and bank', 'separate'],
+  ] as const)('AEL steps with SyncBN, the consistency and contrastive losses: same weights on every rank; kappa and bank %s', async (_, ranks) => {
+    const dir = tempDir('dist');
+    const file = await batches(dir, 2, true);
+    const trainer: AddonTrainerOptions = {
+      model: { ...model, repHead: true }, semi: true, seed: 4,
+      contrastive: { lowRank: 1, highRank: 3, numQueries: 8, numNegatives: 4, weight: 0.1, queueSize: [200, 200, 200, 200], negatives: 'paper' },
+      ael: { unlabeled: 4, unlabeledBatch: 2, pasteClasses: [1, 2, 3], replicas: 2, sharedAcrossRanks: ranks === 'shared' },
+    };
+    await runRanks(2, { phase: 'ael', trainer, batches: file, out: path.join(dir, 'dist') });
+    const [r0, r1] = (await Promise.all([0, 1].map((r) => readCheckpoint(path.join(dir, `dist.rank${r}.pth`))))) as Obj[];
+    expectStatesClose(r0, r1, ['model_state', 'teacher_state'], 0, isParameter);
+    const same = (x: Obj, y: Obj) => Buffer.from(x.data.buffer).equals(Buffer.from(y.data.buffer));
+    expect(same(r0.class_criterion, r1.class_criterion)).toBe(ranks === 'shared');
+    expect(same(r0.cutmix_bank, r1.cutmix_bank)).toBe(ranks === 'shared');
+  }, 240000);
 });
 
 // NCCL: where a CUDA LibTorch is built in and two GPUs are visible (a GPU machine); skipped, and said so, elsewhere.

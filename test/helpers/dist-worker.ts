@@ -43,14 +43,22 @@ async function main(): Promise<void> {
   if (a.init) await trainer.load(a.init);
   if (a.saveInit) await trainer.save(a.saveInit);
   const { batches } = (await readCheckpoint(a.batches)) as { batches: Batch[] };
-  for (const b of batches) {
+  for (const [step, b] of batches.entries()) {
     const n = b.labeled.shape[0];
     const [part, parts] = a.parts ? [a.part ?? 0, a.parts] : a.rows === 'all' ? [0, 1] : [a.rank, a.world];
     const [from, to] = [(part * n) / parts, ((part + 1) * n) / parts];
+    let unlabeledImages = b.unlabeled ? rows(b.unlabeled, from, to) : undefined;
+    let ael: Partial<AddonStepInputs> = {};
+    if (a.phase === 'ael' && unlabeledImages) {
+      // The plan keeps one of the rank's two unlabeled rows; the other stands in for its bank image.
+      const plan = await trainer.aelPlan(1000 * a.rank + step);
+      const keep = plan.keep[0];
+      unlabeledImages = { data: new Float32Array([...rows(unlabeledImages, keep, keep + 1).data, ...rows(unlabeledImages, 1 - keep, 2 - keep).data]), shape: unlabeledImages.shape };
+      ael = { plan, unlabeledIndex: [2 * a.rank + keep, plan.bankImages[0]], consistencyPercent: 20, contrastiveOn: true, nextPlanSeed: 0 };
+    }
     const r = await trainer.step({
-      phase: a.phase, labeledImages: rows(b.labeled, from, to), labels: rows(b.labels, from, to),
-      unlabeledImages: b.unlabeled ? rows(b.unlabeled, from, to) : undefined,
-      lrBackbone: a.lr ?? 0.01, lrHead: (a.lr ?? 0.01) * 10, emaDecay: 0.9, dropPercentile: 80, alpha: 20,
+      phase: a.phase, labeledImages: rows(b.labeled, from, to), labels: rows(b.labels, from, to), unlabeledImages,
+      lrBackbone: a.lr ?? 0.01, lrHead: (a.lr ?? 0.01) * 10, emaDecay: 0.9, dropPercentile: 80, alpha: 20, ...ael,
     });
     if (!Number.isFinite(r.loss)) throw new Error(`loss ${r.loss}`);
   }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 namespace u2pl::loss::composite {
 namespace {
@@ -92,7 +93,10 @@ ContrastiveResult ContrastiveLoss(const ContrastiveInputs& in, const Contrastive
     at::NoGradGuard no_grad;
     at::Tensor valid_u = in.pseudo.ne(o.ignore_index);
     at::Tensor low_entropy = valid_u.to(at::kFloat), high_entropy = valid_u.to(at::kFloat);
-    if (valid_u.any().item<bool>()) {
+    if (in.reliable_u.defined() && in.unreliable_u.defined()) {
+      low_entropy = in.reliable_u.to(at::kFloat);
+      high_entropy = in.unreliable_u.to(at::kFloat);
+    } else if (valid_u.any().item<bool>()) {
       at::Tensor ent = in.entropy.masked_select(valid_u);
       low_entropy = in.entropy.le(Percentile(ent, in.alpha)).logical_and(valid_u).to(at::kFloat);
       high_entropy = in.entropy.ge(Percentile(ent, 100 - in.alpha)).logical_and(valid_u).to(at::kFloat);

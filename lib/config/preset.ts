@@ -1,0 +1,38 @@
+/**
+ * Presets: named sets of defaults for the keys where the reference code and what works best from
+ * few labels part ways (u2pl-method.md §17 and experiments/camvid-small/README.md). A config picks
+ * one with the top-level `preset` key; every key it sets itself wins over the preset's.
+ *   reference (default): the reference code's behaviour, so that its configs reproduce its numbers.
+ *   u2pl: the combination the camvid-small study found best when training from scratch or from few
+ *     labels.
+ */
+import { ConfigError } from './errors';
+
+export type PresetName = 'reference' | 'u2pl';
+
+/** A preset's defaults: dotted key -> value, set only where the key's section exists and the key is absent. */
+export const PRESETS: Record<PresetName, Record<string, unknown>> = {
+  reference: {},
+  u2pl: {
+    'dataset.crop_label_pad': 255,
+    'trainer.teacher_init': 'copy',
+  },
+};
+
+/** The raw config with its preset's defaults filled in, and the preset's name. */
+export function applyPreset(raw: Record<string, unknown>): { raw: Record<string, unknown>; preset: PresetName } {
+  const name = raw.preset ?? 'reference';
+  if (typeof name !== 'string' || !(name in PRESETS)) {
+    throw new ConfigError('preset', `expected one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(name)}`);
+  }
+  const out = structuredClone(raw);
+  for (const [key, value] of Object.entries(PRESETS[name as PresetName])) {
+    const parts = key.split('.');
+    let section: unknown = out;
+    for (const p of parts.slice(0, -1)) section = section && typeof section === 'object' ? (section as Record<string, unknown>)[p] : undefined;
+    if (!section || typeof section !== 'object' || Array.isArray(section)) continue;  // no such section: the preset adds none
+    const last = parts[parts.length - 1];
+    if ((section as Record<string, unknown>)[last] === undefined) (section as Record<string, unknown>)[last] = value;
+  }
+  return { raw: out, preset: name as PresetName };
+}
