@@ -2,10 +2,13 @@
 'use strict';
 // The camvid-small study (experiments/camvid-small/README.md): runs its variants and seeds, and
 // writes the results table from their metrics.jsonl files.
-//   node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel 2] [--threads 1]
+//   node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel 2] [--threads 1] [--sharing N]
+//   node scripts/camvid-small.js collect [--paused FILE]   (finished runs -> experiments/camvid-small/results/)
 //   node scripts/camvid-small.js table [--write]   (--write: into the README between its markers)
 // A variant is a folder under experiments/camvid-small with a config.yaml (`u2pl`, `study/pad255`);
 // a run lives in <variant>/checkpoints/seed-<seed>/ and resumes where it stopped (saver.auto_resume).
+// `collect` keeps what the table needs of each finished run (its epoch lines, step times, the
+// commit and threads) in results/<variant>.seed-<seed>.json, a small file meant to be committed.
 const { spawn } = require('child_process');
 const fs = require('fs');
 const path = require('path');
@@ -35,6 +38,11 @@ function option(args, name, fallback) {
   return v;
 }
 
+function commitOf() {
+  const r = require('child_process').spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: __dirname, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'unknown';
+}
+
 function runDir(variant, seed) {
   return path.join(root, variant, 'checkpoints', `seed-${seed}`);
 }
@@ -42,6 +50,10 @@ function runDir(variant, seed) {
 function readRecords(file) {
   if (!fs.existsSync(file)) return [];
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+function collected(variant, seed) {
+  return fs.existsSync(path.join(root, 'results', `${variant.replace(/\//g, '.')}.seed-${seed}.json`));
 }
 
 function finished(variant, seed) {
@@ -55,10 +67,13 @@ async function run(args) {
   const seeds = option(args, '--seeds', '0').split(',').map(Number);
   const parallel = Number(option(args, '--parallel', '1'));
   const threads = option(args, '--threads', undefined);
+  // Runs that share the machine, for the record (default: this command's own --parallel).
+  const sharing = Number(option(args, '--sharing', String(parallel)));
   const chosen = args.length ? args : variants();
   for (const v of chosen) if (!fs.existsSync(path.join(root, v, 'config.yaml'))) throw new Error(`no experiments/camvid-small/${v}/config.yaml`);
   const queue = [];
-  for (const seed of seeds) for (const v of chosen) if (!finished(v, seed)) queue.push({ v, seed });
+  // A run is done when its result is collected (results/) or its metrics hold every epoch.
+  for (const seed of seeds) for (const v of chosen) if (!collected(v, seed) && !finished(v, seed)) queue.push({ v, seed });
   process.stdout.write(`${queue.length} runs to do (${parallel} at a time${threads ? `, ${threads} threads each` : ''})\n`);
   const worker = async () => {
     for (let job = queue.shift(); job; job = queue.shift()) {
@@ -67,12 +82,19 @@ async function run(args) {
       fs.mkdirSync(dir, { recursive: true });
       const log = fs.openSync(path.join(dir, 'train.log'), 'a');
       const start = Date.now();
+      const about = path.join(dir, 'run.json');
+      const previous = fs.existsSync(about) ? JSON.parse(fs.readFileSync(about, 'utf8')) : {};
+      fs.writeFileSync(about, JSON.stringify({
+        ...previous, variant: v, seed, threads: threads ? Number(threads) : require('os').availableParallelism(), parallel: sharing,
+        commit: previous.commit ?? commitOf(), started: previous.started ?? new Date(start).toISOString(),
+      }, null, 1));
       process.stdout.write(`start ${v} seed ${seed}\n`);
       const code = await new Promise((resolve) => {
         const argv = [cli, path.join(root, v), '--quiet', ...(threads ? ['--threads', threads] : [])];
         spawn(process.execPath, argv, { stdio: ['ignore', log, log], env: { ...process.env, U2PL_SEED: String(seed) } }).on('exit', resolve);
       });
       fs.closeSync(log);
+      if (code === 0) fs.writeFileSync(about, JSON.stringify({ ...JSON.parse(fs.readFileSync(about, 'utf8')), finished: new Date().toISOString() }, null, 1));
       process.stdout.write(`${code === 0 ? 'done' : `FAILED (exit ${code})`} ${v} seed ${seed} in ${((Date.now() - start) / 60000).toFixed(1)} min\n`);
     }
   };
@@ -80,23 +102,66 @@ async function run(args) {
 }
 
 const pct = (x) => (x === null || x === undefined ? '–' : (100 * x).toFixed(1));
+const resultsDir = path.join(root, 'results');
 
-function summary(variant, seed) {
-  const records = readRecords(path.join(runDir(variant, seed), 'metrics.jsonl'));
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[s.length >> 1] : null;
+}
+
+// What the table needs of a finished run: its epoch lines, median step seconds by phase, and how it ran.
+function collectRun(variant, seed, paused) {
+  const dir = runDir(variant, seed);
+  const records = readRecords(path.join(dir, 'metrics.jsonl'));
   const epochs = records.filter((r) => r.type === 'epoch');
-  if (!epochs.length) return undefined;
   const steps = records.filter((r) => r.type === 'step');
-  const last = epochs[epochs.length - 1];
-  const semi = epochs.filter((e) => e.pseudo_label_accuracy !== undefined);
+  const about = fs.existsSync(path.join(dir, 'run.json')) ? JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) : {};
+  const stepSeconds = {};
+  for (const phase of new Set(steps.map((r) => r.phase))) stepSeconds[phase] = median(steps.filter((r) => r.phase === phase).map((r) => r.step_s));
+  const trainMinutes = steps.reduce((a, r) => a + r.step_s + r.data_s, 0) / 60;
+  const [from, to] = [Date.parse(about.started), Date.parse(about.finished)];
+  const wallMinutes = about.started && about.finished ? (to - from - pausedMs(paused, from, to)) / 60000 : epochs.reduce((a, e) => a + e.seconds, 0) / 60;
   return {
-    variant, seed, epochs, last, done: finished(variant, seed),
-    final: last.miou, best: last.best_miou, iou: last.iou,
-    minutes: epochs.reduce((a, e) => a + e.seconds, 0) / 60,
-    stepSeconds: steps.length ? steps.map((s) => s.step_s).sort((a, b) => a - b)[steps.length >> 1] : null,
-    plAccuracy: semi.length ? semi[semi.length - 1].pseudo_label_accuracy : null,
-    plAccuracyFirst: semi.length ? semi[0].pseudo_label_accuracy : null,
-    kept: semi.length ? semi[semi.length - 1].kept_share : null,
+    variant, seed, commit: about.commit ?? 'unknown', threads: about.threads ?? null, parallel: about.parallel ?? null,
+    steps: steps.length, median_step_s: stepSeconds, train_minutes: Number(trainMinutes.toFixed(1)), wall_minutes: Number(wallMinutes.toFixed(1)),
+    epochs: epochs.map(({ type, ...e }) => e),
   };
+}
+
+// Intervals the runs were held (SIGSTOP) to keep the machine quiet for something else: lines of
+// "<ISO start> <ISO end>" in a file given to collect with --paused FILE; they are not wall time.
+function pausedMs(file, from, to) {
+  if (!file) return 0;
+  let ms = 0;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+    const [a, b] = line.trim().split(/\s+/).map(Date.parse);
+    ms += Math.max(0, Math.min(b, to) - Math.max(a, from));
+  }
+  return ms;
+}
+
+function collect(args) {
+  const paused = option(args, '--paused', undefined);
+  fs.mkdirSync(resultsDir, { recursive: true });
+  let n = 0;
+  for (const v of variants()) {
+    const dir = path.join(root, v, 'checkpoints');
+    if (!fs.existsSync(dir)) continue;
+    for (const d of fs.readdirSync(dir).filter((x) => /^seed-\d+$/.test(x))) {
+      const seed = Number(d.slice(5));
+      if (!finished(v, seed)) continue;
+      fs.writeFileSync(path.join(resultsDir, `${v.replace(/\//g, '.')}.seed-${seed}.json`), `${JSON.stringify(collectRun(v, seed, paused))}\n`);
+      n++;
+    }
+  }
+  process.stdout.write(`collected ${n} finished runs into ${path.relative(process.cwd(), resultsDir)}\n`);
+}
+
+function loadResults() {
+  if (!fs.existsSync(resultsDir)) return [];
+  const order = variants();
+  return fs.readdirSync(resultsDir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(resultsDir, f), 'utf8')))
+    .sort((a, b) => order.indexOf(a.variant) - order.indexOf(b.variant) || a.seed - b.seed);
 }
 
 function mean(xs) {
@@ -112,40 +177,46 @@ function std(xs) {
 const CLASSES = ['Sky', 'Building', 'Pole', 'Road', 'Sidewalk', 'Tree', 'Sign', 'Fence', 'Car', 'Pedestrian', 'Bicyclist'];
 
 function table() {
-  const rows = [];
-  const seedsOf = (v) => {
-    const dir = path.join(root, v, 'checkpoints');
-    return fs.existsSync(dir) ? fs.readdirSync(dir).filter((d) => /^seed-\d+$/.test(d)).map((d) => Number(d.slice(5))).sort((a, b) => a - b) : [];
-  };
-  const runs = [];
-  for (const v of variants()) for (const s of seedsOf(v)) { const r = summary(v, s); if (r) runs.push(r); }
+  const runs = loadResults();
   const lines = [];
-  lines.push('| variant | seed | val mIoU (end) | best | mIoU per epoch | pseudo-label acc. (first → last U2PL epoch) | kept share (last) | median step | wall |');
+  lines.push('| variant | seed | val mIoU (end) | best | mIoU after each epoch | pseudo-label acc. (first → last U2PL epoch) | kept share (last) | step (warm-up / U2PL) | wall |');
   lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const r of runs) {
+    const last = r.epochs[r.epochs.length - 1];
     const perEpoch = r.epochs.filter((e) => e.miou !== null).map((e) => pct(e.miou));
-    const curve = perEpoch.length > 8 ? `${perEpoch.slice(0, 3).join(' ')} … ${perEpoch.slice(-3).join(' ')}` : perEpoch.join(' ');
-    lines.push(`| ${r.variant}${r.done ? '' : ' (running)'} | ${r.seed} | ${pct(r.final)} | ${pct(r.best)} | ${curve} | ${r.plAccuracy === null ? '–' : `${pct(r.plAccuracyFirst)} → ${pct(r.plAccuracy)}`} | ${pct(r.kept)} | ${r.stepSeconds === null ? '–' : `${r.stepSeconds.toFixed(2)} s`} | ${r.minutes.toFixed(0)} min |`);
+    const curve = perEpoch.length > 8 ? `${perEpoch.slice(0, 2).join(' ')} … ${perEpoch.slice(-4).join(' ')}` : perEpoch.join(' ');
+    const semi = r.epochs.filter((e) => e.pseudo_label_accuracy !== undefined);
+    const pl = semi.length ? `${pct(semi[0].pseudo_label_accuracy)} → ${pct(semi[semi.length - 1].pseudo_label_accuracy)}` : '–';
+    const kept = semi.length ? pct(semi[semi.length - 1].kept_share) : '–';
+    const s = r.median_step_s;
+    const step = s.semi ? `${s.warmup ? s.warmup.toFixed(2) : '–'} / ${s.semi.toFixed(2)} s` : `${(s.supervised ?? 0).toFixed(2)} s`;
+    lines.push(`| ${r.variant} | ${r.seed} | ${pct(last.miou)} | ${pct(last.best_miou)} | ${curve} | ${pl} | ${kept} | ${step} | ${r.wall_minutes.toFixed(0)} min |`);
   }
+  lines.push('');
+  lines.push(`Per-class IoU at the end (%):`);
   lines.push('');
   lines.push(`| variant | seed | ${CLASSES.join(' | ')} |`);
   lines.push(`|---|---|${CLASSES.map(() => '---').join('|')}|`);
-  for (const r of runs.filter((x) => x.done)) lines.push(`| ${r.variant} | ${r.seed} | ${r.iou.map(pct).join(' | ')} |`);
+  for (const r of runs) lines.push(`| ${r.variant} | ${r.seed} | ${r.epochs[r.epochs.length - 1].iou.map(pct).join(' | ')} |`);
   const groups = {};
-  for (const r of runs.filter((x) => x.done)) (groups[r.variant] = groups[r.variant] || []).push(r.final);
+  for (const r of runs) (groups[r.variant] = groups[r.variant] || []).push(r.epochs[r.epochs.length - 1].miou);
   const multi = Object.entries(groups).filter(([, xs]) => xs.length > 1);
   if (multi.length) {
     lines.push('');
-    lines.push('| variant | seeds | val mIoU mean ± std (end) | per seed |');
+    lines.push('| variant | seeds | val mIoU at the end, mean ± std | per seed |');
     lines.push('|---|---|---|---|');
     for (const [v, xs] of multi) lines.push(`| ${v} | ${xs.length} | ${pct(mean(xs))} ± ${pct(std(xs))} | ${xs.map(pct).join(', ')} |`);
   }
+  const how = [...new Set(runs.map((r) => `${r.threads ?? '?'} thread(s), ${r.parallel ?? '?'} run(s) at a time, commit ${r.commit}`))];
+  lines.push('');
+  lines.push(`Runs: ${how.join('; ')}.`);
   return lines.join('\n');
 }
 
 async function main() {
   const [command, ...args] = process.argv.slice(2);
   if (command === 'run') return run(args);
+  if (command === 'collect') return collect(args);
   if (command === 'table') {
     const text = table();
     if (!args.includes('--write')) return process.stdout.write(`${text}\n`);
@@ -159,7 +230,7 @@ async function main() {
     fs.writeFileSync(readme, `${old.slice(0, a + begin.length)}\n${text}\n${old.slice(b)}`);
     return process.stdout.write(`wrote the results into ${readme}\n`);
   }
-  process.stderr.write('usage: node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel N] [--threads N] | table [--write]\n');
+  process.stderr.write('usage: node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel N] [--threads N] | collect | table [--write]\n');
   process.exit(2);
 }
 
