@@ -32,6 +32,8 @@ interface Recipe {
   /** Arguments of the Python side: its network, classes, contrastive section, epochs. */
   python: Record<string, unknown>;
   epochs: number;
+  /** Timed steps per kind in a full run (each side); a quick run times 2. */
+  runs: number;
   batches: () => Promise<StepBatch[]>;
 }
 
@@ -59,6 +61,7 @@ function camvidRecipe(): Recipe | undefined {
     kinds: ['u2pl', 'floor.u2pl', 'warmup', 'floor.warmup', 'supervised', 'floor.supervised'],
     python: { classes: 11, contrastive: raw.contrastive },
     epochs: semiConfig.trainer.epochs,
+    runs: 8,
     batches: async () => {
       const data = await prepareData(semiConfig.dataset, 11);
       const plan = new SemiSupervisedSampler(data.labeled.length, data.unlabeled.length, 2, 0).epoch(0);
@@ -93,6 +96,7 @@ function vocRecipe(): Recipe {
     kinds: ['u2pl', 'floor.u2pl'],
     python: { classes: 21, contrastive, net: { replace_stride_with_dilation: [false, true, true], dilations: [12, 24, 36] } },
     epochs: 80,
+    runs: 4,  // ~25 s a step
     batches: async () => {
       const rand = lcg(5);
       const size = 321;
@@ -150,7 +154,7 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
       process.stdout.write(`# ${recipe.name}: inputs prepared in ${dir}\n`);
       return;
     }
-    const runs = ctx.quick ? 2 : 5;
+    const runs = ctx.quick ? 2 : recipe.runs;
     const warmup = ctx.quick ? 1 : 2;
     const python = pythonWithTorch();
     const schedule = { dropPercentile: 100 - 20 * (1 - 1 / recipe.epochs), alpha: 20 * (1 - 1 / recipe.epochs) };
@@ -161,9 +165,14 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
       const ours: Record<string, any> = {};
       const py: Record<string, any> = {};
       for (const kind of recipe.kinds) {
-        ours[kind] = child(process.execPath, [path.join(root, 'dist-bench/bench/child/step.js'), JSON.stringify({
-          semi, supervised, init, batches, warmup, runs, kinds: [kind], threads: ctx.threads, ...schedule,
-        })], `the u2pl step (${recipe.name}, ${kind})`);
+        // A step kind and its floor alternate in one process (its peak RSS is the step's).
+        if (!kind.startsWith('floor.')) {
+          const pair = recipe.kinds.includes(`floor.${kind}`) ? [kind, `floor.${kind}`] : [kind];
+          const r = child(process.execPath, [path.join(root, 'dist-bench/bench/child/step.js'), JSON.stringify({
+            semi, supervised, init, batches, warmup, runs, kinds: pair, threads: ctx.threads, ...schedule,
+          })], `the u2pl step (${recipe.name}, ${kind})`);
+          for (const k of pair) ours[k] = r;
+        }
         if (python && ['u2pl', 'floor.u2pl', 'warmup', 'supervised'].includes(kind)) {
           py[kind] = child(python, [path.join(root, 'bench/python/u2pl_step.py'), JSON.stringify({
             ...recipe.python, init, batches, autocast: autocast !== null, channels_last: channelsLast, warmup, runs, threads: ctx.threads,
@@ -182,10 +191,8 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
           p.peak_rss_mb = Math.round(theirs.peak_rss_mb as number);
           m.vs_python = Number((p.median_s / m.median_s).toFixed(3));
         }
-        if (!kind.startsWith('floor.')) {
-          process.stdout.write(`# ${recipe.name} ${precision} ${kind}: u2pl ${fmt(ours[kind].steps[kind].phases)}\n`);
-          if (theirs) process.stdout.write(`# ${recipe.name} ${precision} ${kind}: python ${fmt(theirs.steps[kind].phases)}\n`);
-        }
+        process.stdout.write(`# ${recipe.name} ${precision} ${kind}: u2pl ${fmt(ours[kind].steps[kind].phases)}\n`);
+        if (theirs) process.stdout.write(`# ${recipe.name} ${precision} ${kind}: python ${fmt(theirs.steps[kind].phases)}\n`);
       }
       if (!python) process.stdout.write('# python3 with torch not found: the Python lines are skipped (apt-get install python3-torch)\n');
     }

@@ -31,14 +31,14 @@ DeepLabV3PlusDecoderImpl::DeepLabV3PlusDecoderImpl(const DecoderOptions& o) {
   if (o.rep_head) representation = register_module("representation", PixelHead(2 * p, p, o.rep_planes, o.dropout));
 }
 
-DecoderOutput DeepLabV3PlusDecoderImpl::forward(const torch::Tensor& x1, const torch::Tensor& x4) {
+DecoderOutput DeepLabV3PlusDecoderImpl::forward(const torch::Tensor& x1, const torch::Tensor& x4, bool with_rep) {
   torch::Tensor context = head->forward(aspp->forward(x4));
   torch::Tensor low = low_conv->forward(x1);
   context = at::upsample_bilinear2d(context, {low.size(2), low.size(3)}, /*align_corners=*/true);
   torch::Tensor features = at::cat({low, context}, 1);
   DecoderOutput out;
   out.pred = classifier->forward(features);
-  if (representation) out.rep = representation->forward(features);
+  if (representation && with_rep) out.rep = representation->forward(features);
   return out;
 }
 

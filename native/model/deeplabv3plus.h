@@ -30,7 +30,8 @@ struct DecoderOutput {
 class DeepLabV3PlusDecoderImpl : public torch::nn::Module {
  public:
   explicit DeepLabV3PlusDecoderImpl(const DecoderOptions& options);
-  DecoderOutput forward(const torch::Tensor& x1, const torch::Tensor& x4);
+  // with_rep false skips the representation head (its output undefined).
+  DecoderOutput forward(const torch::Tensor& x1, const torch::Tensor& x4, bool with_rep = true);
 
  private:
   torch::nn::Sequential low_conv{nullptr}, head{nullptr}, classifier{nullptr}, representation{nullptr};

@@ -14,7 +14,7 @@ namespace {
 at::Tensor Logits(SegmentationModel& model, const at::Tensor& x, const InferenceOptions& o) {
   util::AutocastScope autocast(x.device().type(), o.autocast);
   at::Tensor input = o.channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
-  return model->forward(input).pred.to(at::kFloat);
+  return model->forward(input, /*pred_only=*/true).pred.to(at::kFloat);
 }
 
 at::Tensor WithFlip(SegmentationModel& model, const at::Tensor& x, const InferenceOptions& o, int64_t h, int64_t w) {

@@ -23,14 +23,15 @@ SegmentationModelImpl::SegmentationModelImpl(const ModelOptions& options) : opti
   }
 }
 
-ModelOutput SegmentationModelImpl::forward(const torch::Tensor& images) {
+ModelOutput SegmentationModelImpl::forward(const torch::Tensor& images, bool pred_only) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "model input must be N x 3 x H x W, got ", images.sizes());
+  TORCH_CHECK(!pred_only || !is_training(), "a prediction-only pass must run in eval mode (train mode updates every head's BN statistics)");
   ResNetFeatures f = encoder->forward(images);
-  DecoderOutput d = decoder->forward(f.x1, f.x4);
+  DecoderOutput d = decoder->forward(f.x1, f.x4, !pred_only);
   ModelOutput out;
   out.pred = d.pred;
   out.rep = d.rep;
-  if (auxor) out.aux = auxor->forward(f.x3);
+  if (auxor && !pred_only) out.aux = auxor->forward(f.x3);
   return out;
 }
 

@@ -32,7 +32,9 @@ struct ModelOutput {
 class SegmentationModelImpl : public torch::nn::Module {
  public:
   explicit SegmentationModelImpl(const ModelOptions& options);
-  ModelOutput forward(const torch::Tensor& images);
+  // pred_only (eval mode only): the representation and auxiliary heads are skipped, a third of an
+  // R50 pass at stride 4; in train mode their BN statistics would miss the batch.
+  ModelOutput forward(const torch::Tensor& images, bool pred_only = false);
   const ModelOptions& options() const { return options_; }
 
  private:

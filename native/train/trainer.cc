@@ -167,7 +167,8 @@ model::ModelOutput Trainer::Forward(model::SegmentationModel& net, const at::Ten
   net->train(train);
   util::AutocastScope autocast(device_.type(), options_.autocast);
   at::Tensor x = options_.channels_last ? images.contiguous(at::MemoryFormat::ChannelsLast) : images;
-  model::ModelOutput out = net->forward(x);
+  // Eval-mode passes (pseudo-labels) need only the logits: the representation and aux heads are skipped.
+  model::ModelOutput out = net->forward(x, /*pred_only=*/!train);
   // Losses run in fp32 whatever the forward's precision.
   out.pred = out.pred.to(at::kFloat);
   if (out.rep.defined()) out.rep = out.rep.to(at::kFloat);
