@@ -189,7 +189,7 @@ function table() {
     const pl = semi.length ? `${pct(semi[0].pseudo_label_accuracy)} → ${pct(semi[semi.length - 1].pseudo_label_accuracy)}` : '–';
     const kept = semi.length ? pct(semi[semi.length - 1].kept_share) : '–';
     const s = r.median_step_s;
-    const step = s.semi ? `${s.warmup ? s.warmup.toFixed(2) : '–'} / ${s.semi.toFixed(2)} s` : `${(s.supervised ?? 0).toFixed(2)} s`;
+    const step = s.semi ? `${s.warmup ? s.warmup.toFixed(2) : '–'} / ${s.semi.toFixed(2)} s` : s.ael ? `– / ${s.ael.toFixed(2)} s` : `${(s.supervised ?? 0).toFixed(2)} s`;
     lines.push(`| ${r.variant} | ${r.seed} | ${pct(last.miou)} | ${pct(last.best_miou)} | ${curve} | ${pl} | ${kept} | ${step} | ${r.wall_minutes.toFixed(0)} min |`);
   }
   lines.push('');
