@@ -13,7 +13,8 @@ const { spawn } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
-const root = path.resolve(__dirname, '../experiments/camvid-small');
+// U2PL_STUDY_ROOT: another study folder of the same layout (tests).
+const root = path.resolve(process.env.U2PL_STUDY_ROOT || path.join(__dirname, '../experiments/camvid-small'));
 const cli = path.resolve(__dirname, '../dist/cli/train.js');
 
 function variants() {

@@ -1,0 +1,50 @@
+/**
+ * scripts/camvid-small.js on a study folder of its own: collect keeps what the table needs of each
+ * finished run (not of unfinished ones), wall time leaves out the pauses, and the table reads it.
+ */
+import { spawnSync } from 'child_process';
+import fs from 'fs';
+import path from 'path';
+import { tempDir } from '../helpers/python';
+
+const script = path.join(__dirname, '../../scripts/camvid-small.js');
+
+function study(root: string, args: string[]) {
+  const r = spawnSync(process.execPath, [script, ...args], { env: { ...process.env, U2PL_STUDY_ROOT: root }, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`camvid-small.js ${args.join(' ')} exited with ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function run(root: string, variant: string, epochs: number, done: number, about: Record<string, unknown>) {
+  fs.mkdirSync(path.join(root, variant), { recursive: true });
+  fs.writeFileSync(path.join(root, variant, 'config.yaml'), `seed: 0\ntrainer:\n  epochs: ${epochs}\n`);
+  const dir = path.join(root, variant, 'checkpoints', 'seed-0');
+  fs.mkdirSync(dir, { recursive: true });
+  const lines: unknown[] = [];
+  for (let e = 0; e < done; e++) {
+    for (let s = 0; s < 3; s++) lines.push({ type: 'step', epoch: e, step: s, phase: 'semi', step_s: 1 + s, data_s: 0 });
+    lines.push({ type: 'epoch', epoch: e, phase: 'semi', miou: 0.1 * (e + 1), best_miou: 0.1 * (e + 1), iou: Array(11).fill(0.5), seconds: 60, pseudo_label_accuracy: 0.5 + 0.1 * e, kept_share: 0.8 });
+  }
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(about));
+}
+
+test('collect: finished runs only, their epochs, median step time and wall time without the pauses; table reads them', () => {
+  const root = tempDir('study');
+  run(root, 'u2pl', 2, 2, { commit: 'abc1234', threads: 1, parallel: 2, started: '2026-01-01T10:00:00.000Z', finished: '2026-01-01T11:00:00.000Z' });
+  run(root, 'study/unfinished', 2, 1, { started: '2026-01-01T10:00:00.000Z' });
+  const paused = path.join(root, 'paused.txt');
+  fs.writeFileSync(paused, '2026-01-01T10:20:00.000Z 2026-01-01T10:35:00.000Z\n2026-01-01T12:00:00.000Z 2026-01-01T12:10:00.000Z\n');
+  expect(study(root, ['collect', '--paused', paused])).toContain('collected 1 finished runs');
+  const files = fs.readdirSync(path.join(root, 'results'));
+  expect(files).toEqual(['u2pl.seed-0.json']);
+  const r = JSON.parse(fs.readFileSync(path.join(root, 'results', files[0]), 'utf8'));
+  expect(r).toMatchObject({ variant: 'u2pl', seed: 0, commit: 'abc1234', threads: 1, parallel: 2, steps: 6, median_step_s: { semi: 2 }, wall_minutes: 45 });
+  expect(r.epochs.map((e: { miou: number }) => e.miou)).toEqual([0.1, 0.2]);
+  const table = study(root, ['table']);
+  expect(table).toMatch(/\| u2pl \| 0 \| 20\.0 \| 20\.0 \| 10\.0 20\.0 \| 50\.0 → 60\.0 \| 80\.0 \| – \/ 2\.00 s \| 45 min \|/);
+  expect(table).not.toContain('unfinished');
+  expect(table).toContain('Runs: 1 thread(s), 2 run(s) at a time, commit abc1234.');
+  // `run` skips what is collected: nothing is left to do for u2pl.
+  expect(study(root, ['run', 'u2pl', '--parallel', '1'])).toContain('0 runs to do');
+});
