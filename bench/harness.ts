@@ -15,6 +15,8 @@ export interface Measurement {
 export interface BenchContext {
   quick: boolean;
   threads: number;
+  /** `--precision fp32,bf16+cl`: the step cases' precisions (default: all). */
+  precisions?: string[];
   results: Measurement[];
 }
 

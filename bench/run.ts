@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --only NAME] [-- --json FILE]
+ * npm run bench [-- --quick] [-- --only NAME] [-- --json FILE] [-- --precision fp32,fp32+cl,bf16+cl]
  * Prints one JSON line per measurement and a table at the end; see BENCHMARKS.md.
  */
 import fs from 'fs';
@@ -10,7 +10,7 @@ import { benchEvaluation } from './cases/evaluation';
 import { benchLoader } from './cases/loader';
 import { benchLosses } from './cases/losses';
 import { benchModel } from './cases/model';
-import { benchCamvid, benchStep } from './cases/step';
+import { benchCamvid, benchStep, PRECISIONS } from './cases/step';
 
 const cases: Record<string, (ctx: BenchContext) => Promise<void>> = {
   losses: benchLosses,
@@ -28,8 +28,11 @@ async function main(): Promise<void> {
   const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1].split(',') : Object.keys(cases);
   const jsonFile = argv.includes('--json') ? argv[argv.indexOf('--json') + 1] : undefined;
   for (const name of only) if (!cases[name]) throw new Error(`unknown bench case '${name}' (have: ${Object.keys(cases).join(', ')})`);
+  const precisions = argv.includes('--precision') ? argv[argv.indexOf('--precision') + 1].split(',') : undefined;
+  const known: string[] = PRECISIONS.map(([name]) => name);
+  for (const p of precisions ?? []) if (!known.includes(p)) throw new Error(`unknown --precision '${p}' (have: ${known.join(', ')})`);
   const i = info();
-  const ctx: BenchContext = { quick, threads: i.threads, results: [] };
+  const ctx: BenchContext = { quick, threads: i.threads, results: [], precisions };
   process.stdout.write(`# u2pl ${i.addonVersion}, LibTorch ${i.libtorchVersion}, ${i.threads} threads, ${i.lossKernelIsa} loss kernels${quick ? ', quick' : ''}\n`);
   for (const name of only) await cases[name](ctx);
   printTable(ctx.results);

@@ -1,7 +1,9 @@
 /**
  * Training steps beside the reference's step in plain torch.nn (bench/python/u2pl_step.py) on the
  * same LibTorch and threads, each side in its own process (its peak RSS is the step's) from the
- * same initial weights, full memory banks and batches; fp32 and bf16 + channels-last.
+ * same initial weights, full memory banks and batches; fp32, fp32 + channels-last and bf16 +
+ * channels-last (`--precision` picks), each side in the same layout; the fp32 + channels-last lines
+ * are also compared with PyTorch's plain fp32 step (`vs_python_fp32`: the reference as users run it).
  *   camvid-small: experiments/camvid-small (240x180 CamVid, crop 161, batch 2 + 2, R50 deep stem
  *     OS16, 11 classes), real CamVid batches; U2PL, warm-up and supervised-only steps and their floors.
  *   voc-321: R50 deep stem OS8, 321 x 321, batch 2 + 2, 21 classes, synthetic batches; the U2PL step
@@ -38,6 +40,9 @@ interface Recipe {
 }
 
 const STEPS = 6;
+
+/** The precisions a run compares: name, autocast dtype, channels-last. */
+export const PRECISIONS = [['fp32', null, false], ['fp32+cl', null, true], ['bf16+cl', 'bfloat16', true]] as const;
 
 function lcg(seed: number): () => number {
   let s = seed;
@@ -158,7 +163,9 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
     const warmup = ctx.quick ? 1 : 2;
     const python = pythonWithTorch();
     const schedule = { dropPercentile: 100 - 20 * (1 - 1 / recipe.epochs), alpha: 20 * (1 - 1 / recipe.epochs) };
-    for (const [precision, autocast, channelsLast] of [['fp32', null, false], ['bf16+cl', 'bfloat16', true]] as const) {
+    const plainPython: Record<string, number> = {};
+    for (const [precision, autocast, channelsLast] of PRECISIONS) {
+      if (ctx.precisions && !ctx.precisions.includes(precision)) continue;
       const fields = { ...recipe.fields, precision };
       const semi = { ...recipe.semi, autocast, channelsLast };
       const supervised = { ...recipe.supervised, autocast, channelsLast };
@@ -190,7 +197,9 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
           const p = record(ctx, `step.${recipe.name}.${kind}`, theirs.steps[kind].seconds, { ...fields, impl: `python-torch-${theirs.torch as string}` });
           p.peak_rss_mb = Math.round(theirs.peak_rss_mb as number);
           m.vs_python = Number((p.median_s / m.median_s).toFixed(3));
+          if (precision === 'fp32') plainPython[kind] = p.median_s;
         }
+        if (precision === 'fp32+cl' && plainPython[kind]) m.vs_python_fp32 = Number((plainPython[kind] / m.median_s).toFixed(3));
         process.stdout.write(`# ${recipe.name} ${precision} ${kind}: u2pl ${fmt(ours[kind].steps[kind].phases)}\n`);
         if (theirs) process.stdout.write(`# ${recipe.name} ${precision} ${kind}: python ${fmt(theirs.steps[kind].phases)}\n`);
       }

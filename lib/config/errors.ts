@@ -16,7 +16,7 @@ export class ConfigError extends InputError {
 
 export type Section = Record<string, unknown>;
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array (${JSON.stringify(value)})`;
   if (typeof value === 'string') return `the string '${value}'`;

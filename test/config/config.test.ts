@@ -30,6 +30,16 @@ describe('config validation', () => {
     expect(c.warnings).toEqual([]);
   });
 
+  test('runtime.channels_last: auto (the default) is on for CPU and for CUDA with autocast, off for CUDA fp32; true and false win', () => {
+    const layout = (runtime: Obj) => parseConfig(withChange((x) => { x.runtime = runtime; }), dir).runtime.channelsLast;
+    expect(layout({})).toBe(true);
+    expect(layout({ channels_last: 'auto', autocast: 'bfloat16' })).toBe(true);
+    expect(layout({ device: 'cuda' })).toBe(false);
+    expect(layout({ device: 'cuda:1', autocast: 'float16' })).toBe(true);
+    expect(layout({ channels_last: false })).toBe(false);
+    expect(layout({ device: 'cuda', channels_last: true })).toBe(true);
+  });
+
   test('pascal gets the 10x head learning rate; env expansion with defaults', () => {
     const c = parseConfig(withChange((x) => {
       x.dataset.type = 'pascal_semi';
@@ -93,6 +103,7 @@ describe('config validation', () => {
     ["trainer.lr_scheduler.mode: expected poly or cosine, got 'step'", (x: Obj) => { x.trainer.lr_scheduler.mode = 'step'; }],
     ['net.decoder.kwargs.rep_head: must be true when trainer.contrastive is set', (x: Obj) => { x.net.decoder.kwargs.rep_head = false; }],
     ["runtime.autocast: expected bfloat16, float16 or null, got 'int8'", (x: Obj) => { x.runtime = { autocast: 'int8' }; }],
+    ["runtime.channels_last: expected true, false or auto, got the string 'yes'", (x: Obj) => { x.runtime = { channels_last: 'yes' }; }],
     ['net.num_classes: required', (x: Obj) => { delete x.net.num_classes; }],
   ] as [string, (x: Obj) => void][])('%s', (message, change) => {
     const bad = withChange(change);
