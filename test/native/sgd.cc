@@ -3,7 +3,9 @@
 // channels-last parameters and one parameter without a gradient. Exits 1 on a mismatch.
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
+#include <type_traits>
 
 #include <ATen/ATen.h>
 #include <torch/optim/sgd.h>
@@ -13,6 +15,19 @@
 namespace {
 
 int failures = 0;
+
+// An optimizer's state for a parameter: LibTorch 1.x keys it by the TensorImpl address printed as a
+// string, 2.x by the address itself.
+template <typename State>
+torch::optim::OptimizerParamState& StateOf(State& state, const at::Tensor& p) {
+  if constexpr (std::is_same_v<typename State::key_type, std::string>) {
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return *state.at(key.str());
+  } else {
+    return *state.at(p.unsafeGetTensorImpl());
+  }
+}
 
 void Check(const std::string& what, const at::Tensor& got, const at::Tensor& want) {
   const double diff = (got - want).abs().max().item<double>();
@@ -69,7 +84,7 @@ int main() {
   }
   // The momentum buffers are PyTorch's (what checkpoints hold).
   for (size_t i = 0; i < fused.size(); ++i) {
-    auto& state = static_cast<torch::optim::SGDParamState&>(*reference.state().at(c10::guts::to_string(plain[i].unsafeGetTensorImpl())));
+    auto& state = static_cast<torch::optim::SGDParamState&>(StateOf(reference.state(), plain[i]));
     Check("momentum buffer " + std::to_string(i), sgd.momentum_buffers()[i], state.momentum_buffer());
   }
   std::printf("%s\n", failures ? "FAILED" : "passed");
