@@ -161,6 +161,24 @@ describe('u2pl-eval, u2pl-infer and u2pl-data on a trained run', () => {
   }, 180000);
 });
 
+describe('loadModel()', () => {
+  test('takes the layout of runtime.channels_last (auto: channels-last on CPU) and predicts the same classes either way', async () => {
+    const { loadModel, predict } = await import('../../lib/eval/api');
+    const dir = writeExperiment(tinyConfig(false, { trainer: { ...(tinyConfig(false).trainer as object), epochs: 1 } }));
+    const config = loadConfig(dir);
+    await train(config);
+    const auto = await loadModel(config);
+    expect(auto.channelsLast).toBe(true);
+    const contiguousConfig = loadConfig(writeExperiment({ ...tinyConfig(false), runtime: { channels_last: false } }));
+    const contiguous = await loadModel({ ...config, runtime: contiguousConfig.runtime }, path.join(dir, 'checkpoints/ckpt.pth'));
+    expect(contiguous.channelsLast).toBe(false);
+    const image = path.join(dir, 'data/images/val_0016.png');
+    const [a, b] = [await predict(auto, image), await predict(contiguous, image)];
+    expect(Array.from(a.prediction.data)).toEqual(Array.from(b.prediction.data));
+    expect(maxAbsDiff(a.confidence.data, b.confidence.data)).toBeLessThan(1e-4);
+  }, 120000);
+});
+
 describe('AddonTrainer.dispose()', () => {
   test('releases the native memory at once; the trainer and its models refuse work after', async () => {
     const { native } = await import('../../lib/native');
