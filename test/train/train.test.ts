@@ -169,8 +169,7 @@ describe('loadModel()', () => {
     await train(config);
     const auto = await loadModel(config);
     expect(auto.channelsLast).toBe(true);
-    const contiguousConfig = loadConfig(writeExperiment({ ...tinyConfig(false), runtime: { channels_last: false } }));
-    const contiguous = await loadModel({ ...config, runtime: contiguousConfig.runtime }, path.join(dir, 'checkpoints/ckpt.pth'));
+    const contiguous = await loadModel({ ...config, runtime: { ...config.runtime, channelsLast: false } });
     expect(contiguous.channelsLast).toBe(false);
     const image = path.join(dir, 'data/images/val_0016.png');
     const [a, b] = [await predict(auto, image), await predict(contiguous, image)];
