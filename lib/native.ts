@@ -276,6 +276,11 @@ export interface AddonStepInputs {
   alpha?: number;
   /** B_u x H x W ground truth of the unlabeled batch, for the pseudo-label metrics only (never a loss). */
   unlabeledTruth?: Tensor;
+  /**
+   * semi: distribution alignment's per-class factors (C floats, p_labeled / p_teacher): the teacher's
+   * class probabilities are multiplied by them and renormalised before the pseudo-labels are taken.
+   */
+  classScale?: Tensor;
   /** Data parallel: this rank wants to stop; the result's `stop` says whether any rank does. */
   stop?: boolean;
   /** ael: the labeled images' copy-paste partners (with hasPartner flags). */
@@ -310,6 +315,10 @@ export interface AddonStepResult {
   pseudoLabelCorrect: number;
   pseudoLabelKeptPixels: number;
   pseudoLabelKeptCorrect: number;
+  /** warmup and semi: labelled pixels per class of the labeled batch (summed over the ranks); otherwise empty. */
+  labeledClassPixels: number[];
+  /** semi: the teacher's class probabilities summed over the unlabeled pixels, before any alignment; otherwise empty. */
+  teacherClassMass: number[];
   /** Native time of the step. */
   seconds: number;
   /** Where the step's time went (seconds; on CPU they add up to `seconds`). */

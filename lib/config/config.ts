@@ -83,6 +83,13 @@ export interface TrainerConfig {
     pseudoLabels: 'eval' | 'train';
     /** Port-only: pseudo-labels below this teacher confidence are ignored (0: none, the reference). */
     confidenceThreshold: number;
+    /**
+     * Port-only: distribution alignment of the pseudo-labels (off in the reference): the teacher's
+     * class probabilities are scaled by p_labeled / p_teacher (lib/train/alignment.ts) before the argmax.
+     */
+    distributionAlignment: boolean;
+    /** The momentum of the running mean of the teacher's class distribution that alignment divides by. */
+    alignmentMomentum: number;
   };
   contrastive?: ContrastiveConfig;
   /**
@@ -309,7 +316,8 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
   let unsupervised: TrainerConfig['unsupervised'];
   if (t.unsupervised !== undefined) {
     const u = section(t.unsupervised, 'trainer.unsupervised');
-    w.keys(u, ['drop_percent', 'apply_aug', 'loss_weight', 'TTA', 'weighting', 'pseudo_labels', 'confidence_threshold'], 'trainer.unsupervised');
+    w.keys(u, ['drop_percent', 'apply_aug', 'loss_weight', 'TTA', 'weighting', 'pseudo_labels', 'confidence_threshold',
+      'distribution_alignment', 'alignment_momentum'], 'trainer.unsupervised');
     const aug = u.apply_aug === undefined || u.apply_aug === null ? undefined : str(u, 'apply_aug', undefined, 'trainer.unsupervised');
     if (aug !== undefined && !['cutmix', 'cutout', 'classmix'].includes(aug)) {
       throw new ConfigError('trainer.unsupervised.apply_aug', `expected cutmix, cutout or classmix, got '${aug}'`);
@@ -326,7 +334,12 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
       weighting,
       pseudoLabels,
       confidenceThreshold: num(u, 'confidence_threshold', 0, 'trainer.unsupervised', 0, 1),
+      distributionAlignment: bool(u, 'distribution_alignment', false, 'trainer.unsupervised'),
+      alignmentMomentum: num(u, 'alignment_momentum', 0.99, 'trainer.unsupervised', 0, 1),
     };
+    if (unsupervised.distributionAlignment && ael) {
+      throw new ConfigError('trainer.unsupervised.distribution_alignment', 'is not supported by the AEL variant (its pseudo-labels are made in its own step)');
+    }
   }
   let contrastive: ContrastiveConfig | undefined;
   if (t.contrastive !== undefined && t.contrastive !== null) {

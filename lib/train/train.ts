@@ -20,6 +20,7 @@ import { colourise, denormalise, pngDataUri } from '../eval/render';
 import { ReportSample, writeReport } from '../eval/report';
 import { AddonProcessGroup, AddonStepInputs, AddonStepResult, AddonTrainer, AddonTrainerOptions, AelPlan, native, ProcessGroupOptions } from '../native';
 import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
+import { AlignmentState, DistributionAlignment } from './alignment';
 
 /** What a step does: the supervised-only baseline, U2PL's warm-up and U2PL steps, or the AEL variant's. */
 export type TrainPhase = 'supervised' | 'warmup' | 'semi' | 'ael';
@@ -287,6 +288,11 @@ async function trainLocked(
     let startStep = 0;
     let bestMiou: number | null = null;
     let epochStats = emptyStats();
+    // The class distributions of the labels and of the teacher: logged per epoch, and the factors
+    // of trainer.unsupervised.distribution_alignment when it is on.
+    const aligned = Boolean(t.unsupervised?.distributionAlignment);
+    const momentum = t.unsupervised?.alignmentMomentum ?? 0.99;
+    let alignment = new DistributionAlignment(classes, momentum);
     const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
     if (resumeFrom) {
       let extra: Record<string, unknown>;
@@ -301,6 +307,7 @@ async function trainLocked(
       const validated = extra.validated === undefined ? Number(extra.best_miou ?? 0) > 0 : Boolean(extra.validated);
       bestMiou = validated ? Number(extra.best_miou) : null;
       if (startStep > 0 && extra.epoch_stats) epochStats = { ...emptyStats(), ...JSON.parse(String(extra.epoch_stats)) as EpochStats };
+      if (extra.class_distributions) alignment = new DistributionAlignment(classes, momentum, JSON.parse(String(extra.class_distributions)) as AlignmentState);
       if (Number(extra.steps_per_epoch ?? L) !== L) {
         // Another world size, batch size or list: epochs have another length. From the end of an
         // epoch that is fine; from the middle of one, that epoch starts over.
@@ -327,6 +334,7 @@ async function trainLocked(
     const extraState = (epoch: number, stepInEpoch: number) => ({
       epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou ?? 0, validated: bestMiou !== null,
       config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion, epoch_stats: JSON.stringify(epochStats),
+      class_distributions: JSON.stringify(alignment),
       world_size: dist?.worldSize ?? 1,
     });
     const save = async (epoch: number, stepInEpoch: number) => trainer.save(ckptPath, extraState(epoch, stepInEpoch));
@@ -373,6 +381,7 @@ async function trainLocked(
           }
         }
         const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
+        const classScale = aligned && phase === 'semi' ? alignment.scale() : null;
         const result = await trainer.step({
           phase,
           labeledImages: { data: l.images, shape: [l.size, 3, l.height, l.width] },
@@ -385,9 +394,11 @@ async function trainLocked(
           emaDecay: phase === 'semi' || phase === 'ael' ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
           dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
           alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
+          classScale: classScale ? { data: classScale, shape: [classes] } : undefined,
           stop: options.signal?.aborted ?? false,
           ...aelInputs,
         });
+        alignment.update(result);
         plan = result.nextPlan;
         if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
         if (phase === 'semi' || phase === 'ael') addStepStats(epochStats, result);
@@ -437,7 +448,7 @@ async function trainLocked(
         }
         const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
         if (improved) bestMiou = (evalResult as EvalResult).miou;
-        const stats = phase === 'semi' || phase === 'ael' ? summariseStats(epochStats, trainer) : {};
+        const stats = phase === 'semi' || phase === 'ael' ? { ...summariseStats(epochStats, trainer), ...classShares(alignment, aligned) } : {};
         epochStats = emptyStats();
         await save(epoch + 1, 0);
         if (lead && (improved || (!evalResult && epoch === E - 1))) copyAtomic(ckptPath, bestPath);
@@ -560,6 +571,22 @@ function summariseStats(s: EpochStats, trainer: AddonTrainer): Record<string, un
       pseudo_label_accuracy_dropped: ratio(s.plCorrect - s.plKeptCorrect, s.plPixels - s.plKeptPixels),
     } : {}),
     ...(sizes.length ? { bank_fill: sizes.map((n, c) => Number((n / capacity[c]).toFixed(4))) } : {}),
+  };
+}
+
+/**
+ * The class shares of the labelled pixels and of the teacher's predictions on the unlabeled images
+ * (running mean): a class the teacher gives much less than the labels is one U2PL is losing. With
+ * distribution alignment, the factors its pseudo-labels take.
+ */
+function classShares(a: DistributionAlignment, aligned: boolean): Record<string, unknown> {
+  const round = (v: number[] | Float32Array | null) => (v ? Array.from(v, (x) => Number(x.toFixed(4))) : null);
+  const teacher = a.teacherDistribution();
+  if (!teacher) return {};
+  return {
+    labeled_class_share: round(a.labeledDistribution()),
+    teacher_class_share: round(teacher),
+    ...(aligned ? { alignment_scale: round(a.scale()) } : {}),
   };
 }
 

@@ -270,6 +270,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     in.alpha = OptDouble(o, "alpha", 20);
     in.stop_requested = OptBool(o, "stop", false);
     if (!o.Get("unlabeledTruth").IsUndefined()) in.unlabeled_truth = TensorFromJs(o.Get("unlabeledTruth"), "unlabeledTruth");
+    if (!o.Get("classScale").IsUndefined()) in.class_scale = TensorFromJs(o.Get("classScale"), "classScale");
     auto trainer = trainer_;
     auto student = student_, teacher = teacher_;
     return AsyncTask::Run(Env(), [trainer, student, teacher, in]() -> ResultBuilder {
@@ -298,6 +299,12 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
         out.Set("pseudoLabelKeptPixels", static_cast<double>(r.pl_kept_pixels));
         out.Set("pseudoLabelKeptCorrect", static_cast<double>(r.pl_kept_correct));
         out.Set("validClasses", static_cast<double>(r.valid_classes));
+        for (const auto& [name, values] : {std::pair<const char*, const std::vector<double>*>{"labeledClassPixels", &r.labeled_class_pixels},
+                                           {"teacherClassMass", &r.teacher_class_mass}}) {
+          Napi::Array a = Napi::Array::New(env, values->size());
+          for (size_t c = 0; c < values->size(); ++c) a.Set(static_cast<uint32_t>(c), (*values)[c]);
+          out.Set(name, a);
+        }
         out.Set("seconds", seconds);
         out.Set("stop", r.stop);
         Napi::Object phases = Napi::Object::New(env);

@@ -41,6 +41,17 @@ class CommunicatorOps final : public model::CrossReplicaOps {
 // mixing boxes, contrastive samples and dropout masks.
 uint64_t RankSeed(uint64_t seed, int rank) { return seed + 1000003ULL * static_cast<uint64_t>(rank); }
 
+std::vector<double> ToVector(const at::Tensor& t) {
+  at::Tensor d = t.to(at::kDouble).cpu().contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+// Labelled pixels per class (ignore and other out-of-range values left out).
+std::vector<double> ClassPixels(const at::Tensor& labels, int64_t classes) {
+  at::Tensor y = labels.flatten();
+  return ToVector(at::bincount(y.masked_select((y >= 0) & (y < classes)), {}, classes));
+}
+
 }  // namespace
 
 Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teacher, const TrainerOptions& options)
@@ -141,6 +152,12 @@ void Trainer::ReduceResult(StepResult& r, bool stop_requested) {
                              static_cast<double>(r.pl_kept_correct), stop_requested ? 1.0 : 0.0},
                             at::TensorOptions().dtype(at::kDouble));
   AllReduceSum(v);
+  for (std::vector<double>* stats : {&r.labeled_class_pixels, &r.teacher_class_mass}) {
+    if (stats->empty()) continue;  // the same on every rank: the phase decides
+    at::Tensor t = at::tensor(*stats, at::TensorOptions().dtype(at::kDouble));
+    AllReduceSum(t);
+    *stats = ToVector(t);
+  }
   const double* x = v.data_ptr<double>();
   // Losses, the mixed flag, the threshold and the class count are means over the ranks; pixel counts are sums.
   r.loss = x[0] / R;
@@ -249,6 +266,7 @@ StepResult Trainer::Step(const StepInputs& in) {
     at::Tensor sup = loss::SupervisedLoss(out.pred, out.aux, y_l, options_.supervised);
     loss = out.rep.defined() ? sup + out.rep.sum() * 0.0 : sup;
     r.supervised = sup.item<double>();
+    if (in.phase == Phase::kWarmup) r.labeled_class_pixels = ClassPixels(y_l, out.pred.size(1));
     clock.Mark(&P::losses);
     if (in.phase == Phase::kWarmup && teacher_) {
       at::NoGradGuard no_grad;  // refreshes only the teacher's BN statistics (§11.2)
@@ -268,6 +286,16 @@ StepResult Trainer::Step(const StepInputs& in) {
       at::NoGradGuard no_grad;
       at::Tensor logits = Forward(teacher_, x_u, options_.pseudo_labels_train_mode).pred;
       at::Tensor prob = at::softmax(at::upsample_bilinear2d(logits, {h, w}, true), 1);
+      r.labeled_class_pixels = ClassPixels(y_l, prob.size(1));
+      r.teacher_class_mass = ToVector(prob.sum({0, 2, 3}));
+      if (in.class_scale.defined()) {
+        // Distribution alignment: pseudo-labels from p * p_labeled / p_teacher, renormalised, so that
+        // classes the teacher under-predicts against the labels are not lost to the majority ones.
+        TORCH_CHECK(in.class_scale.numel() == prob.size(1), "classScale has ", in.class_scale.numel(), " entries for ",
+                    prob.size(1), " classes");
+        prob = prob * in.class_scale.to(prob.options()).view({1, -1, 1, 1});
+        prob = prob / prob.sum(1, true).clamp_min(1e-12);
+      }
       std::tie(confidence, pseudo) = prob.max(1);
       clock.Mark(&P::pseudo_labels);
       if (options_.mix && at::rand({1}, generator_).item<double>() < 0.5) {

@@ -90,6 +90,9 @@ struct StepInputs {
   // Optional B_u x H x W ground truth of the unlabeled batch, for the pseudo-label metrics only:
   // it is compared with the pseudo-labels after they are made and never reaches a loss.
   at::Tensor unlabeled_truth;
+  // Optional C floats (kSemi): distribution alignment's per-class factors p_labeled / p_teacher; the
+  // teacher's class probabilities are multiplied by them and renormalised before the argmax.
+  at::Tensor class_scale;
   // Data parallel: this rank wants to stop (Ctrl-C); every rank learns whether any does (StepResult.stop).
   bool stop_requested = false;
   // kAel: unlabeled_images are [the kept images; their bank partners] (2k rows), unlabeled_index
@@ -129,6 +132,10 @@ struct StepResult {
   // With unlabeled_truth: labelled pixels of the mixed batch, how many pseudo-labels are right, and
   // the same over the pixels L_u keeps.
   int64_t pl_pixels = 0, pl_correct = 0, pl_kept_pixels = 0, pl_kept_correct = 0;
+  // Class statistics for distribution alignment (summed over the ranks): labelled pixels per class of
+  // the labeled batch (warm-up and U2PL steps), and the teacher's class probabilities summed over the
+  // unlabeled pixels before any alignment (U2PL steps; empty otherwise).
+  std::vector<double> labeled_class_pixels, teacher_class_mass;
   StepPhases phases;
   bool stop = false;  // data parallel: some rank asked to stop after this step
   // kAel: pixels copy-pasted, boxes taken from a component (the others random), the next step's plan.

@@ -146,6 +146,7 @@ describe('presets', () => {
     expect(c.preset).toBe('reference');
     expect(c.trainer.teacherInit).toBe('reference');
     expect(c.dataset.train.augment.labelPad).toBe(0);
+    expect(c.trainer.unsupervised?.distributionAlignment).toBe(false);
     expect(c.raw).toEqual(tinyConfig(true));
   });
 
@@ -158,6 +159,8 @@ describe('presets', () => {
     }
     expect(c.trainer.teacherInit).toBe('copy');
     expect(c.dataset.train.augment.labelPad).toBe(255);
+    expect(c.trainer.unsupervised?.distributionAlignment).toBe(true);
+    expect(c.trainer.unsupervised?.alignmentMomentum).toBe(0.99);
     // The same values written out give the same parsed config: the preset is only defaults.
     const spelled = parseConfig(c.raw, dir);
     expect({ ...spelled, raw: undefined }).toEqual({ ...c, raw: undefined });
@@ -170,6 +173,13 @@ describe('presets', () => {
     const sup = parseConfig({ ...tinyConfig(false), preset: 'u2pl' }, dir);
     expect(sup.trainer.contrastive).toBeUndefined();
     expect(sup.trainer.unsupervised).toBeUndefined();
+  });
+
+  test('distribution alignment: its momentum is checked, and the AEL variant refuses it', () => {
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.alignment_momentum = 1.5; }), dir))
+      .toThrow('trainer.unsupervised.alignment_momentum');
+    const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.distribution_alignment = true; });
+    expect(() => parseConfig(ael, dir)).toThrow('trainer.unsupervised.distribution_alignment: is not supported by the AEL variant');
   });
 
   test('an unknown preset is an error that names the key and the choices', () => {

@@ -71,8 +71,9 @@ describe('train()', () => {
     expect(report.missing).toEqual([]);
   });
 
-  test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks)', async () => {
-    const cfg = tinyConfig(true, { trainer: { ...(tinyConfig(true).trainer as object), sup_only_epoch: 0 } });
+  test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks, alignment state)', async () => {
+    const trainer = tinyConfig(true).trainer as Record<string, any>;
+    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: true } } });
     const once = writeExperiment(cfg);
     await train(loadConfig(once), { maxSteps: 8 });
     const split = writeExperiment(cfg);
@@ -98,6 +99,12 @@ describe('train()', () => {
       expect([c, other.shape]).toEqual([c, k.shape]);
       expect([c, maxAbsDiff(Array.from(k.data), Array.from(other.data)) < 1e-4]).toEqual([c, true]);
     });
+    // Distribution alignment resumes with the class statistics it had, and its epoch line says what it did.
+    expect(JSON.parse(b.class_distributions)).toEqual(JSON.parse(a.class_distributions));
+    expect(JSON.parse(a.class_distributions).updates).toBe(8);
+    const epoch = readMetrics(split).find((m) => m.type === 'epoch');
+    for (const key of ['labeled_class_share', 'teacher_class_share', 'alignment_scale']) expect([key, epoch[key]]).toEqual([key, expect.any(Array)]);
+    expect(epoch.alignment_scale).toHaveLength(4);
     // metrics.jsonl holds each step once.
     expect(readMetrics(split).filter((m) => m.type === 'step').map((m) => m.global_step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });

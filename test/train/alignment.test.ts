@@ -1,0 +1,69 @@
+import { loadConfig } from '../../lib/config/config';
+import { native } from '../../lib/native';
+import { DistributionAlignment } from '../../lib/train/alignment';
+import { trainerOptions } from '../../lib/train/train';
+import { tinyConfig, writeExperiment } from '../helpers/experiment';
+import { randomTensor } from '../helpers/tensors';
+
+describe('DistributionAlignment', () => {
+  test('factors are the labels\' class shares over the bias-corrected running mean of the teacher\'s', () => {
+    const a = new DistributionAlignment(3, 0.5);
+    expect(a.scale()).toBeNull();  // nothing seen yet
+    a.update({ labeledClassPixels: [10, 30, 0], teacherClassMass: [] });  // a warm-up step
+    expect(a.labeledDistribution()).toEqual([0.25, 0.75, 0]);
+    expect(a.scale()).toBeNull();  // no U2PL step yet: no alignment
+    a.update({ labeledClassPixels: [20, 20, 0], teacherClassMass: [50, 25, 25] });
+    // One update: the corrected mean is that batch's distribution.
+    expect(a.teacherDistribution()).toEqual([0.5, 0.25, 0.25]);
+    a.update({ labeledClassPixels: [], teacherClassMass: [1, 2, 1] });
+    // EMA 0.5: (0.5 * 0.5 * [0.5, .25, .25] + 0.5 * [.25, .5, .25]) / (1 - 0.25)
+    const t = a.teacherDistribution() as number[];
+    [0.5 * 0.5 * 0.5 + 0.5 * 0.25, 0.5 * 0.5 * 0.25 + 0.5 * 0.5, 0.5 * 0.5 * 0.25 + 0.5 * 0.25].forEach((v, c) => expect(t[c]).toBeCloseTo(v / 0.75, 12));
+    const s = a.scale() as Float32Array;
+    [0.375, 0.625, 0].forEach((p, c) => expect(s[c]).toBeCloseTo(p / t[c], 6));
+    // The state round-trips through JSON (checkpoints) to the same factors.
+    const b = new DistributionAlignment(3, 0.5, JSON.parse(JSON.stringify(a)));
+    expect(Array.from(b.scale() as Float32Array)).toEqual(Array.from(s));
+    expect(() => new DistributionAlignment(4, 0.5, a.toJSON())).toThrow('distribution alignment state has 3 classes, this model 4');
+  });
+});
+
+describe('the U2PL step with classScale', () => {
+  const base = tinyConfig(true);
+  const trainer = base.trainer as Record<string, any>;
+  // No mixing and no contrastive loss: the pseudo-labels meet the truth pixel for pixel.
+  const c = loadConfig(writeExperiment({ ...base, trainer: { ...trainer, unsupervised: { drop_percent: 80 }, contrastive: undefined } }));
+  const B = 2, S = 32, C = 4;
+  const images = (seed: number) => randomTensor([B, 3, S, S], seed);
+  const labels = { data: Uint8Array.from({ length: B * S * S }, (_, i) => (i >> 6) % C), shape: [B, S, S] };
+  const truth = { data: Uint8Array.from({ length: B * S * S }, (_, i) => (i * 7 >> 5) % C), shape: [B, S, S] };
+  const step = (t: ReturnType<typeof make>, classScale?: Float32Array) => t.step({
+    phase: 'semi', labeledImages: images(1), labels, unlabeledImages: images(2), unlabeledTruth: truth, lrBackbone: 0.001, lrHead: 0.001,
+    copyTeacher: true, emaDecay: 0, dropPercentile: 80, alpha: 20, classScale: classScale ? { data: classScale, shape: [classScale.length] } : undefined,
+  });
+  const make = () => new (native().AddonTrainer)(trainerOptions(c));
+
+  test('reports the class statistics alignment needs; a one-class scale makes every pseudo-label that class', async () => {
+    const t = make();
+    try {
+      const r = await step(t);
+      const histogram = (y: Uint8Array) => Array.from({ length: C }, (_, k) => y.filter((v) => v === k).length);
+      expect(r.labeledClassPixels).toEqual(histogram(labels.data));
+      // Softmax mass summed over the unlabeled pixels: one per pixel.
+      expect(r.teacherClassMass).toHaveLength(C);
+      expect(r.teacherClassMass.reduce((a, b) => a + b, 0)).toBeCloseTo(B * S * S, 0);
+      for (const k of [0, 2]) {
+        const only = new Float32Array(C);
+        only[k] = 1;
+        const aligned = await step(t, only);
+        expect(aligned.pseudoLabelPixels).toBe(B * S * S);
+        expect([k, aligned.pseudoLabelCorrect]).toEqual([k, histogram(truth.data)[k]]);
+        // The statistics are measured before alignment.
+        expect(aligned.teacherClassMass.reduce((a, b) => a + b, 0)).toBeCloseTo(B * S * S, 0);
+      }
+      await expect(step(t, new Float32Array(3).fill(1))).rejects.toThrow('classScale has 3 entries for 4 classes');
+    } finally {
+      t.dispose();
+    }
+  }, 120000);
+});
