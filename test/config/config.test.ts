@@ -23,7 +23,7 @@ describe('config validation', () => {
     expect(c.dataset.semi).toBe(true);
     expect(c.dataset.train.dataList).toBe('/experiments/x/data/splits/4/labeled.txt');
     expect(c.dataset.headLrMultiplier).toBe(1);
-    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference', pseudoLabels: 'eval', confidenceThreshold: 0 });
+    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference', pseudoLabels: 'eval', confidenceThreshold: 0, distributionAlignment: false, alignmentMomentum: 0.99 });
     expect(c.trainer.contrastive?.referenceIndexing).toBe(true);
     expect(c.trainer.teacherInit).toBe('reference');
     expect(c.saver.snapshotDir).toBe('/experiments/x/checkpoints');
