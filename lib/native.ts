@@ -319,6 +319,8 @@ export interface AddonStepResult {
   labeledClassPixels: number[];
   /** semi: the teacher's class probabilities summed over the unlabeled pixels, before any alignment; otherwise empty. */
   teacherClassMass: number[];
+  /** semi: the unlabeled batch's pseudo-labels per class (after classScale, before mixing); otherwise empty. */
+  pseudoClassPixels: number[];
   /** Native time of the step. */
   seconds: number;
   /** Where the step's time went (seconds; on CPU they add up to `seconds`). */

@@ -119,6 +119,7 @@ const variants = {
   u2pl: { semi: true, about: 'U2PL as the reference code does it' },
   'u2pl-paper': { semi: true, over: paper, about: "U2PL with the reference's quirks fixed as the paper describes them (§17: indexing, negatives, weighting, label padding, teacher copy)" },
   'u2pl-preset': { semi: true, over: { preset: 'u2pl' }, about: 'U2PL with the u2pl preset (lib/config/preset.ts): what the study found best from scratch' },
+  'study/preset-soft': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'soft' } } }, about: 'the u2pl preset with soft distribution alignment instead of hard' },
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };

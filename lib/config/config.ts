@@ -13,6 +13,7 @@ import { DatasetKind } from '../data/datasets';
 import { ConfigError, bool, describe, int, num, section, Section, str, tuple, isPositiveInt, Warner } from './errors';
 import { NetConfig, parseNetConfig } from './net';
 import { AelConfig, parseAel, wantsAel } from './ael';
+import type { AlignmentMode } from '../train/alignment';
 import { applyPreset, PresetName } from './preset';
 
 export interface SplitConfig {
@@ -84,11 +85,11 @@ export interface TrainerConfig {
     /** Port-only: pseudo-labels below this teacher confidence are ignored (0: none, the reference). */
     confidenceThreshold: number;
     /**
-     * Port-only: distribution alignment of the pseudo-labels (off in the reference): the teacher's
-     * class probabilities are scaled by p_labeled / p_teacher (lib/train/alignment.ts) before the argmax.
+     * Port-only: distribution alignment of the pseudo-labels (none in the reference): the teacher's
+     * class probabilities are scaled per class before the argmax (soft or hard, lib/train/alignment.ts).
      */
-    distributionAlignment: boolean;
-    /** The momentum of the running mean of the teacher's class distribution that alignment divides by. */
+    distributionAlignment: AlignmentMode;
+    /** soft: the momentum of the teacher's running class distribution; hard: 1 - the factors' step size. */
     alignmentMomentum: number;
   };
   contrastive?: ContrastiveConfig;
@@ -327,6 +328,8 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
     w.ignored(u, 'TTA', 'trainer.unsupervised', 'unused by the reference too');
     const pseudoLabels = str(u, 'pseudo_labels', 'eval', 'trainer.unsupervised');
     if (pseudoLabels !== 'eval' && pseudoLabels !== 'train') throw new ConfigError('trainer.unsupervised.pseudo_labels', `expected eval or train, got '${pseudoLabels}'`);
+    const alignment = str(u, 'distribution_alignment', 'none', 'trainer.unsupervised') as AlignmentMode;
+    if (!['none', 'soft', 'hard'].includes(alignment)) throw new ConfigError('trainer.unsupervised.distribution_alignment', `expected none, soft or hard, got '${alignment}'`);
     unsupervised = {
       dropPercent: num(u, 'drop_percent', 100, 'trainer.unsupervised', 0, 100),
       applyAug: aug as 'cutmix' | 'cutout' | 'classmix' | undefined,
@@ -334,10 +337,10 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
       weighting,
       pseudoLabels,
       confidenceThreshold: num(u, 'confidence_threshold', 0, 'trainer.unsupervised', 0, 1),
-      distributionAlignment: bool(u, 'distribution_alignment', false, 'trainer.unsupervised'),
+      distributionAlignment: alignment,
       alignmentMomentum: num(u, 'alignment_momentum', 0.99, 'trainer.unsupervised', 0, 1),
     };
-    if (unsupervised.distributionAlignment && ael) {
+    if (unsupervised.distributionAlignment !== 'none' && ael) {
       throw new ConfigError('trainer.unsupervised.distribution_alignment', 'is not supported by the AEL variant (its pseudo-labels are made in its own step)');
     }
   }

@@ -6,7 +6,7 @@
  *   u2pl: for training from scratch or from few labels: the teacher starts as a full copy of the
  *     student (the camvid-small study: 23.5 vs 9.7 val mIoU after the first U2PL epoch), crop
  *     padding is ignored rather than labelled class 0 (Sky on CamVid, road on Cityscapes), and the
- *     pseudo-labels are distribution-aligned to the labels' class shares (lib/train/alignment.ts),
+ *     pseudo-labels' class shares are aligned to the labels' (hard alignment, lib/train/alignment.ts),
  *     so that the classes a young teacher under-predicts are not unlearnt.
  */
 import { ConfigError } from './errors';
@@ -19,7 +19,7 @@ export const PRESETS: Record<PresetName, Record<string, unknown>> = {
   u2pl: {
     'dataset.crop_label_pad': 255,
     'trainer.teacher_init': 'copy',
-    'trainer.unsupervised.distribution_alignment': true,
+    'trainer.unsupervised.distribution_alignment': 'hard',
   },
 };
 

@@ -1,35 +1,50 @@
 /**
- * Distribution alignment of the pseudo-labels (ReMixMatch's, as DARS uses it for segmentation): a
- * teacher that learned the majority classes first under-predicts the others on the unlabeled images,
- * and U2PL's student then unlearns them (experiments/camvid-small: Sidewalk and Tree go to 0). Each
- * U2PL step takes its pseudo-labels from p(c | x) * p_labeled(c) / p_teacher(c), renormalised, where
+ * Distribution alignment of the pseudo-labels. A teacher that learned the majority classes first
+ * under-predicts the others on the unlabeled images, and U2PL's student then unlearns them
+ * (experiments/camvid-small: Sidewalk and Tree go to 0). Each U2PL step takes its pseudo-labels
+ * from the teacher's class probabilities times a per-class factor, renormalised:
+ *   soft: p_labeled(c) / p_teacher(c) (ReMixMatch's alignment), p_teacher a running mean of the
+ *     teacher's class probabilities on the unlabeled batches, measured before alignment. It moves
+ *     the argmax only where a class is nearly the top one.
+ *   hard: factors that make the pseudo-labels' class shares match the labels' (DARS's aim): after
+ *     each step, log factor(c) += (1 - momentum) * (log p_labeled(c) - log share(c)), share(c) the
+ *     class's share of that step's (aligned) pseudo-labels; bounded to [1/100, 100].
  * p_labeled is the class distribution of the labelled pixels of every labeled batch so far (warm-up
- * included) and p_teacher a running mean of the teacher's class probabilities on the unlabeled
- * batches, measured before alignment. The state is small and goes into checkpoints.
+ * included). The state is small and goes into checkpoints.
  */
 import { AddonStepResult } from '../native';
+
+export type AlignmentMode = 'none' | 'soft' | 'hard';
 
 export interface AlignmentState {
   /** Labelled pixels per class, summed over the labeled batches seen. */
   labeled: number[];
-  /** The running (bias-corrected) mean's raw EMA of the teacher's class distribution. */
+  /** The raw EMA of the teacher's class distribution (bias-corrected when read). */
   teacher: number[];
   /** Unlabeled batches the EMA has seen. */
   updates: number;
+  /** hard: the log factors. */
+  logScale: number[];
 }
+
+type StepStats = Pick<AddonStepResult, 'labeledClassPixels' | 'teacherClassMass' | 'pseudoClassPixels'>;
+
+const SHARE_FLOOR = 1e-3;         // hard: a class absent from a batch counts as this share
+const MAX_LOG_SCALE = Math.log(100);
 
 export class DistributionAlignment {
   private state: AlignmentState;
 
-  constructor(private readonly classes: number, private readonly momentum: number, state?: AlignmentState) {
-    this.state = state ? structuredClone(state) : { labeled: new Array(classes).fill(0), teacher: new Array(classes).fill(0), updates: 0 };
-    if (this.state.labeled.length !== classes || this.state.teacher.length !== classes) {
-      throw new Error(`distribution alignment state has ${this.state.labeled.length} classes, this model ${classes}`);
+  constructor(private readonly classes: number, private readonly momentum: number, private readonly mode: AlignmentMode, state?: AlignmentState) {
+    const zeros = () => new Array(classes).fill(0);
+    this.state = state ? { ...structuredClone(state), logScale: state.logScale ? [...state.logScale] : zeros() } : { labeled: zeros(), teacher: zeros(), updates: 0, logScale: zeros() };
+    for (const key of ['labeled', 'teacher', 'logScale'] as const) {
+      if (this.state[key].length !== classes) throw new Error(`distribution alignment state has ${this.state[key].length} classes, this model ${classes}`);
     }
   }
 
-  /** Adds a step's class statistics (labeled pixels of warm-up and U2PL steps; the teacher's mass of U2PL steps). */
-  update(result: Pick<AddonStepResult, 'labeledClassPixels' | 'teacherClassMass'>): void {
+  /** Adds a step's class statistics (labeled pixels of warm-up and U2PL steps; the teacher's of U2PL steps). */
+  update(result: StepStats): void {
     result.labeledClassPixels.forEach((n, c) => { this.state.labeled[c] += n; });
     const mass = result.teacherClassMass;
     const total = mass.reduce((a, b) => a + b, 0);
@@ -37,6 +52,15 @@ export class DistributionAlignment {
     const m = this.momentum;
     mass.forEach((v, c) => { this.state.teacher[c] = m * this.state.teacher[c] + (1 - m) * (v / total); });
     this.state.updates++;
+    const labeled = this.labeledDistribution();
+    const pseudo = result.pseudoClassPixels;
+    const pseudoTotal = pseudo.reduce((a, b) => a + b, 0);
+    if (this.mode === 'hard' && labeled && pseudoTotal > 0) {
+      this.state.logScale = this.state.logScale.map((s, c) => {
+        const step = Math.log(labeled[c] + SHARE_FLOOR) - Math.log(pseudo[c] / pseudoTotal + SHARE_FLOOR);
+        return Math.min(MAX_LOG_SCALE, Math.max(-MAX_LOG_SCALE, s + (1 - m) * step));
+      });
+    }
   }
 
   /** The labeled class distribution, or null before any labelled pixel. */
@@ -52,11 +76,12 @@ export class DistributionAlignment {
     return this.state.teacher.map((v) => v / correction);
   }
 
-  /** The per-class factors p_labeled / p_teacher for the next step, or null (no alignment yet). */
+  /** The per-class factors for the next step, or null (mode none, or nothing to align to yet). */
   scale(): Float32Array | null {
+    if (this.mode === 'hard') return this.state.updates > 0 ? Float32Array.from(this.state.logScale, Math.exp) : null;
     const labeled = this.labeledDistribution();
     const teacher = this.teacherDistribution();
-    if (!labeled || !teacher) return null;
+    if (this.mode === 'none' || !labeled || !teacher) return null;
     // A class the teacher never gives mass to keeps a finite factor (softmax mass is never 0 in practice).
     return Float32Array.from(labeled, (p, c) => p / Math.max(teacher[c], 1e-6));
   }

@@ -290,9 +290,10 @@ async function trainLocked(
     let epochStats = emptyStats();
     // The class distributions of the labels and of the teacher: logged per epoch, and the factors
     // of trainer.unsupervised.distribution_alignment when it is on.
-    const aligned = Boolean(t.unsupervised?.distributionAlignment);
+    const alignMode = t.unsupervised?.distributionAlignment ?? 'none';
+    const aligned = alignMode !== 'none';
     const momentum = t.unsupervised?.alignmentMomentum ?? 0.99;
-    let alignment = new DistributionAlignment(classes, momentum);
+    let alignment = new DistributionAlignment(classes, momentum, alignMode);
     const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
     if (resumeFrom) {
       let extra: Record<string, unknown>;
@@ -307,7 +308,7 @@ async function trainLocked(
       const validated = extra.validated === undefined ? Number(extra.best_miou ?? 0) > 0 : Boolean(extra.validated);
       bestMiou = validated ? Number(extra.best_miou) : null;
       if (startStep > 0 && extra.epoch_stats) epochStats = { ...emptyStats(), ...JSON.parse(String(extra.epoch_stats)) as EpochStats };
-      if (extra.class_distributions) alignment = new DistributionAlignment(classes, momentum, JSON.parse(String(extra.class_distributions)) as AlignmentState);
+      if (extra.class_distributions) alignment = new DistributionAlignment(classes, momentum, alignMode, JSON.parse(String(extra.class_distributions)) as AlignmentState);
       if (Number(extra.steps_per_epoch ?? L) !== L) {
         // Another world size, batch size or list: epochs have another length. From the end of an
         // epoch that is fine; from the middle of one, that epoch starts over.
@@ -534,10 +535,12 @@ interface EpochStats {
   plCorrect: number;
   plKeptPixels: number;
   plKeptCorrect: number;
+  /** Pseudo-labels per class (after any alignment, before mixing). */
+  pseudoClasses: number[];
 }
 
 function emptyStats(): EpochStats {
-  return { steps: 0, mixed: 0, kept: 0, valid: 0, validClasses: 0, plPixels: 0, plCorrect: 0, plKeptPixels: 0, plKeptCorrect: 0 };
+  return { steps: 0, mixed: 0, kept: 0, valid: 0, validClasses: 0, plPixels: 0, plCorrect: 0, plKeptPixels: 0, plKeptCorrect: 0, pseudoClasses: [] };
 }
 
 function addStepStats(s: EpochStats, r: AddonStepResult): void {
@@ -550,6 +553,7 @@ function addStepStats(s: EpochStats, r: AddonStepResult): void {
   s.plCorrect += r.pseudoLabelCorrect;
   s.plKeptPixels += r.pseudoLabelKeptPixels;
   s.plKeptCorrect += r.pseudoLabelKeptCorrect;
+  r.pseudoClassPixels.forEach((n, c) => { s.pseudoClasses[c] = (s.pseudoClasses[c] ?? 0) + n; });
 }
 
 /**
@@ -561,6 +565,7 @@ function summariseStats(s: EpochStats, trainer: AddonTrainer): Record<string, un
   const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
   const sizes = trainer.bankSizes();
   const capacity = trainer.bankCapacities();
+  const pseudoTotal = s.pseudoClasses.reduce((a, b) => a + b, 0);
   return {
     kept_share: ratio(s.kept, s.valid),
     mixed_share: ratio(s.mixed, s.steps),
@@ -571,6 +576,7 @@ function summariseStats(s: EpochStats, trainer: AddonTrainer): Record<string, un
       pseudo_label_accuracy_dropped: ratio(s.plCorrect - s.plKeptCorrect, s.plPixels - s.plKeptPixels),
     } : {}),
     ...(sizes.length ? { bank_fill: sizes.map((n, c) => Number((n / capacity[c]).toFixed(4))) } : {}),
+    ...(pseudoTotal > 0 ? { pseudo_label_class_share: s.pseudoClasses.map((n) => Number((n / pseudoTotal).toFixed(4))) } : {}),
   };
 }
 

@@ -300,7 +300,8 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
         out.Set("pseudoLabelKeptCorrect", static_cast<double>(r.pl_kept_correct));
         out.Set("validClasses", static_cast<double>(r.valid_classes));
         for (const auto& [name, values] : {std::pair<const char*, const std::vector<double>*>{"labeledClassPixels", &r.labeled_class_pixels},
-                                           {"teacherClassMass", &r.teacher_class_mass}}) {
+                                           {"teacherClassMass", &r.teacher_class_mass},
+                                           {"pseudoClassPixels", &r.pseudo_class_pixels}}) {
           Napi::Array a = Napi::Array::New(env, values->size());
           for (size_t c = 0; c < values->size(); ++c) a.Set(static_cast<uint32_t>(c), (*values)[c]);
           out.Set(name, a);

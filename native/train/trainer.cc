@@ -152,7 +152,7 @@ void Trainer::ReduceResult(StepResult& r, bool stop_requested) {
                              static_cast<double>(r.pl_kept_correct), stop_requested ? 1.0 : 0.0},
                             at::TensorOptions().dtype(at::kDouble));
   AllReduceSum(v);
-  for (std::vector<double>* stats : {&r.labeled_class_pixels, &r.teacher_class_mass}) {
+  for (std::vector<double>* stats : {&r.labeled_class_pixels, &r.teacher_class_mass, &r.pseudo_class_pixels}) {
     if (stats->empty()) continue;  // the same on every rank: the phase decides
     at::Tensor t = at::tensor(*stats, at::TensorOptions().dtype(at::kDouble));
     AllReduceSum(t);
@@ -289,14 +289,15 @@ StepResult Trainer::Step(const StepInputs& in) {
       r.labeled_class_pixels = ClassPixels(y_l, prob.size(1));
       r.teacher_class_mass = ToVector(prob.sum({0, 2, 3}));
       if (in.class_scale.defined()) {
-        // Distribution alignment: pseudo-labels from p * p_labeled / p_teacher, renormalised, so that
-        // classes the teacher under-predicts against the labels are not lost to the majority ones.
+        // Distribution alignment (lib/train/alignment.ts): pseudo-labels from p * scale, renormalised,
+        // so that classes the teacher under-predicts against the labels are not lost to the majority ones.
         TORCH_CHECK(in.class_scale.numel() == prob.size(1), "classScale has ", in.class_scale.numel(), " entries for ",
                     prob.size(1), " classes");
         prob = prob * in.class_scale.to(prob.options()).view({1, -1, 1, 1});
         prob = prob / prob.sum(1, true).clamp_min(1e-12);
       }
       std::tie(confidence, pseudo) = prob.max(1);
+      r.pseudo_class_pixels = ClassPixels(pseudo, prob.size(1));
       clock.Mark(&P::pseudo_labels);
       if (options_.mix && at::rand({1}, generator_).item<double>() < 0.5) {
         loss::MixResult m = loss::Mix(x_u, pseudo, confidence, *options_.mix, generator_, ignore);

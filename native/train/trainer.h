@@ -134,8 +134,8 @@ struct StepResult {
   int64_t pl_pixels = 0, pl_correct = 0, pl_kept_pixels = 0, pl_kept_correct = 0;
   // Class statistics for distribution alignment (summed over the ranks): labelled pixels per class of
   // the labeled batch (warm-up and U2PL steps), and the teacher's class probabilities summed over the
-  // unlabeled pixels before any alignment (U2PL steps; empty otherwise).
-  std::vector<double> labeled_class_pixels, teacher_class_mass;
+  // unlabeled pixels before any alignment, and its pseudo-labels per class after it (U2PL steps; empty otherwise).
+  std::vector<double> labeled_class_pixels, teacher_class_mass, pseudo_class_pixels;
   StepPhases phases;
   bool stop = false;  // data parallel: some rank asked to stop after this step
   // kAel: pixels copy-pasted, boxes taken from a component (the others random), the next step's plan.

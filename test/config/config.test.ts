@@ -23,7 +23,7 @@ describe('config validation', () => {
     expect(c.dataset.semi).toBe(true);
     expect(c.dataset.train.dataList).toBe('/experiments/x/data/splits/4/labeled.txt');
     expect(c.dataset.headLrMultiplier).toBe(1);
-    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference', pseudoLabels: 'eval', confidenceThreshold: 0, distributionAlignment: false, alignmentMomentum: 0.99 });
+    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference', pseudoLabels: 'eval', confidenceThreshold: 0, distributionAlignment: 'none', alignmentMomentum: 0.99 });
     expect(c.trainer.contrastive?.referenceIndexing).toBe(true);
     expect(c.trainer.teacherInit).toBe('reference');
     expect(c.saver.snapshotDir).toBe('/experiments/x/checkpoints');
@@ -146,7 +146,7 @@ describe('presets', () => {
     expect(c.preset).toBe('reference');
     expect(c.trainer.teacherInit).toBe('reference');
     expect(c.dataset.train.augment.labelPad).toBe(0);
-    expect(c.trainer.unsupervised?.distributionAlignment).toBe(false);
+    expect(c.trainer.unsupervised?.distributionAlignment).toBe('none');
     expect(c.raw).toEqual(tinyConfig(true));
   });
 
@@ -159,7 +159,7 @@ describe('presets', () => {
     }
     expect(c.trainer.teacherInit).toBe('copy');
     expect(c.dataset.train.augment.labelPad).toBe(255);
-    expect(c.trainer.unsupervised?.distributionAlignment).toBe(true);
+    expect(c.trainer.unsupervised?.distributionAlignment).toBe('hard');
     expect(c.trainer.unsupervised?.alignmentMomentum).toBe(0.99);
     // The same values written out give the same parsed config: the preset is only defaults.
     const spelled = parseConfig(c.raw, dir);
@@ -175,10 +175,12 @@ describe('presets', () => {
     expect(sup.trainer.unsupervised).toBeUndefined();
   });
 
-  test('distribution alignment: its momentum is checked, and the AEL variant refuses it', () => {
+  test('distribution alignment: its mode and momentum are checked, and the AEL variant refuses it', () => {
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'strong'; }), dir))
+      .toThrow(new ConfigError('trainer.unsupervised.distribution_alignment', "expected none, soft or hard, got 'strong'"));
     expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.alignment_momentum = 1.5; }), dir))
       .toThrow('trainer.unsupervised.alignment_momentum');
-    const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.distribution_alignment = true; });
+    const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.distribution_alignment = 'soft'; });
     expect(() => parseConfig(ael, dir)).toThrow('trainer.unsupervised.distribution_alignment: is not supported by the AEL variant');
   });
 

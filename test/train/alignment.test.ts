@@ -6,25 +6,46 @@ import { tinyConfig, writeExperiment } from '../helpers/experiment';
 import { randomTensor } from '../helpers/tensors';
 
 describe('DistributionAlignment', () => {
-  test('factors are the labels\' class shares over the bias-corrected running mean of the teacher\'s', () => {
-    const a = new DistributionAlignment(3, 0.5);
+  test('soft: factors are the labels\' class shares over the bias-corrected running mean of the teacher\'s', () => {
+    const a = new DistributionAlignment(3, 0.5, 'soft');
     expect(a.scale()).toBeNull();  // nothing seen yet
-    a.update({ labeledClassPixels: [10, 30, 0], teacherClassMass: [] });  // a warm-up step
+    a.update({ labeledClassPixels: [10, 30, 0], teacherClassMass: [], pseudoClassPixels: [] });  // a warm-up step
     expect(a.labeledDistribution()).toEqual([0.25, 0.75, 0]);
     expect(a.scale()).toBeNull();  // no U2PL step yet: no alignment
-    a.update({ labeledClassPixels: [20, 20, 0], teacherClassMass: [50, 25, 25] });
+    a.update({ labeledClassPixels: [20, 20, 0], teacherClassMass: [50, 25, 25], pseudoClassPixels: [100, 0, 0] });
     // One update: the corrected mean is that batch's distribution.
     expect(a.teacherDistribution()).toEqual([0.5, 0.25, 0.25]);
-    a.update({ labeledClassPixels: [], teacherClassMass: [1, 2, 1] });
+    a.update({ labeledClassPixels: [], teacherClassMass: [1, 2, 1], pseudoClassPixels: [4, 0, 0] });
     // EMA 0.5: (0.5 * 0.5 * [0.5, .25, .25] + 0.5 * [.25, .5, .25]) / (1 - 0.25)
     const t = a.teacherDistribution() as number[];
     [0.5 * 0.5 * 0.5 + 0.5 * 0.25, 0.5 * 0.5 * 0.25 + 0.5 * 0.5, 0.5 * 0.5 * 0.25 + 0.5 * 0.25].forEach((v, c) => expect(t[c]).toBeCloseTo(v / 0.75, 12));
     const s = a.scale() as Float32Array;
     [0.375, 0.625, 0].forEach((p, c) => expect(s[c]).toBeCloseTo(p / t[c], 6));
     // The state round-trips through JSON (checkpoints) to the same factors.
-    const b = new DistributionAlignment(3, 0.5, JSON.parse(JSON.stringify(a)));
+    const b = new DistributionAlignment(3, 0.5, 'soft', JSON.parse(JSON.stringify(a)));
     expect(Array.from(b.scale() as Float32Array)).toEqual(Array.from(s));
-    expect(() => new DistributionAlignment(4, 0.5, a.toJSON())).toThrow('distribution alignment state has 3 classes, this model 4');
+    expect(() => new DistributionAlignment(4, 0.5, 'soft', a.toJSON())).toThrow('distribution alignment state has 3 classes, this model 4');
+    expect(new DistributionAlignment(3, 0.5, 'none', a.toJSON()).scale()).toBeNull();
+  });
+
+  test('hard: the factors move each class\'s pseudo-label share toward its labelled share, within [1/100, 100]', () => {
+    const a = new DistributionAlignment(3, 0.9, 'hard');
+    a.update({ labeledClassPixels: [50, 30, 20], teacherClassMass: [], pseudoClassPixels: [] });
+    expect(a.scale()).toBeNull();  // no U2PL step yet
+    // The teacher gives class 0 everything: its factor falls, the others rise, class 2 (absent) most.
+    a.update({ labeledClassPixels: [], teacherClassMass: [1, 1, 1], pseudoClassPixels: [100, 0, 0] });
+    const s = a.scale() as Float32Array;
+    const f = 1e-3;
+    [[0.5, 1], [0.3, 0], [0.2, 0]].forEach(([p, share], c) => expect(Math.log(s[c])).toBeCloseTo(0.1 * (Math.log(p + f) - Math.log(share + f)), 5));
+    // Shares that match the labels leave the factors where they are.
+    a.update({ labeledClassPixels: [], teacherClassMass: [1, 1, 1], pseudoClassPixels: [50, 30, 20] });
+    expect(Array.from(a.scale() as Float32Array)).toEqual(Array.from(s));
+    for (let k = 0; k < 2000; k++) a.update({ labeledClassPixels: [], teacherClassMass: [1, 1, 1], pseudoClassPixels: [100, 0, 0] });
+    const bounded = a.scale() as Float32Array;
+    expect(bounded[0]).toBeCloseTo(0.01, 6);
+    expect(bounded[2]).toBeCloseTo(100, 2);
+    // The factors survive a checkpoint.
+    expect(Array.from(new DistributionAlignment(3, 0.9, 'hard', JSON.parse(JSON.stringify(a))).scale() as Float32Array)).toEqual(Array.from(bounded));
   });
 });
 
@@ -49,6 +70,7 @@ describe('the U2PL step with classScale', () => {
       const r = await step(t);
       const histogram = (y: Uint8Array) => Array.from({ length: C }, (_, k) => y.filter((v) => v === k).length);
       expect(r.labeledClassPixels).toEqual(histogram(labels.data));
+      expect(r.pseudoClassPixels.reduce((a, b) => a + b, 0)).toBe(B * S * S);
       // Softmax mass summed over the unlabeled pixels: one per pixel.
       expect(r.teacherClassMass).toHaveLength(C);
       expect(r.teacherClassMass.reduce((a, b) => a + b, 0)).toBeCloseTo(B * S * S, 0);
@@ -58,6 +80,7 @@ describe('the U2PL step with classScale', () => {
         const aligned = await step(t, only);
         expect(aligned.pseudoLabelPixels).toBe(B * S * S);
         expect([k, aligned.pseudoLabelCorrect]).toEqual([k, histogram(truth.data)[k]]);
+        expect(aligned.pseudoClassPixels[k]).toBe(B * S * S);
         // The statistics are measured before alignment.
         expect(aligned.teacherClassMass.reduce((a, b) => a + b, 0)).toBeCloseTo(B * S * S, 0);
       }

@@ -73,7 +73,7 @@ describe('train()', () => {
 
   test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks, alignment state)', async () => {
     const trainer = tinyConfig(true).trainer as Record<string, any>;
-    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: true } } });
+    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard' } } });
     const once = writeExperiment(cfg);
     await train(loadConfig(once), { maxSteps: 8 });
     const split = writeExperiment(cfg);
@@ -103,7 +103,7 @@ describe('train()', () => {
     expect(JSON.parse(b.class_distributions)).toEqual(JSON.parse(a.class_distributions));
     expect(JSON.parse(a.class_distributions).updates).toBe(8);
     const epoch = readMetrics(split).find((m) => m.type === 'epoch');
-    for (const key of ['labeled_class_share', 'teacher_class_share', 'alignment_scale']) expect([key, epoch[key]]).toEqual([key, expect.any(Array)]);
+    for (const key of ['labeled_class_share', 'teacher_class_share', 'pseudo_label_class_share', 'alignment_scale']) expect([key, epoch[key]]).toEqual([key, expect.any(Array)]);
     expect(epoch.alignment_scale).toHaveLength(4);
     // metrics.jsonl holds each step once.
     expect(readMetrics(split).filter((m) => m.type === 'step').map((m) => m.global_step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
