@@ -281,6 +281,11 @@ export interface AddonStepInputs {
    * class probabilities are multiplied by them and renormalised before the pseudo-labels are taken.
    */
   classScale?: Tensor;
+  /**
+   * semi: class-balanced selection's target shares (C floats): a class holding a larger share of the
+   * mixed batch's pseudo-labels keeps only its most confident pixels, that share; the rest are ignored.
+   */
+  classPrior?: Tensor;
   /** Data parallel: this rank wants to stop; the result's `stop` says whether any rank does. */
   stop?: boolean;
   /** ael: the labeled images' copy-paste partners (with hasPartner flags). */

@@ -116,10 +116,12 @@ function ael(depth) {
 const variants = {
   suponly: { semi: false, about: 'supervised-only baseline: 46 labeled images, 43 epochs of 23 steps' },
   'suponly-pad255': { semi: false, over: { dataset: { crop_label_pad: 255 } }, about: 'the baseline with crop padding labelled ignore' },
+  'suponly-fp32': { semi: false, over: { runtime: { autocast: null } }, about: 'the baseline in fp32 (no autocast): the check that bf16 does not change the result' },
   u2pl: { semi: true, about: 'U2PL as the reference code does it' },
   'u2pl-paper': { semi: true, over: paper, about: "U2PL with the reference's quirks fixed as the paper describes them (§17: indexing, negatives, weighting, label padding, teacher copy)" },
   'u2pl-preset': { semi: true, over: { preset: 'u2pl' }, about: 'U2PL with the u2pl preset (lib/config/preset.ts): what the study found best from scratch' },
   'study/preset-soft': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'soft' } } }, about: 'the u2pl preset with soft distribution alignment instead of hard' },
+  'study/preset-select': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'select' } } }, about: 'the u2pl preset with class-balanced selection of the pseudo-labels instead of hard alignment' },
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };

@@ -86,7 +86,8 @@ export interface TrainerConfig {
     confidenceThreshold: number;
     /**
      * Port-only: distribution alignment of the pseudo-labels (none in the reference): the teacher's
-     * class probabilities are scaled per class before the argmax (soft or hard, lib/train/alignment.ts).
+     * class probabilities are scaled per class before the argmax (soft, hard), or each class keeps at
+     * most the labels' share of the pseudo-labels (select); lib/train/alignment.ts.
      */
     distributionAlignment: AlignmentMode;
     /** soft: the momentum of the teacher's running class distribution; hard: 1 - the factors' step size. */
@@ -329,7 +330,7 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
     const pseudoLabels = str(u, 'pseudo_labels', 'eval', 'trainer.unsupervised');
     if (pseudoLabels !== 'eval' && pseudoLabels !== 'train') throw new ConfigError('trainer.unsupervised.pseudo_labels', `expected eval or train, got '${pseudoLabels}'`);
     const alignment = str(u, 'distribution_alignment', 'none', 'trainer.unsupervised') as AlignmentMode;
-    if (!['none', 'soft', 'hard'].includes(alignment)) throw new ConfigError('trainer.unsupervised.distribution_alignment', `expected none, soft or hard, got '${alignment}'`);
+    if (!['none', 'soft', 'hard', 'select'].includes(alignment)) throw new ConfigError('trainer.unsupervised.distribution_alignment', `expected none, soft, hard or select, got '${alignment}'`);
     unsupervised = {
       dropPercent: num(u, 'drop_percent', 100, 'trainer.unsupervised', 0, 100),
       applyAug: aug as 'cutmix' | 'cutout' | 'classmix' | undefined,

@@ -9,12 +9,15 @@
  *   hard: factors that make the pseudo-labels' class shares match the labels' (DARS's aim): after
  *     each step, log factor(c) += (1 - momentum) * (log p_labeled(c) - log share(c)), share(c) the
  *     class's share of that step's (aligned) pseudo-labels; bounded to [1/100, 100].
+ *   select: no pseudo-label changes class; a class holding a larger share of the mixed batch's
+ *     pseudo-labels than of the labels keeps only its most confident pixels, that share, and the
+ *     rest are ignored (class-balanced selection: the majority classes stop drowning the others).
  * p_labeled is the class distribution of the labelled pixels of every labeled batch so far (warm-up
  * included). The state is small and goes into checkpoints.
  */
 import { AddonStepResult } from '../native';
 
-export type AlignmentMode = 'none' | 'soft' | 'hard';
+export type AlignmentMode = 'none' | 'soft' | 'hard' | 'select';
 
 export interface AlignmentState {
   /** Labelled pixels per class, summed over the labeled batches seen. */
@@ -76,8 +79,15 @@ export class DistributionAlignment {
     return this.state.teacher.map((v) => v / correction);
   }
 
-  /** The per-class factors for the next step, or null (mode none, or nothing to align to yet). */
+  /** select: the target class shares for the next step (the labels'), or null. */
+  prior(): Float32Array | null {
+    const labeled = this.labeledDistribution();
+    return this.mode === 'select' && labeled ? Float32Array.from(labeled) : null;
+  }
+
+  /** The per-class factors for the next step, or null (mode none or select, or nothing to align to yet). */
   scale(): Float32Array | null {
+    if (this.mode === 'select') return null;
     if (this.mode === 'hard') return this.state.updates > 0 ? Float32Array.from(this.state.logScale, Math.exp) : null;
     const labeled = this.labeledDistribution();
     const teacher = this.teacherDistribution();

@@ -383,6 +383,7 @@ async function trainLocked(
         }
         const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
         const classScale = aligned && phase === 'semi' ? alignment.scale() : null;
+        const classPrior = aligned && phase === 'semi' ? alignment.prior() : null;
         const result = await trainer.step({
           phase,
           labeledImages: { data: l.images, shape: [l.size, 3, l.height, l.width] },
@@ -396,6 +397,7 @@ async function trainLocked(
           dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
           alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
           classScale: classScale ? { data: classScale, shape: [classes] } : undefined,
+          classPrior: classPrior ? { data: classPrior, shape: [classes] } : undefined,
           stop: options.signal?.aborted ?? false,
           ...aelInputs,
         });
@@ -449,7 +451,7 @@ async function trainLocked(
         }
         const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
         if (improved) bestMiou = (evalResult as EvalResult).miou;
-        const stats = phase === 'semi' || phase === 'ael' ? { ...summariseStats(epochStats, trainer), ...classShares(alignment, aligned) } : {};
+        const stats = phase === 'semi' || phase === 'ael' ? { ...summariseStats(epochStats, trainer), ...classShares(alignment) } : {};
         epochStats = emptyStats();
         await save(epoch + 1, 0);
         if (lead && (improved || (!evalResult && epoch === E - 1))) copyAtomic(ckptPath, bestPath);
@@ -583,16 +585,16 @@ function summariseStats(s: EpochStats, trainer: AddonTrainer): Record<string, un
 /**
  * The class shares of the labelled pixels and of the teacher's predictions on the unlabeled images
  * (running mean): a class the teacher gives much less than the labels is one U2PL is losing. With
- * distribution alignment, the factors its pseudo-labels take.
+ * soft or hard distribution alignment, the factors its pseudo-labels take.
  */
-function classShares(a: DistributionAlignment, aligned: boolean): Record<string, unknown> {
+function classShares(a: DistributionAlignment): Record<string, unknown> {
   const round = (v: number[] | Float32Array | null) => (v ? Array.from(v, (x) => Number(x.toFixed(4))) : null);
   const teacher = a.teacherDistribution();
   if (!teacher) return {};
   return {
     labeled_class_share: round(a.labeledDistribution()),
     teacher_class_share: round(teacher),
-    ...(aligned ? { alignment_scale: round(a.scale()) } : {}),
+    ...(a.scale() ? { alignment_scale: round(a.scale()) } : {}),
   };
 }
 

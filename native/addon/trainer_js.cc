@@ -271,6 +271,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     in.stop_requested = OptBool(o, "stop", false);
     if (!o.Get("unlabeledTruth").IsUndefined()) in.unlabeled_truth = TensorFromJs(o.Get("unlabeledTruth"), "unlabeledTruth");
     if (!o.Get("classScale").IsUndefined()) in.class_scale = TensorFromJs(o.Get("classScale"), "classScale");
+    if (!o.Get("classPrior").IsUndefined()) in.class_prior = TensorFromJs(o.Get("classPrior"), "classPrior");
     auto trainer = trainer_;
     auto student = student_, teacher = teacher_;
     return AsyncTask::Run(Env(), [trainer, student, teacher, in]() -> ResultBuilder {

@@ -52,6 +52,25 @@ std::vector<double> ClassPixels(const at::Tensor& labels, int64_t classes) {
   return ToVector(at::bincount(y.masked_select((y >= 0) & (y < classes)), {}, classes));
 }
 
+// Class-balanced selection of pseudo-labels: each class keeps at most prior[c] of the labelled pixels,
+// its most confident ones; the dropped pixels become ignore. Classes a young teacher over-predicts
+// stop drowning the others without a pseudo-label being changed to another class.
+at::Tensor SelectByPrior(const at::Tensor& pseudo, const at::Tensor& confidence, const at::Tensor& prior, int64_t ignore) {
+  const int64_t classes = prior.numel();
+  const std::vector<double> share = ToVector(prior);
+  const double total = static_cast<double>((pseudo != ignore).sum().item<int64_t>());
+  at::Tensor drop = at::zeros_like(pseudo, at::kBool);
+  for (int64_t c = 0; c < classes; ++c) {
+    const at::Tensor mine = pseudo == c;
+    const int64_t count = mine.sum().item<int64_t>();
+    const int64_t allowed = static_cast<int64_t>(share[c] * total);
+    if (count <= allowed) continue;
+    const double threshold = std::get<0>(confidence.masked_select(mine).kthvalue(count - allowed)).item<double>();
+    drop.logical_or_(mine.logical_and(confidence <= threshold));
+  }
+  return pseudo.masked_fill(drop, ignore);
+}
+
 }  // namespace
 
 Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teacher, const TrainerOptions& options)
@@ -308,6 +327,10 @@ StepResult Trainer::Step(const StepInputs& in) {
         r.mixed = true;
       }
       if (options_.confidence_threshold > 0) pseudo = pseudo.masked_fill(confidence < options_.confidence_threshold, ignore);
+      if (in.class_prior.defined()) {
+        TORCH_CHECK(in.class_prior.numel() == prob.size(1), "classPrior has ", in.class_prior.numel(), " entries for ", prob.size(1), " classes");
+        pseudo = SelectByPrior(pseudo, confidence, in.class_prior, ignore);
+      }
       clock.Mark(&P::mixing);
     }
     at::Tensor x = at::cat({x_l, x_u});

@@ -93,6 +93,10 @@ struct StepInputs {
   // Optional C floats (kSemi): distribution alignment's per-class factors p_labeled / p_teacher; the
   // teacher's class probabilities are multiplied by them and renormalised before the argmax.
   at::Tensor class_scale;
+  // Optional C floats (kSemi): class-balanced selection's target shares. A class that holds a larger
+  // share of the (mixed) pseudo-labels than this keeps only its most confident pixels, that share
+  // of the labelled ones; the rest become ignore.
+  at::Tensor class_prior;
   // Data parallel: this rank wants to stop (Ctrl-C); every rank learns whether any does (StepResult.stop).
   bool stop_requested = false;
   // kAel: unlabeled_images are [the kept images; their bank partners] (2k rows), unlabeled_index

@@ -177,7 +177,7 @@ describe('presets', () => {
 
   test('distribution alignment: its mode and momentum are checked, and the AEL variant refuses it', () => {
     expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'strong'; }), dir))
-      .toThrow(new ConfigError('trainer.unsupervised.distribution_alignment', "expected none, soft or hard, got 'strong'"));
+      .toThrow(new ConfigError('trainer.unsupervised.distribution_alignment', "expected none, soft, hard or select, got 'strong'"));
     expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.alignment_momentum = 1.5; }), dir))
       .toThrow('trainer.unsupervised.alignment_momentum');
     const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.distribution_alignment = 'soft'; });

@@ -49,7 +49,16 @@ describe('DistributionAlignment', () => {
   });
 });
 
-describe('the U2PL step with classScale', () => {
+test('select: the target shares are the labels\'; no factors', () => {
+  const a = new DistributionAlignment(2, 0.99, 'select');
+  expect(a.prior()).toBeNull();
+  a.update({ labeledClassPixels: [3, 1], teacherClassMass: [1, 1], pseudoClassPixels: [2, 0] });
+  expect(Array.from(a.prior() as Float32Array)).toEqual([0.75, 0.25]);
+  expect(a.scale()).toBeNull();
+  expect(new DistributionAlignment(2, 0.99, 'soft', a.toJSON()).prior()).toBeNull();
+});
+
+describe('the U2PL step with classScale and classPrior', () => {
   const base = tinyConfig(true);
   const trainer = base.trainer as Record<string, any>;
   // No mixing and no contrastive loss: the pseudo-labels meet the truth pixel for pixel.
@@ -85,6 +94,21 @@ describe('the U2PL step with classScale', () => {
         expect(aligned.teacherClassMass.reduce((a, b) => a + b, 0)).toBeCloseTo(B * S * S, 0);
       }
       await expect(step(t, new Float32Array(3).fill(1))).rejects.toThrow('classScale has 3 entries for 4 classes');
+      // Class-balanced selection: each class keeps at most its target share of the pixels, the most
+      // confident ones (ties at the cut may drop a few more); the others become ignore.
+      const select = (prior: number[]) => t.step({
+        phase: 'semi', labeledImages: images(1), labels, unlabeledImages: images(2), lrBackbone: 0, lrHead: 0,
+        copyTeacher: true, emaDecay: 0, dropPercentile: 80, alpha: 20, classPrior: { data: Float32Array.from(prior), shape: [prior.length] },
+      });
+      const all = await select([1, 1, 1, 1]);
+      expect(all.unsupValid).toBe(B * S * S);
+      const prior = [0.1, 0.1, 0.1, 0.1];
+      const some = await select(prior);
+      const expected = some.pseudoClassPixels.reduce((sum, n, k) => sum + Math.min(n, Math.floor(prior[k] * B * S * S)), 0);
+      expect(expected).toBeLessThan(B * S * S);
+      expect(some.unsupValid).toBeLessThanOrEqual(expected);
+      expect(some.unsupValid).toBeGreaterThan(expected - 10);
+      await expect(select([1, 1])).rejects.toThrow('classPrior has 2 entries for 4 classes');
     } finally {
       t.dispose();
     }
