@@ -288,10 +288,9 @@ async function trainLocked(
     let startStep = 0;
     let bestMiou: number | null = null;
     let epochStats = emptyStats();
-    // The class distributions of the labels and of the teacher: logged per epoch, and the factors
-    // of trainer.unsupervised.distribution_alignment when it is on.
+    // The class distributions of the labels and of the teacher: logged per epoch, and what
+    // trainer.unsupervised.distribution_alignment gives each U2PL step (factors or target shares).
     const alignMode = t.unsupervised?.distributionAlignment ?? 'none';
-    const aligned = alignMode !== 'none';
     const momentum = t.unsupervised?.alignmentMomentum ?? 0.99;
     let alignment = new DistributionAlignment(classes, momentum, alignMode);
     const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
@@ -382,8 +381,8 @@ async function trainLocked(
           }
         }
         const dataSeconds = Number(process.hrtime.bigint() - waitStart) / 1e9;
-        const classScale = aligned && phase === 'semi' ? alignment.scale() : null;
-        const classPrior = aligned && phase === 'semi' ? alignment.prior() : null;
+        const classScale = phase === 'semi' ? alignment.scale() : null;
+        const classPrior = phase === 'semi' ? alignment.prior() : null;
         const result = await trainer.step({
           phase,
           labeledImages: { data: l.images, shape: [l.size, 3, l.height, l.width] },
