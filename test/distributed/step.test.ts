@@ -122,6 +122,12 @@ describeGloo('data-parallel steps (Gloo, 2 ranks)', () => {
       const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
       expect([name, maxAbsDiff(got, want) <= 2e-5 * scale]).toEqual([name, true]);
     }
+    // The class statistics distribution alignment reads are sums over the ranks, alike on each.
+    const stats = (out: string) => JSON.parse(fs.readFileSync(path.join(dir, `${out}.class-stats.json`), 'utf8'))[0];
+    const [d0, d1, h0, h1] = [stats('dist.rank0'), stats('dist.rank1'), stats('half0.rank0'), stats('half1.rank0')];
+    expect(d1).toEqual(d0);
+    for (const key of ['labeledClassPixels', 'pseudoClassPixels']) expect([key, d0[key]]).toEqual([key, h0[key].map((v: number, c: number) => v + h1[key][c])]);
+    d0.teacherClassMass.forEach((v: number, c: number) => expect(v).toBeCloseTo(h0.teacherClassMass[c] + h1.teacherClassMass[c], 1));
   }, 240000);
 
   test('U2PL steps with SyncBN and the contrastive loss: every rank holds the same weights, teacher and banks', async () => {

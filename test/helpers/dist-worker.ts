@@ -3,10 +3,11 @@
  *   ts-node dist-worker.ts '{"rank":0,"world":2,"port":29571,"phase":"supervised","batches":"...","out":"..."}'
  * It joins the process group (world > 1), builds the trainer from `trainer` options, optionally
  * loads `init`, runs one step per batch (its rank's rows of each), and saves its whole state (every
- * rank writes its own file: `out`.rank<r>.pth).
+ * rank writes its own file: `out`.rank<r>.pth) and the class statistics of its steps (`out`.rank<r>.class-stats.json).
  */
+import fs from 'fs';
 import { readCheckpoint } from '../../lib/checkpoint';
-import { AddonStepInputs, AddonTrainerOptions, native, Tensor } from '../../lib/native';
+import { AddonStepInputs, AddonStepResult, AddonTrainerOptions, native, Tensor } from '../../lib/native';
 
 interface Args {
   rank: number;
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
   if (a.init) await trainer.load(a.init);
   if (a.saveInit) await trainer.save(a.saveInit);
   const { batches } = (await readCheckpoint(a.batches)) as { batches: Batch[] };
+  const classStats: Pick<AddonStepResult, 'labeledClassPixels' | 'teacherClassMass' | 'pseudoClassPixels'>[] = [];
   for (const [step, b] of batches.entries()) {
     const n = b.labeled.shape[0];
     const [part, parts] = a.parts ? [a.part ?? 0, a.parts] : a.rows === 'all' ? [0, 1] : [a.rank, a.world];
@@ -61,8 +63,10 @@ async function main(): Promise<void> {
       lrBackbone: a.lr ?? 0.01, lrHead: (a.lr ?? 0.01) * 10, emaDecay: 0.9, dropPercentile: 80, alpha: 20, ...ael,
     });
     if (!Number.isFinite(r.loss)) throw new Error(`loss ${r.loss}`);
+    classStats.push({ labeledClassPixels: r.labeledClassPixels, teacherClassMass: r.teacherClassMass, pseudoClassPixels: r.pseudoClassPixels });
   }
   await trainer.save(`${a.out}.rank${a.rank}.pth`, {}, { everyRank: true });
+  fs.writeFileSync(`${a.out}.rank${a.rank}.class-stats.json`, JSON.stringify(classStats));
   trainer.dispose();
 }
 
