@@ -7,7 +7,8 @@
  *     student (the camvid-small study: 23.5 vs 9.7 val mIoU after the first U2PL epoch), crop
  *     padding is ignored rather than labelled class 0 (Sky on CamVid, road on Cityscapes), and the
  *     pseudo-labels' class shares are aligned to the labels' (hard alignment, lib/train/alignment.ts),
- *     so that the classes a young teacher under-predicts are not unlearnt.
+ *     so that the classes a young teacher under-predicts are not unlearnt (camvid-small, 3 seeds:
+ *     24.6 ± 2.1 against supervised-only's 23.3 ± 0.7; soft alignment 23.5, selection 22.7).
  */
 import { ConfigError } from './errors';
 
