@@ -277,8 +277,8 @@ export interface AddonStepInputs {
   /** B_u x H x W ground truth of the unlabeled batch, for the pseudo-label metrics only (never a loss). */
   unlabeledTruth?: Tensor;
   /**
-   * semi: distribution alignment's per-class factors (C floats, p_labeled / p_teacher): the teacher's
-   * class probabilities are multiplied by them and renormalised before the pseudo-labels are taken.
+   * semi: distribution alignment's per-class factors (C floats, soft or hard: lib/train/alignment.ts):
+   * the teacher's class probabilities are multiplied by them and renormalised before the argmax.
    */
   classScale?: Tensor;
   /**

@@ -590,10 +590,11 @@ function classShares(a: DistributionAlignment): Record<string, unknown> {
   const round = (v: number[] | Float32Array | null) => (v ? Array.from(v, (x) => Number(x.toFixed(4))) : null);
   const teacher = a.teacherDistribution();
   if (!teacher) return {};
+  const scale = a.scale();
   return {
     labeled_class_share: round(a.labeledDistribution()),
     teacher_class_share: round(teacher),
-    ...(a.scale() ? { alignment_scale: round(a.scale()) } : {}),
+    ...(scale ? { alignment_scale: round(scale) } : {}),
   };
 }
 

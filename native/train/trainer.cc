@@ -165,19 +165,22 @@ void Trainer::AllReduceSum(at::Tensor& tensor) {
 void Trainer::ReduceResult(StepResult& r, bool stop_requested) {
   if (world_size() == 1) return;
   const double R = world_size();
-  at::Tensor v = at::tensor({r.loss, r.supervised, r.unsupervised, r.contrastive, r.mixed ? 1.0 : 0.0, r.unsup_threshold,
+  std::vector<double> values{r.loss, r.supervised, r.unsupervised, r.contrastive, r.mixed ? 1.0 : 0.0, r.unsup_threshold,
                              static_cast<double>(r.unsup_kept), static_cast<double>(r.unsup_valid), static_cast<double>(r.valid_classes),
                              static_cast<double>(r.pl_pixels), static_cast<double>(r.pl_correct), static_cast<double>(r.pl_kept_pixels),
-                             static_cast<double>(r.pl_kept_correct), stop_requested ? 1.0 : 0.0},
-                            at::TensorOptions().dtype(at::kDouble));
+                             static_cast<double>(r.pl_kept_correct), stop_requested ? 1.0 : 0.0};
+  const size_t scalars = values.size();
+  // The class statistics travel in the same collective (their lengths are alike on every rank: the phase decides).
+  const std::vector<std::vector<double>*> stats{&r.labeled_class_pixels, &r.teacher_class_mass, &r.pseudo_class_pixels};
+  for (const auto* s : stats) values.insert(values.end(), s->begin(), s->end());
+  at::Tensor v = at::tensor(values, at::TensorOptions().dtype(at::kDouble));
   AllReduceSum(v);
-  for (std::vector<double>* stats : {&r.labeled_class_pixels, &r.teacher_class_mass, &r.pseudo_class_pixels}) {
-    if (stats->empty()) continue;  // the same on every rank: the phase decides
-    at::Tensor t = at::tensor(*stats, at::TensorOptions().dtype(at::kDouble));
-    AllReduceSum(t);
-    *stats = ToVector(t);
-  }
   const double* x = v.data_ptr<double>();
+  size_t offset = scalars;
+  for (auto* s : stats) {
+    std::copy(x + offset, x + offset + s->size(), s->begin());
+    offset += s->size();
+  }
   // Losses, the mixed flag, the threshold and the class count are means over the ranks; pixel counts are sums.
   r.loss = x[0] / R;
   r.supervised = x[1] / R;

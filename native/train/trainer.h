@@ -90,8 +90,9 @@ struct StepInputs {
   // Optional B_u x H x W ground truth of the unlabeled batch, for the pseudo-label metrics only:
   // it is compared with the pseudo-labels after they are made and never reaches a loss.
   at::Tensor unlabeled_truth;
-  // Optional C floats (kSemi): distribution alignment's per-class factors p_labeled / p_teacher; the
-  // teacher's class probabilities are multiplied by them and renormalised before the argmax.
+  // Optional C floats (kSemi): distribution alignment's per-class factors (soft or hard,
+  // lib/train/alignment.ts); the teacher's class probabilities are multiplied by them and
+  // renormalised before the argmax.
   at::Tensor class_scale;
   // Optional C floats (kSemi): class-balanced selection's target shares. A class that holds a larger
   // share of the (mixed) pseudo-labels than this keeps only its most confident pixels, that share
