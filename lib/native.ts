@@ -286,6 +286,11 @@ export interface AddonStepInputs {
    * mixed batch's pseudo-labels keeps only its most confident pixels, that share; the rest are ignored.
    */
   classPrior?: Tensor;
+  /**
+   * semi: the unlabeled batch's strong views (photometric()), B_u x 3 x H x W: the student's input,
+   * mixed as unlabeledImages would be, while the pseudo-labels come from unlabeledImages.
+   */
+  unlabeledStrongImages?: Tensor;
   /** Data parallel: this rank wants to stop; the result's `stop` says whether any rank does. */
   stop?: boolean;
   /** ael: the labeled images' copy-paste partners (with hasPartner flags). */
@@ -446,6 +451,12 @@ export interface Addon {
     flip?: boolean; cropTop?: number; cropLeft?: number; cropHeight?: number; cropWidth?: number; mean?: number[]; std?: number[];
     labelPad?: number; impl?: LossImpl;
   }): Promise<{ image: Float32Array; label?: Uint8Array }>;
+  /** The strong view of one normalised 3 x H x W image (colour jitter, grayscale, blur); see lib/data/augment.ts. */
+  photometric(o: {
+    image: Float32Array; height: number; width: number; mean?: number[]; std?: number[];
+    jitter?: boolean; brightness?: number; contrast?: number; saturation?: number; order?: number[];
+    grayscale?: boolean; blurSigma?: number; impl?: LossImpl;
+  }): Promise<Float32Array>;
 }
 
 let addon: Addon | undefined;

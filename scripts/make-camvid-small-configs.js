@@ -122,6 +122,8 @@ const variants = {
   'u2pl-preset': { semi: true, over: { preset: 'u2pl' }, about: 'U2PL with the u2pl preset (lib/config/preset.ts): what the study found best from scratch' },
   'study/preset-soft': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'soft' } } }, about: 'the u2pl preset with soft distribution alignment instead of hard' },
   'study/preset-select': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'select' } } }, about: 'the u2pl preset with class-balanced selection of the pseudo-labels instead of hard alignment' },
+  'study/preset-contra0.1': { semi: true, over: { preset: 'u2pl', trainer: { contrastive: { loss_weight: 0.1 } } }, about: 'the u2pl preset with the paper\'s contrastive weight 0.1 instead of the VOC config\'s 1' },
+  'study/preset-strong': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { strong_augment: true } } }, about: 'the u2pl preset with the student on strong views (colour jitter, grayscale, blur) of the unlabeled images' },
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };

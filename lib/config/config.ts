@@ -7,7 +7,7 @@ import fs from 'fs';
 import path from 'path';
 import yaml from 'js-yaml';
 import { FileError } from '../errors';
-import { AugmentConfig } from '../data/augment';
+import { AugmentConfig, STRONG_AUGMENT_DEFAULTS, StrongAugmentConfig } from '../data/augment';
 import { RGB } from '../data/classes';
 import { DatasetKind } from '../data/datasets';
 import { ConfigError, bool, describe, int, num, section, Section, str, tuple, isPositiveInt, Warner } from './errors';
@@ -92,6 +92,11 @@ export interface TrainerConfig {
     distributionAlignment: AlignmentMode;
     /** soft: the momentum of the teacher's running class distribution; hard: 1 - the factors' step size. */
     alignmentMomentum: number;
+    /**
+     * Port-only: the student's unlabeled input is a strong view (colour jitter, grayscale, blur) of
+     * the weak one the teacher labels (none in the reference, which has only CutMix).
+     */
+    strongAugment?: StrongAugmentConfig;
   };
   contrastive?: ContrastiveConfig;
   /**
@@ -225,6 +230,28 @@ function parseAugment(s: Section, key: string, parent: Section, labelPad: number
   };
 }
 
+/** trainer.unsupervised.strong_augment: false/absent (none), true (UniMatch's values), or a mapping of them. */
+function parseStrongAugment(value: unknown, w: Warner): StrongAugmentConfig | undefined {
+  const key = 'trainer.unsupervised.strong_augment';
+  if (value === undefined || value === null || value === false) return undefined;
+  if (value === true) return { ...STRONG_AUGMENT_DEFAULTS };
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(key, `expected true, false or a mapping, got ${describe(value)}`);
+  const s = value as Section;
+  w.keys(s, ['jitter_prob', 'brightness', 'contrast', 'saturation', 'grayscale_prob', 'blur_prob', 'blur_sigma'], key);
+  const d = STRONG_AUGMENT_DEFAULTS;
+  const sigma = tuple(s, 'blur_sigma', d.blurSigma, key, 2, isNum, 'numbers') as [number, number];
+  if (!(sigma[0] > 0 && sigma[1] >= sigma[0] && sigma[1] <= 50)) throw new ConfigError(`${key}.blur_sigma`, `expected [low, high] with 0 < low <= high <= 50, got [${sigma.join(', ')}]`);
+  return {
+    jitterProb: num(s, 'jitter_prob', d.jitterProb, key, 0, 1),
+    brightness: num(s, 'brightness', d.brightness, key, 0),
+    contrast: num(s, 'contrast', d.contrast, key, 0),
+    saturation: num(s, 'saturation', d.saturation, key, 0),
+    grayscaleProb: num(s, 'grayscale_prob', d.grayscaleProb, key, 0, 1),
+    blurProb: num(s, 'blur_prob', d.blurProb, key, 0, 1),
+    blurSigma: sigma,
+  };
+}
+
 function ignoreLabel(d: Section, w: Warner): number {
   const v = int(d, 'ignore_label', 255, 'dataset', 0);
   if (v > 255) w.warnings.push(`dataset.ignore_label: ${v} is outside 0-255: label PNGs hold values 0-255, so no pixel will be ignored`);
@@ -319,7 +346,7 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
   if (t.unsupervised !== undefined) {
     const u = section(t.unsupervised, 'trainer.unsupervised');
     w.keys(u, ['drop_percent', 'apply_aug', 'loss_weight', 'TTA', 'weighting', 'pseudo_labels', 'confidence_threshold',
-      'distribution_alignment', 'alignment_momentum'], 'trainer.unsupervised');
+      'distribution_alignment', 'alignment_momentum', 'strong_augment'], 'trainer.unsupervised');
     const aug = u.apply_aug === undefined || u.apply_aug === null ? undefined : str(u, 'apply_aug', undefined, 'trainer.unsupervised');
     if (aug !== undefined && !['cutmix', 'cutout', 'classmix'].includes(aug)) {
       throw new ConfigError('trainer.unsupervised.apply_aug', `expected cutmix, cutout or classmix, got '${aug}'`);
@@ -340,7 +367,11 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
       confidenceThreshold: num(u, 'confidence_threshold', 0, 'trainer.unsupervised', 0, 1),
       distributionAlignment: alignment,
       alignmentMomentum: num(u, 'alignment_momentum', 0.99, 'trainer.unsupervised', 0, 1),
+      strongAugment: parseStrongAugment(u.strong_augment, w),
     };
+    if (unsupervised.strongAugment && ael) {
+      throw new ConfigError('trainer.unsupervised.strong_augment', 'is not supported by the AEL variant (its student input is made in its own step)');
+    }
     if (unsupervised.distributionAlignment !== 'none' && ael) {
       throw new ConfigError('trainer.unsupervised.distribution_alignment', 'is not supported by the AEL variant (its pseudo-labels are made in its own step)');
     }

@@ -73,3 +73,56 @@ export function augment(
 ): Promise<AugmentedSample> {
   return native().augment({ image, label, height, width, ...draw, mean: c.mean, std: c.std, labelPad: c.labelPad });
 }
+
+/**
+ * The strong view of an unlabeled image for the student (trainer.unsupervised.strong_augment):
+ * UniMatch's and ST++'s photometric perturbations on the weak view, so that the student learns
+ * from the teacher's weak-view pseudo-labels under a harder input. Hue jitter is not applied.
+ */
+export interface StrongAugmentConfig {
+  /** Probability of the colour jitter (UniMatch: 0.8). */
+  jitterProb: number;
+  /** Jitter strengths: each factor is drawn from [max(0, 1 - s), 1 + s] (UniMatch: 0.5 each). */
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  /** Probability of turning the image to grayscale (0.2). */
+  grayscaleProb: number;
+  /** Probability of a Gaussian blur (0.5), with sigma drawn from blurSigma ([0.1, 2]). */
+  blurProb: number;
+  blurSigma: [number, number];
+}
+
+export const STRONG_AUGMENT_DEFAULTS: StrongAugmentConfig = {
+  jitterProb: 0.8, brightness: 0.5, contrast: 0.5, saturation: 0.5, grayscaleProb: 0.2, blurProb: 0.5, blurSigma: [0.1, 2],
+};
+
+export interface StrongDraw {
+  jitter: boolean;
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  /** The jitter's order: 0 brightness, 1 contrast, 2 saturation (torchvision draws it too). */
+  order: number[];
+  grayscale: boolean;
+  /** 0: no blur. */
+  blurSigma: number;
+}
+
+export function drawStrong(rng: Random, c: StrongAugmentConfig): StrongDraw {
+  const factor = (s: number) => Math.max(0, 1 - s) + (1 + s - Math.max(0, 1 - s)) * rng.next();
+  const jitter = rng.next() < c.jitterProb;
+  const brightness = factor(c.brightness);
+  const contrast = factor(c.contrast);
+  const saturation = factor(c.saturation);
+  const order = rng.shuffle([0, 1, 2]);
+  const grayscale = rng.next() < c.grayscaleProb;
+  const blur = rng.next() < c.blurProb;
+  const sigma = c.blurSigma[0] + (c.blurSigma[1] - c.blurSigma[0]) * rng.next();
+  return { jitter, brightness, contrast, saturation, order, grayscale, blurSigma: blur ? sigma : 0 };
+}
+
+/** Runs the native strong view (on the libuv pool) of one augmented, normalised 3 x H x W image. */
+export function strongView(image: Float32Array, height: number, width: number, draw: StrongDraw, c: Pick<AugmentConfig, 'mean' | 'std'>): Promise<Float32Array> {
+  return native().photometric({ image, height, width, mean: c.mean, std: c.std, ...draw });
+}

@@ -3,7 +3,7 @@
  * ahead of the training step with a bounded number of batches in flight. Every sample's random
  * draw comes from (seed, epoch, step, slot), so results do not depend on timing or concurrency.
  */
-import { AugmentConfig, augment, drawAugment } from './augment';
+import { AugmentConfig, augment, drawAugment, drawStrong, StrongAugmentConfig, strongView } from './augment';
 import { Sample } from './datasets';
 import { checkLabelValues, DataError, LabelOptions, readImage, readLabel } from './image-io';
 import { deriveSeed, Random } from './random';
@@ -23,6 +23,8 @@ export interface Batch {
   partnerImages?: Float32Array;
   partnerLabels?: Uint8Array;
   hasPartner?: boolean[];
+  /** With LoaderOptions.strong: each image's strong view (B x 3 x H x W), same geometry as `images`. */
+  strongImages?: Float32Array;
 }
 
 export interface LoaderOptions {
@@ -48,6 +50,8 @@ export interface LoaderOptions {
    * a uniformly drawn sample of the same list under `augment` (its own scale range), same crop size.
    */
   partners?: { prob: number; augment: AugmentConfig };
+  /** Also make each image's strong view (photometric, after the augmentation), from its own draw. */
+  strong?: StrongAugmentConfig;
 }
 
 interface Decoded {
@@ -126,7 +130,11 @@ export class BatchLoader {
       const d = await this.decodeOrSkip(index);
       const rng = new Random(deriveSeed(o.seed, 'augment', epoch, step, slot, index));
       const draw = drawAugment(rng, d.height, d.width, o.augment, o.train);
-      return { draw, out: await augment(d.image, d.label, d.height, d.width, draw, o.augment), partner: await this.partner(index, epoch, step, slot) };
+      const out = await augment(d.image, d.label, d.height, d.width, draw, o.augment);
+      // The strong view draws from its own stream, so the weak views are those of a run without it.
+      const strong = o.strong ? await strongView(out.image, draw.cropHeight, draw.cropWidth,
+        drawStrong(new Random(deriveSeed(o.seed, 'strong', epoch, step, slot, index)), o.strong), o.augment) : undefined;
+      return { draw, out, strong, partner: await this.partner(index, epoch, step, slot) };
     }));
     const ch = outputs[0].draw.cropHeight;
     const cw = outputs[0].draw.cropWidth;
@@ -135,12 +143,14 @@ export class BatchLoader {
     const labels = o.withLabels ? new Uint8Array(indices.length * plane) : undefined;
     const partnerImages = o.partners ? new Float32Array(indices.length * 3 * plane) : undefined;
     const partnerLabels = o.partners ? new Uint8Array(indices.length * plane) : undefined;
-    outputs.forEach(({ draw, out, partner }, slot) => {
+    const strongImages = o.strong ? new Float32Array(indices.length * 3 * plane) : undefined;
+    outputs.forEach(({ draw, out, strong, partner }, slot) => {
       if (draw.cropHeight !== ch || draw.cropWidth !== cw) {
         const s = o.samples[indices[slot]];
         throw new DataError(s.image, `comes out at ${draw.cropWidth}x${draw.cropHeight} where the batch's first image is ${cw}x${ch}: without a crop, whole images of different sizes go one per batch`);
       }
       images.set(out.image, slot * 3 * plane);
+      if (strongImages && strong) strongImages.set(strong, slot * 3 * plane);
       if (labels && out.label) labels.set(out.label, slot * plane);
       if (partner && partnerImages && partnerLabels) {
         partnerImages.set(partner.image, slot * 3 * plane);
@@ -150,6 +160,7 @@ export class BatchLoader {
     return {
       images, labels, size: indices.length, height: ch, width: cw,
       ...(o.partners ? { partnerImages, partnerLabels, hasPartner: outputs.map((x) => x.partner !== undefined) } : {}),
+      ...(strongImages ? { strongImages } : {}),
       ids: indices.map((i) => o.samples[i].id),
       seconds: Number(process.hrtime.bigint() - t0) / 1e9,
     };

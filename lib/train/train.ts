@@ -269,7 +269,7 @@ async function trainLocked(
   const labeledLoader = new BatchLoader({ ...loaderBase, samples: data.labeled, augment: d.train.augment, train: true, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, partners });
   // With pseudo_label_metrics the unlabeled labels are decoded too, for the metrics only.
   const unlabeledTruth = semi && t.pseudoLabelMetrics;
-  const unlabeledLoader = semi ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 1 }) : undefined;
+  const unlabeledLoader = semi ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 1, strong: t.unsupervised?.strongAugment }) : undefined;
   // AEL: the bank partners of the unlabeled images, each in a view of its own (A5.2 step 4).
   const bankLoader = ael ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 2, prefetch: 1 }) : undefined;
   const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
@@ -389,6 +389,7 @@ async function trainLocked(
           labels: { data: l.labels as Uint8Array, shape: [l.size, l.height, l.width] },
           unlabeledImages: u ? { data: u.images, shape: [u.size, 3, u.height, u.width] } : undefined,
           unlabeledTruth: u?.labels ? { data: u.labels, shape: [u.size, u.height, u.width] } : undefined,
+          unlabeledStrongImages: phase === 'semi' && u?.strongImages ? { data: u.strongImages, shape: [u.size, 3, u.height, u.width] } : undefined,
           lrBackbone: lr,
           lrHead: lr * d.headLrMultiplier,
           copyTeacher: phase === 'ael' ? globalStep === 0 && t.teacherInit === 'copy' : phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',

@@ -1,5 +1,5 @@
-// augment(): the per-sample augmentation on the libuv pool (or its ATen composite on the
-// compute thread, for tests).
+// augment() and photometric(): the per-sample augmentations on the libuv pool (or their ATen
+// composites on the compute thread, for tests).
 #include <ATen/ATen.h>
 
 #include "addon/addon.h"
@@ -10,6 +10,7 @@
 #include "addon/pool_task.h"
 #include "data/augment.h"
 #include "data/augment_composite.h"
+#include "data/photometric.h"
 
 namespace u2pl::addon {
 namespace {
@@ -85,10 +86,58 @@ Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
   }, keep);
 }
 
+// Reads `key` (3 numbers) into out, if present.
+void ReadTriple(Napi::Env env, const Napi::Object& o, const char* key, float* out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return;
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throw Napi::TypeError::New(env, std::string("option '") + key + "' must be 3 numbers");
+  for (uint32_t c = 0; c < 3; ++c) out[c] = v.As<Napi::Array>().Get(c).ToNumber().FloatValue();
+}
+
+Napi::Value PhotometricJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = ObjectArg(info, 0, "photometric(options)");
+  data::PhotometricParams p;
+  p.height = OptInt(o, "height", 0);
+  p.width = OptInt(o, "width", 0);
+  ReadTriple(env, o, "mean", p.mean);
+  ReadTriple(env, o, "std", p.std);
+  p.jitter = OptBool(o, "jitter", false);
+  p.brightness = static_cast<float>(OptDouble(o, "brightness", 1));
+  p.contrast = static_cast<float>(OptDouble(o, "contrast", 1));
+  p.saturation = static_cast<float>(OptDouble(o, "saturation", 1));
+  float order[3] = {0, 1, 2};
+  ReadTriple(env, o, "order", order);
+  for (int i = 0; i < 3; ++i) p.order[i] = static_cast<int>(order[i]);
+  p.grayscale = OptBool(o, "grayscale", false);
+  p.blur_sigma = static_cast<float>(OptDouble(o, "blurSigma", 0));
+  GuardJs(env, [&] { data::ValidatePhotometricParams(p); });
+  Napi::Value imageValue = o.Get("image");
+  if (!imageValue.IsTypedArray() || imageValue.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      imageValue.As<Napi::Float32Array>().ElementLength() != static_cast<size_t>(3 * p.height * p.width))
+    throw Napi::TypeError::New(env, "option 'image' must be a Float32Array of 3 x height x width normalised values");
+  const float* image = imageValue.As<Napi::Float32Array>().Data();
+  if (OptString(o, "impl", "kernel") == "composite") {
+    at::Tensor img = at::from_blob(const_cast<float*>(image), {3, p.height, p.width}, at::kFloat);
+    return AsyncTask::Run(env, [img, p]() -> ResultBuilder {
+      at::Tensor x = data::PhotometricComposite(img, p);
+      return [x](Napi::Env env) -> Napi::Value { return TensorToJs(env, x).Get("data"); };
+    }, {o});
+  }
+  Napi::Float32Array out = Napi::Float32Array::New(env, 3 * p.height * p.width);
+  float* outData = out.Data();
+  auto outRef = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(out));
+  return PoolTask::Run(env, [=]() -> ResultBuilder {
+    data::Photometric(image, p, outData);
+    return [outRef](Napi::Env) -> Napi::Value { return outRef->Value(); };
+  }, {o, out});
+}
+
 }  // namespace
 
 void RegisterData(Napi::Env env, Napi::Object exports) {
   exports.Set("augment", Napi::Function::New(env, AugmentJs, "augment"));
+  exports.Set("photometric", Napi::Function::New(env, PhotometricJs, "photometric"));
 }
 
 }  // namespace u2pl::addon

@@ -272,6 +272,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     if (!o.Get("unlabeledTruth").IsUndefined()) in.unlabeled_truth = TensorFromJs(o.Get("unlabeledTruth"), "unlabeledTruth");
     if (!o.Get("classScale").IsUndefined()) in.class_scale = TensorFromJs(o.Get("classScale"), "classScale");
     if (!o.Get("classPrior").IsUndefined()) in.class_prior = TensorFromJs(o.Get("classPrior"), "classPrior");
+    if (in.phase == train::Phase::kSemi && !o.Get("unlabeledStrongImages").IsUndefined()) in.unlabeled_strong = TensorFromJs(o.Get("unlabeledStrongImages"), "unlabeledStrongImages");
     auto trainer = trainer_;
     auto student = student_, teacher = teacher_;
     return AsyncTask::Run(Env(), [trainer, student, teacher, in]() -> ResultBuilder {

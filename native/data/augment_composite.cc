@@ -43,3 +43,34 @@ std::pair<at::Tensor, at::Tensor> AugmentComposite(const at::Tensor& image, cons
 }
 
 }  // namespace u2pl::data
+
+namespace u2pl::data {
+
+at::Tensor PhotometricComposite(const at::Tensor& image, const PhotometricParams& p) {
+  ValidatePhotometricParams(p);
+  const at::Tensor mean = at::tensor({p.mean[0], p.mean[1], p.mean[2]}).view({3, 1, 1});
+  const at::Tensor std = at::tensor({p.std[0], p.std[1], p.std[2]}).view({3, 1, 1});
+  const at::Tensor luma_weights = at::tensor({0.299f, 0.587f, 0.114f}).view({3, 1, 1});
+  at::Tensor v = (image.to(at::kFloat) * std + mean) / 255;
+  auto luma = [&](const at::Tensor& t) { return (t * luma_weights).sum(0, true); };
+  if (p.jitter) {
+    for (int op : p.order) {
+      if (op == 0) v = (v * p.brightness).clamp(0, 1);
+      if (op == 1) v = (v * p.contrast + luma(v).mean() * (1 - p.contrast)).clamp(0, 1);
+      if (op == 2) v = (v * p.saturation + luma(v) * (1 - p.saturation)).clamp(0, 1);
+    }
+  }
+  if (p.grayscale) v = luma(v).expand({3, -1, -1});
+  if (p.blur_sigma > 0) {
+    const int64_t r = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3 * p.blur_sigma)));
+    at::Tensor d = at::arange(-r, r + 1, at::kFloat);
+    at::Tensor k = at::exp(d * d * (-0.5 / (p.blur_sigma * p.blur_sigma)));
+    k = k / k.sum();
+    at::Tensor x = at::replication_pad2d(v.unsqueeze(0).contiguous(), {r, r, r, r});
+    x = at::conv2d(x, k.view({1, 1, 1, -1}).repeat({3, 1, 1, 1}), at::Tensor(), at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, 3);
+    v = at::conv2d(x, k.view({1, 1, -1, 1}).repeat({3, 1, 1, 1}), at::Tensor(), at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, 3).squeeze(0);
+  }
+  return ((v * 255 - mean) / std).contiguous();
+}
+
+}  // namespace u2pl::data

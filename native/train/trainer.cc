@@ -321,6 +321,11 @@ StepResult Trainer::Step(const StepInputs& in) {
       std::tie(confidence, pseudo) = prob.max(1);
       r.pseudo_class_pixels = ClassPixels(pseudo, prob.size(1));
       clock.Mark(&P::pseudo_labels);
+      if (in.unlabeled_strong.defined()) {
+        TORCH_CHECK(in.unlabeled_strong.sizes() == in.unlabeled_images.sizes(), "unlabeledStrongImages is ", in.unlabeled_strong.sizes(),
+                    " where unlabeledImages is ", in.unlabeled_images.sizes());
+        x_u = in.unlabeled_strong.to(device_, at::kFloat);
+      }
       if (options_.mix && at::rand({1}, generator_).item<double>() < 0.5) {
         loss::MixResult m = loss::Mix(x_u, pseudo, confidence, *options_.mix, generator_, ignore);
         x_u = m.images;

@@ -98,6 +98,9 @@ struct StepInputs {
   // share of the (mixed) pseudo-labels than this keeps only its most confident pixels, that share
   // of the labelled ones; the rest become ignore.
   at::Tensor class_prior;
+  // Optional B_u x 3 x H x W (kSemi): the unlabeled batch's strong views (data/photometric.h), the
+  // student's input (mixed as the weak views would be) while the pseudo-labels come from the weak ones.
+  at::Tensor unlabeled_strong;
   // Data parallel: this rank wants to stop (Ctrl-C); every rank learns whether any does (StepResult.stop).
   bool stop_requested = false;
   // kAel: unlabeled_images are [the kept images; their bank partners] (2k rows), unlabeled_index

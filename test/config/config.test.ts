@@ -184,6 +184,24 @@ describe('presets', () => {
     expect(() => parseConfig(ael, dir)).toThrow('trainer.unsupervised.distribution_alignment: is not supported by the AEL variant');
   });
 
+  test('strong augmentation: true takes UniMatch\'s values, a mapping overrides them, bad values are errors naming the key', () => {
+    expect(parseConfig(tinyConfig(true), dir).trainer.unsupervised?.strongAugment).toBeUndefined();
+    expect(parseConfig(withChange((x) => { x.trainer.unsupervised.strong_augment = false; }), dir).trainer.unsupervised?.strongAugment).toBeUndefined();
+    expect(parseConfig(withChange((x) => { x.trainer.unsupervised.strong_augment = true; }), dir).trainer.unsupervised?.strongAugment).toEqual({
+      jitterProb: 0.8, brightness: 0.5, contrast: 0.5, saturation: 0.5, grayscaleProb: 0.2, blurProb: 0.5, blurSigma: [0.1, 2],
+    });
+    const custom = parseConfig(withChange((x) => { x.trainer.unsupervised.strong_augment = { grayscale_prob: 0, blur_sigma: [0.5, 1] }; }), dir);
+    expect(custom.trainer.unsupervised?.strongAugment).toMatchObject({ jitterProb: 0.8, grayscaleProb: 0, blurSigma: [0.5, 1] });
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.strong_augment = 'yes'; }), dir))
+      .toThrow("trainer.unsupervised.strong_augment: expected true, false or a mapping, got the string 'yes'");
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.strong_augment = { jitter_prob: 2 }; }), dir))
+      .toThrow('trainer.unsupervised.strong_augment.jitter_prob');
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.strong_augment = { blur_sigma: [2, 1] }; }), dir))
+      .toThrow('trainer.unsupervised.strong_augment.blur_sigma: expected [low, high] with 0 < low <= high <= 50, got [2, 1]');
+    const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.strong_augment = true; });
+    expect(() => parseConfig(ael, dir)).toThrow('trainer.unsupervised.strong_augment: is not supported by the AEL variant');
+  });
+
   test('an unknown preset is an error that names the key and the choices', () => {
     expect(() => parseConfig({ ...tinyConfig(true), preset: 'best' }, dir)).toThrow(new ConfigError('preset', 'expected one of reference, u2pl, got "best"'));
   });

@@ -1,5 +1,5 @@
 import path from 'path';
-import { AugmentConfig, augment, drawAugment, sampleScale } from '../../lib/data/augment';
+import { AugmentConfig, augment, drawAugment, drawStrong, sampleScale, STRONG_AUGMENT_DEFAULTS, StrongDraw, strongView } from '../../lib/data/augment';
 import { datasetInfo, listSamples } from '../../lib/data/datasets';
 import { BatchLoader } from '../../lib/data/loader';
 import { Random } from '../../lib/data/random';
@@ -105,6 +105,98 @@ describe('native augmentation', () => {
   });
 });
 
+describe('the strong view (photometric: colour jitter, grayscale, blur)', () => {
+  const H = 23, W = 31;
+  const mean = config.mean, std = config.std;
+  // A real-looking normalised image: pixel values 0-255 through the normalisation.
+  const pixels = Float32Array.from({ length: 3 * H * W }, (_, i) => (i * 37 + (i >> 5) * 11) % 256);
+  const image = Float32Array.from(pixels, (v, i) => (v - mean[Math.floor(i / (H * W))]) / std[Math.floor(i / (H * W))]);
+  const identity: StrongDraw = { jitter: false, brightness: 1, contrast: 1, saturation: 1, order: [0, 1, 2], grayscale: false, blurSigma: 0 };
+
+  // Written out pixel by pixel: the definition the native loops and the ATen composite must meet.
+  function reference(x: Float32Array, d: StrongDraw): Float32Array {
+    const n = H * W;
+    const v = Float32Array.from(x, (u, i) => (u * std[Math.floor(i / n)] + mean[Math.floor(i / n)]) / 255);
+    const clamp = (u: number) => Math.min(1, Math.max(0, u));
+    const luma = (i: number) => 0.299 * v[i] + 0.587 * v[n + i] + 0.114 * v[2 * n + i];
+    if (d.jitter) {
+      for (const op of d.order) {
+        if (op === 0) for (let i = 0; i < 3 * n; i++) v[i] = clamp(v[i] * d.brightness);
+        if (op === 1) {
+          let m = 0;
+          for (let i = 0; i < n; i++) m += luma(i) / n;
+          for (let i = 0; i < 3 * n; i++) v[i] = clamp(d.contrast * v[i] + (1 - d.contrast) * m);
+        }
+        if (op === 2) {
+          for (let i = 0; i < n; i++) {
+            const y = luma(i);
+            for (let c = 0; c < 3; c++) v[c * n + i] = clamp(d.saturation * v[c * n + i] + (1 - d.saturation) * y);
+          }
+        }
+      }
+    }
+    if (d.grayscale) for (let i = 0; i < n; i++) v[i] = v[n + i] = v[2 * n + i] = luma(i);
+    if (d.blurSigma > 0) {
+      const r = Math.max(1, Math.ceil(3 * d.blurSigma));
+      const k = Array.from({ length: 2 * r + 1 }, (_, j) => Math.exp(-0.5 * (j - r) ** 2 / d.blurSigma ** 2));
+      const sum = k.reduce((a, b) => a + b, 0);
+      const at = (c: number, y: number, x: number, src: Float32Array) => src[c * n + Math.min(H - 1, Math.max(0, y)) * W + Math.min(W - 1, Math.max(0, x))];
+      const rows = new Float32Array(3 * n);
+      for (let c = 0; c < 3; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+        rows[c * n + y * W + x] = k.reduce((s, w, j) => s + w * at(c, y, x + j - r, v), 0) / sum;
+      }
+      for (let c = 0; c < 3; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+        v[c * n + y * W + x] = k.reduce((s, w, j) => s + w * at(c, y + j - r, x, rows), 0) / sum;
+      }
+    }
+    return Float32Array.from(v, (u, i) => (u * 255 - mean[Math.floor(i / n)]) / std[Math.floor(i / n)]);
+  }
+
+  test('native loops and the ATen composite match the pixel-by-pixel definition over many draws', async () => {
+    const rng = new Random(11);
+    const draws: StrongDraw[] = [
+      identity,
+      { ...identity, jitter: true, brightness: 1.4, contrast: 0.6, saturation: 1.5, order: [2, 0, 1] },
+      { ...identity, grayscale: true },
+      { ...identity, blurSigma: 1.7 },
+      ...Array.from({ length: 12 }, () => drawStrong(rng, STRONG_AUGMENT_DEFAULTS)),
+    ];
+    for (const d of draws) {
+      const want = reference(image, d);
+      const kernel = await strongView(image, H, W, d, { mean, std });
+      const composite = await native().photometric({ image, height: H, width: W, mean, std, ...d, impl: 'composite' });
+      expectClose(kernel, want, 2e-4);
+      expectClose(composite, want, 2e-4);
+    }
+    // The identity leaves the image as it was (up to the round trip through pixel values).
+    expectClose(await strongView(image, H, W, identity, { mean, std }), image, 1e-5);
+    // Grayscale: the three channels hold the same pixel values.
+    const gray = await strongView(image, H, W, { ...identity, grayscale: true }, { mean, std });
+    const px = (c: number, i: number) => gray[c * H * W + i] * std[c] + mean[c];
+    for (let i = 0; i < H * W; i += 17) expect(Math.abs(px(0, i) - px(2, i))).toBeLessThan(1e-3);
+  });
+
+  test('draws follow the configured probabilities and ranges', () => {
+    const rng = new Random(12);
+    const draws = Array.from({ length: 4000 }, () => drawStrong(rng, STRONG_AUGMENT_DEFAULTS));
+    const rate = (f: (d: StrongDraw) => boolean) => draws.filter(f).length / draws.length;
+    expect(Math.abs(rate((d) => d.jitter) - 0.8)).toBeLessThan(0.03);
+    expect(Math.abs(rate((d) => d.grayscale) - 0.2)).toBeLessThan(0.03);
+    expect(Math.abs(rate((d) => d.blurSigma > 0) - 0.5)).toBeLessThan(0.03);
+    for (const d of draws) {
+      for (const f of [d.brightness, d.contrast, d.saturation]) expect(f >= 0.5 && f <= 1.5).toBe(true);
+      expect([...d.order].sort()).toEqual([0, 1, 2]);
+      if (d.blurSigma > 0) expect(d.blurSigma >= 0.1 && d.blurSigma <= 2).toBe(true);
+    }
+  });
+
+  test('bad parameters are errors naming the value', () => {
+    expect(() => native().photometric({ image, height: H, width: W, blurSigma: -1 })).toThrow('blurSigma must be in [0, 50], got -1');
+    expect(() => native().photometric({ image, height: H, width: W, order: [0, 0, 1] })).toThrow('order must be a permutation of 0, 1, 2');
+    expect(() => native().photometric({ image: image.subarray(3), height: H, width: W })).toThrow("option 'image' must be a Float32Array of 3 x height x width");
+  });
+});
+
 describe('background loader on CamVid (real files)', () => {
   const samples = listSamples({ kind: 'camvid', root: CAMVID }, path.join(CAMVID, 'splits/46/labeled.txt'));
   const info = datasetInfo('camvid', 11);
@@ -124,6 +216,25 @@ describe('background loader on CamVid (real files)', () => {
     for await (const b of make(3).iterate(plan, 0)) expect(Buffer.from(b.images.buffer).equals(Buffer.from(a[i++].buffer))).toBe(true);
     const other = await make(1).loadBatch([0, 1], 1, 0); // another epoch draws other parameters
     expect(Buffer.from(other.images.buffer).equals(Buffer.from(a[0].buffer))).toBe(false);
+  });
+
+  test('with a strong view: the weak views are unchanged, the strong ones differ and are reproducible', async () => {
+    const strong = () => new BatchLoader({
+      samples, augment: config, train: true, withLabels: true, labelOptions: info.labelOptions, classes: 11, ignoreLabel: 255, seed: 5,
+      strong: { ...STRONG_AUGMENT_DEFAULTS, jitterProb: 1, blurProb: 1 },
+    });
+    const weak = await make(1).loadBatch([0, 1], 0, 0);
+    const a = await strong().loadBatch([0, 1], 0, 0);
+    const b = await strong().loadBatch([0, 1], 0, 0);
+    expect(weak.strongImages).toBeUndefined();
+    expect(Buffer.from(a.images.buffer).equals(Buffer.from(weak.images.buffer))).toBe(true);
+    expect(Buffer.from((a.labels as Uint8Array).buffer).equals(Buffer.from((weak.labels as Uint8Array).buffer))).toBe(true);
+    const s = a.strongImages as Float32Array;
+    expect(s.length).toBe(a.images.length);
+    expect(Buffer.from(s.buffer).equals(Buffer.from((b.strongImages as Float32Array).buffer))).toBe(true);
+    let diff = 0;
+    for (let i = 0; i < s.length; i++) diff += Math.abs(s[i] - a.images[i]);
+    expect(diff / s.length).toBeGreaterThan(0.01);
   });
 
   test('starting mid-epoch gives the same batches as running through', async () => {

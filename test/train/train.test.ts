@@ -71,9 +71,9 @@ describe('train()', () => {
     expect(report.missing).toEqual([]);
   });
 
-  test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks, alignment state)', async () => {
+  test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks, alignment state; strong views)', async () => {
     const trainer = tinyConfig(true).trainer as Record<string, any>;
-    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard' } } });
+    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard', strong_augment: true } } });
     const once = writeExperiment(cfg);
     await train(loadConfig(once), { maxSteps: 8 });
     const split = writeExperiment(cfg);
