@@ -116,6 +116,8 @@ export interface AddonModel {
   copyFrom(other: AddonModel): void;
   emaFrom(student: AddonModel, decay: number): void;
   setChannelsLast(on: boolean): void;
+  /** Whether weights and inputs are channels-last (the constructor's option or setChannelsLast). */
+  channelsLast(): boolean;
   setAutocast(dtype: 'bfloat16' | 'float16' | null): void;
   seed(seed: number): void;
   predict(image: Tensor, options?: InferenceOptions): Promise<{ prediction: NativeTensor<Uint8Array>; confidence: NativeTensor<Float32Array> }>;

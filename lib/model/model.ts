@@ -85,15 +85,12 @@ export class Model {
   /** Channels-last memory layout for weights and inputs (faster convolutions on many CPUs). */
   setChannelsLast(on: boolean): void {
     this.handle.setChannelsLast(on);
-    this.layoutChannelsLast = on;
   }
 
-  /** Whether weights and inputs are channels-last (setChannelsLast). */
+  /** Whether weights and inputs are channels-last (the native model's own flag). */
   get channelsLast(): boolean {
-    return this.layoutChannelsLast;
+    return this.handle.channelsLast();
   }
-
-  private layoutChannelsLast = false;
 
   /** Mixed precision for forward passes: 'bfloat16' (CPU or CUDA), 'float16' (CUDA), or null for fp32. */
   setAutocast(dtype: 'bfloat16' | 'float16' | null): void {

@@ -82,6 +82,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
                         InstanceMethod("copyFrom", &AddonModel::CopyFrom),
                         InstanceMethod("emaFrom", &AddonModel::EmaFrom),
                         InstanceMethod("setChannelsLast", &AddonModel::SetChannelsLast),
+                        InstanceMethod("channelsLast", &AddonModel::ChannelsLast),
                         InstanceMethod("setAutocast", &AddonModel::SetAutocast),
                         InstanceMethod("seed", &AddonModel::Seed),
                         InstanceMethod("predict", &AddonModel::Predict),
@@ -315,6 +316,12 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       });
     });
     return Env().Undefined();
+  }
+
+  Napi::Value ChannelsLast(const Napi::CallbackInfo&) {
+    Alive();
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return Napi::Boolean::New(Env(), state_->channels_last);
   }
 
   // setAutocast(null | "bfloat16" | "float16")
