@@ -15,6 +15,14 @@
 namespace u2pl::addon {
 namespace {
 
+// Reads `key` (3 numbers) into out, if present.
+void ReadTriple(Napi::Env env, const Napi::Object& o, const char* key, float* out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return;
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throw Napi::TypeError::New(env, std::string("option '") + key + "' must be 3 numbers");
+  for (uint32_t c = 0; c < 3; ++c) out[c] = v.As<Napi::Array>().Get(c).ToNumber().FloatValue();
+}
+
 Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = ObjectArg(info, 0, "augment(options)");
@@ -34,12 +42,8 @@ Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
   const int64_t pad = OptInt(o, "labelPad", 0);
   if (pad < 0 || pad > 255) throw Napi::RangeError::New(env, "option 'labelPad' must be in [0, 255]");
   p.label_pad = static_cast<uint8_t>(pad);
-  for (const char* key : {"mean", "std"}) {
-    Napi::Value v = o.Get(key);
-    if (v.IsUndefined()) continue;
-    if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throw Napi::TypeError::New(env, std::string("option '") + key + "' must be 3 numbers");
-    for (uint32_t c = 0; c < 3; ++c) (key[0] == 'm' ? p.mean : p.std)[c] = v.As<Napi::Array>().Get(c).ToNumber().FloatValue();
-  }
+  ReadTriple(env, o, "mean", p.mean);
+  ReadTriple(env, o, "std", p.std);
   GuardJs(env, [&] { data::ValidateAugmentParams(p); });
   Napi::Value imageValue = o.Get("image"), labelValue = o.Get("label");
   if (!imageValue.IsTypedArray() || imageValue.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
@@ -84,14 +88,6 @@ Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
       return out;
     };
   }, keep);
-}
-
-// Reads `key` (3 numbers) into out, if present.
-void ReadTriple(Napi::Env env, const Napi::Object& o, const char* key, float* out) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return;
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throw Napi::TypeError::New(env, std::string("option '") + key + "' must be 3 numbers");
-  for (uint32_t c = 0; c < 3; ++c) out[c] = v.As<Napi::Array>().Get(c).ToNumber().FloatValue();
 }
 
 Napi::Value PhotometricJs(const Napi::CallbackInfo& info) {
