@@ -114,6 +114,7 @@ function ael(depth) {
 }
 
 const ohem = { type: 'ohem', kwargs: { thresh: 0.7, min_kept: 4400 } };
+const ohemAbout = `OHEM cross-entropy on the labeled images (threshold ${ohem.kwargs.thresh}, at least ${ohem.kwargs.min_kept} pixels kept)`;
 
 const variants = {
   suponly: { semi: false, about: 'supervised-only baseline: 46 labeled images, 43 epochs of 23 steps' },
@@ -121,7 +122,7 @@ const variants = {
   'suponly-fp32': { semi: false, over: { runtime: { autocast: null } }, about: 'the baseline in fp32 (no autocast): the check that bf16 does not change the result' },
   // OHEM as in the reference's Cityscapes config (§6.2), min_kept scaled to this batch: the reference keeps
   // 100000 of 2x769² ≈ 1.18 M pixels (8.5 %), here 8.5 % of 2x161² ≈ 4,400.
-  'suponly-ohem': { semi: false, over: { criterion: ohem }, about: 'the baseline with OHEM cross-entropy (threshold 0.7, at least 4,400 pixels kept)' },
+  'suponly-ohem': { semi: false, over: { criterion: ohem }, about: `the baseline with ${ohemAbout}` },
   u2pl: { semi: true, about: 'U2PL as the reference code does it' },
   'u2pl-paper': { semi: true, over: paper, about: "U2PL with the reference's quirks fixed as the paper describes them (§17: indexing, negatives, weighting, label padding, teacher copy)" },
   'u2pl-preset': { semi: true, over: { preset: 'u2pl' }, about: 'U2PL with the u2pl preset (lib/config/preset.ts): what the study found best from scratch' },
@@ -129,7 +130,7 @@ const variants = {
   'study/preset-select': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'select' } } }, about: 'the u2pl preset with class-balanced selection of the pseudo-labels instead of hard alignment' },
   'study/preset-contra0.1': { semi: true, over: { preset: 'u2pl', trainer: { contrastive: { loss_weight: 0.1 } } }, about: 'the u2pl preset with the paper\'s contrastive weight 0.1 instead of the VOC config\'s 1' },
   'study/preset-strong': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { strong_augment: true } } }, about: 'the u2pl preset with the student on strong views (colour jitter, grayscale, blur) of the unlabeled images' },
-  'study/preset-ohem': { semi: true, over: { preset: 'u2pl', criterion: ohem }, about: 'the u2pl preset with OHEM cross-entropy on the labeled images (threshold 0.7, at least 4,400 pixels kept)' },
+  'study/preset-ohem': { semi: true, over: { preset: 'u2pl', criterion: ohem }, about: `the u2pl preset with ${ohemAbout}` },
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };
