@@ -434,6 +434,27 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
   };
 }
 
+/**
+ * OHEM's min_kept, in pixels of one labeled batch of one process (§6.2). Port-only `min_kept_ratio`
+ * gives it as a share of that batch (labeled batch size × crop), so that a config keeps the same
+ * selection when the crop or batch changes. A min_kept of at least the batch's pixels makes the
+ * reference keep every pixel, i.e. plain cross-entropy: said as a warning, since the default 100,000
+ * (sized for 2×769² Cityscapes crops) does that silently on small crops.
+ */
+function ohemMinKept(ck: Section, type: 'ohem' | 'ce', train: SplitConfig, w: Warner): number {
+  const [cropH, cropW] = train.augment.crop!.size;  // the train split's crop is required
+  const pixels = train.batchSize * cropH * cropW;
+  if (ck.min_kept_ratio !== undefined && ck.min_kept_ratio !== null) {
+    if (ck.min_kept !== undefined && ck.min_kept !== null) throw new ConfigError('criterion.kwargs.min_kept_ratio', 'give min_kept or min_kept_ratio, not both');
+    return Math.round(num(ck, 'min_kept_ratio', undefined, 'criterion.kwargs', 0, 1) * pixels);
+  }
+  const minKept = int(ck, 'min_kept', 100000, 'criterion.kwargs', 0);
+  if (type === 'ohem' && minKept >= pixels) {
+    w.warnings.push(`criterion.kwargs.min_kept: ${minKept} is not below the ${pixels} pixels of a labeled batch (${train.batchSize}×${cropH}×${cropW}), so OHEM keeps every pixel (plain cross-entropy); set a smaller min_kept or min_kept_ratio`);
+  }
+  return minKept;
+}
+
 /** Validates a config object; `dir` resolves relative paths. */
 export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv = process.env, file?: string): U2plConfig {
   try {
@@ -451,8 +472,9 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     const criterion = section(raw.criterion ?? {}, 'criterion');
     w.keys(criterion, ['type', 'kwargs', ...(aelMode ? ['cons', 'consist_weight', 'contra_weight', 'threshold'] : [])], 'criterion');
     const ck = section(criterion.kwargs ?? {}, 'criterion.kwargs');
-    w.keys(ck, ['thresh', 'min_kept', 'use_weight'], 'criterion.kwargs');
+    w.keys(ck, ['thresh', 'min_kept', 'min_kept_ratio', 'use_weight'], 'criterion.kwargs');
     if (ck.use_weight === true) throw new ConfigError('criterion.kwargs.use_weight', 'class-weighted cross-entropy is not supported');
+    const criterionType = str(criterion, 'type', 'ce', 'criterion') === 'ohem' ? 'ohem' : 'ce';
     const runtime = section(raw.runtime ?? {}, 'runtime');
     w.keys(runtime, ['threads', 'device', 'autocast', 'channels_last', 'prefetch', 'dist_backend', 'dist_timeout_s'], 'runtime');
     const distBackend = runtime.dist_backend === undefined ? undefined : str(runtime, 'dist_backend', undefined, 'runtime');
@@ -476,9 +498,9 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
       dataset, trainer,
       saver: { snapshotDir: path.resolve(dir, str(saver, 'snapshot_dir', 'checkpoints', 'saver')), pretrain, autoResume: bool(saver, 'auto_resume', false, 'saver') },
       criterion: {
-        type: str(criterion, 'type', 'ce', 'criterion') === 'ohem' ? 'ohem' : 'ce',
+        type: criterionType,
         thresh: num(ck, 'thresh', 0.7, 'criterion.kwargs', 0, 1),
-        minKept: int(ck, 'min_kept', 100000, 'criterion.kwargs', 0),
+        minKept: ohemMinKept(ck, criterionType, dataset.train, w),
       },
       net,
       runtime: {

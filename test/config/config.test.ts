@@ -72,6 +72,19 @@ describe('config validation', () => {
     expect(() => parseConfig(withChange((x) => { delete x.dataset.train.crop; }), dir)).toThrow('dataset.train.crop.size: required');
   });
 
+  test('OHEM min_kept: pixels of a labeled batch, or min_kept_ratio of them; one that keeps every pixel is warned about', () => {
+    const ohem = (kwargs: Obj) => parseConfig(withChange((x) => { x.criterion = { type: 'ohem', kwargs }; }), dir);
+    // A labeled batch here is 2 x 32 x 32 = 2048 pixels.
+    expect(ohem({ min_kept_ratio: 0.085 }).criterion).toEqual({ type: 'ohem', thresh: 0.7, minKept: 174 });
+    expect(ohem({ min_kept_ratio: 0.085 }).warnings).toEqual([]);
+    expect(ohem({ min_kept: 2047 }).warnings).toEqual([]);
+    expect(ohem({}).criterion.minKept).toBe(100000);
+    expect(ohem({}).warnings).toEqual(['criterion.kwargs.min_kept: 100000 is not below the 2048 pixels of a labeled batch (2×32×32), so OHEM keeps every pixel (plain cross-entropy); set a smaller min_kept or min_kept_ratio']);
+    expect(parseConfig(withChange((x) => { x.criterion = { type: 'CELoss', kwargs: { min_kept: 100000 } }; }), dir).warnings).toEqual([]);
+    expect(() => ohem({ min_kept: 100, min_kept_ratio: 0.1 })).toThrow('criterion.kwargs.min_kept_ratio: give min_kept or min_kept_ratio, not both');
+    expect(() => ohem({ min_kept_ratio: 1.5 })).toThrow('criterion.kwargs.min_kept_ratio: expected a number in [0, 1], got 1.5');
+  });
+
   test('${VAR} alone takes the type of what it expands to', () => {
     const c = parseConfig(withChange((x) => { x.seed = '${SEED:-4}'; x.trainer.eval_on = '${EVAL}'; }), dir, { EVAL: 'false' });
     expect(c.seed).toBe(4);
