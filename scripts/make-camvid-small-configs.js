@@ -125,12 +125,15 @@ const variants = {
   'suponly-ohem': { semi: false, over: { criterion: ohem }, about: `the baseline with ${ohemAbout}` },
   u2pl: { semi: true, about: 'U2PL as the reference code does it' },
   'u2pl-paper': { semi: true, over: paper, about: "U2PL with the reference's quirks fixed as the paper describes them (§17: indexing, negatives, weighting, label padding, teacher copy)" },
-  'u2pl-preset': { semi: true, over: { preset: 'u2pl' }, about: 'U2PL with the u2pl preset (lib/config/preset.ts): what the study found best from scratch' },
+  // No criterion: the preset picks it (OHEM for U2PL runs).
+  'u2pl-preset': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl' }); delete c.criterion; return c; }, about: 'U2PL with the u2pl preset (lib/config/preset.ts): what the study found best from scratch' },
+  'study/preset-ce': { semi: true, over: { preset: 'u2pl' }, about: 'the u2pl preset with plain cross-entropy on the labeled images (the preset before it took OHEM)' },
   'study/preset-soft': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'soft' } } }, about: 'the u2pl preset with soft distribution alignment instead of hard' },
   'study/preset-select': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'select' } } }, about: 'the u2pl preset with class-balanced selection of the pseudo-labels instead of hard alignment' },
   'study/preset-contra0.1': { semi: true, over: { preset: 'u2pl', trainer: { contrastive: { loss_weight: 0.1 } } }, about: 'the u2pl preset with the paper\'s contrastive weight 0.1 instead of the VOC config\'s 1' },
   'study/preset-strong': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { strong_augment: true } } }, about: 'the u2pl preset with the student on strong views (colour jitter, grayscale, blur) of the unlabeled images' },
   'study/preset-ohem': { semi: true, over: { preset: 'u2pl', criterion: ohem }, about: `the u2pl preset with ${ohemAbout}` },
+  'study/preset-ohem-strong': { semi: true, over: { preset: 'u2pl', criterion: ohem, trainer: { unsupervised: { strong_augment: true } } }, about: `the u2pl preset with ${ohemAbout} and the student on strong views of the unlabeled images` },
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };

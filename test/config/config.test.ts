@@ -2,7 +2,7 @@ import fs from 'fs';
 import path from 'path';
 import { loadConfig, parseConfig } from '../../lib/config/config';
 import { ConfigError } from '../../lib';
-import { PRESETS } from '../../lib/config/preset';
+import { PRESETS, PRESET_CRITERION } from '../../lib/config/preset';
 import { tinyConfig } from '../helpers/experiment';
 import { tempDir } from '../helpers/python';
 
@@ -186,6 +186,25 @@ describe('presets', () => {
     const sup = parseConfig({ ...tinyConfig(false), preset: 'u2pl' }, dir);
     expect(sup.trainer.contrastive).toBeUndefined();
     expect(sup.trainer.unsupervised).toBeUndefined();
+  });
+
+  test('u2pl picks OHEM for a U2PL config that says nothing of its criterion, never for supervised-only or over a chosen one', () => {
+    const silent = (semi: boolean, change: (x: Obj) => void = () => {}) => {
+      const x = clone(tinyConfig(semi));
+      x.preset = 'u2pl';
+      delete x.criterion;
+      change(x);
+      return parseConfig(x, dir);
+    };
+    // A labeled batch here is 2 x 32 x 32 = 2048 pixels: 8.5 % of it is 174.
+    expect(PRESET_CRITERION.u2pl).toEqual({ type: 'ohem', kwargs: { thresh: 0.7, min_kept_ratio: 0.085 } });
+    expect(silent(true).criterion).toEqual({ type: 'ohem', thresh: 0.7, minKept: 174 });
+    expect(silent(true).raw.criterion).toEqual(PRESET_CRITERION.u2pl);
+    expect(silent(true, (x) => { x.criterion = {}; }).criterion.type).toBe('ohem');
+    expect(silent(false).criterion).toEqual({ type: 'ce', thresh: 0.7, minKept: 100000 });
+    expect(silent(true, (x) => { x.criterion = { type: 'CELoss' }; }).criterion.type).toBe('ce');
+    expect(silent(true, (x) => { x.criterion = { kwargs: { min_kept: 10 } }; }).criterion).toEqual({ type: 'ce', thresh: 0.7, minKept: 10 });
+    expect(silent(true, (x) => { delete x.preset; }).criterion.type).toBe('ce');
   });
 
   test('distribution alignment: its mode and momentum are checked, and the AEL variant refuses it', () => {
