@@ -9,7 +9,7 @@
  *     pseudo-labels' class shares are aligned to the labels' (hard alignment, lib/train/alignment.ts),
  *     so that the classes a young teacher under-predicts are not unlearnt (camvid-small, 3 seeds:
  *     24.6 ± 2.1 against supervised-only's 23.3 ± 0.7; soft alignment 23.5, selection 22.7); and
- *     for U2PL runs that name no criterion type, OHEM cross-entropy on the labeled images
+ *     for U2PL configs that say nothing of their criterion, OHEM cross-entropy on the labeled images
  *     (PRESET_CRITERION; camvid-small, 3 seeds: 26.1 ± 2.3). Supervised-only configs keep plain
  *     cross-entropy: OHEM alone cost the baseline there (19.0 against 23.7).
  */
@@ -29,8 +29,8 @@ export const PRESETS: Record<PresetName, Record<string, unknown>> = {
 
 /**
  * The criterion a preset picks for a semi-supervised config (one with trainer.unsupervised) that
- * says nothing of its criterion (no type, no kwargs). It is set as a whole, not key by key, so that it never mixes with a
- * criterion the config chose. u2pl: OHEM keeping every pixel whose true-class probability is at
+ * says nothing of its criterion (no type, no kwargs). It is set as a whole, not key by key, so that
+ * it never mixes with a criterion the config chose. u2pl: OHEM keeping every pixel whose true-class probability is at
  * most 0.7 and at least 8.5 % of a labeled batch (the reference's Cityscapes share, 100,000 of
  * 2×769², on any crop: criterion.kwargs.min_kept_ratio).
  */
@@ -50,7 +50,7 @@ export function applyPreset(raw: Record<string, unknown>): { raw: Record<string,
     const parts = key.split('.');
     let section: unknown = out;
     for (const p of parts.slice(0, -1)) section = section && typeof section === 'object' ? (section as Record<string, unknown>)[p] : undefined;
-    if (!section || typeof section !== 'object' || Array.isArray(section)) continue;  // no such section: the preset adds none
+    if (!isMapping(section)) continue;  // no such section: the preset adds none
     const last = parts[parts.length - 1];
     if ((section as Record<string, unknown>)[last] === undefined) (section as Record<string, unknown>)[last] = value;
   }
