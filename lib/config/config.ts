@@ -93,6 +93,11 @@ export interface TrainerConfig {
     /** soft: the momentum of the teacher's running class distribution; hard: 1 - the factors' step size. */
     alignmentMomentum: number;
     /**
+     * hard: the largest factor is at most this many times the smallest (undefined: no bound but
+     * [1/100, 100]), so that classes the teacher cannot yet tell apart are not forced into the pseudo-labels.
+     */
+    alignmentMaxRatio?: number;
+    /**
      * Port-only: the student's unlabeled input is a strong view (colour jitter, grayscale, blur) of
      * the weak one the teacher labels (none in the reference, which has only CutMix).
      */
@@ -346,7 +351,7 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
   if (t.unsupervised !== undefined) {
     const u = section(t.unsupervised, 'trainer.unsupervised');
     w.keys(u, ['drop_percent', 'apply_aug', 'loss_weight', 'TTA', 'weighting', 'pseudo_labels', 'confidence_threshold',
-      'distribution_alignment', 'alignment_momentum', 'strong_augment'], 'trainer.unsupervised');
+      'distribution_alignment', 'alignment_momentum', 'alignment_max_ratio', 'strong_augment'], 'trainer.unsupervised');
     const aug = u.apply_aug === undefined || u.apply_aug === null ? undefined : str(u, 'apply_aug', undefined, 'trainer.unsupervised');
     if (aug !== undefined && !['cutmix', 'cutout', 'classmix'].includes(aug)) {
       throw new ConfigError('trainer.unsupervised.apply_aug', `expected cutmix, cutout or classmix, got '${aug}'`);
@@ -367,8 +372,12 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
       confidenceThreshold: num(u, 'confidence_threshold', 0, 'trainer.unsupervised', 0, 1),
       distributionAlignment: alignment,
       alignmentMomentum: num(u, 'alignment_momentum', 0.99, 'trainer.unsupervised', 0, 1),
+      alignmentMaxRatio: u.alignment_max_ratio === undefined || u.alignment_max_ratio === null ? undefined : num(u, 'alignment_max_ratio', undefined, 'trainer.unsupervised', 1),
       strongAugment: parseStrongAugment(u.strong_augment, w),
     };
+    if (unsupervised.alignmentMaxRatio !== undefined && alignment !== 'hard') {
+      throw new ConfigError('trainer.unsupervised.alignment_max_ratio', `bounds the factors of distribution_alignment: hard; this config's is '${alignment}'`);
+    }
     if (unsupervised.strongAugment && ael) {
       throw new ConfigError('trainer.unsupervised.strong_augment', 'is not supported by the AEL variant (its student input is made in its own step)');
     }

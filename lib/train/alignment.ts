@@ -8,7 +8,10 @@
  *     the argmax only where a class is nearly the top one.
  *   hard: factors that make the pseudo-labels' class shares match the labels' (DARS's aim): after
  *     each step, log factor(c) += (1 - momentum) * (log p_labeled(c) - log share(c)), share(c) the
- *     class's share of that step's (aligned) pseudo-labels; bounded to [1/100, 100].
+ *     class's share of that step's (aligned) pseudo-labels; bounded to [1/100, 100], and with
+ *     maxRatio to at most maxRatio times the smallest factor: a class the teacher cannot yet tell
+ *     apart (CamVid's Pole, Sign, Fence: factors ×8-67 the smallest) then gets fewer, less wrong
+ *     pseudo-labels instead of the labels' share of them.
  *   select: no pseudo-label changes class; a class holding a larger share of the mixed batch's
  *     pseudo-labels than of the labels keeps only its most confident pixels, that share, and the
  *     rest are ignored (class-balanced selection: the majority classes stop drowning the others).
@@ -38,7 +41,8 @@ const MAX_LOG_SCALE = Math.log(100);
 export class DistributionAlignment {
   private state: AlignmentState;
 
-  constructor(private readonly classes: number, private readonly momentum: number, private readonly mode: AlignmentMode, state?: AlignmentState) {
+  constructor(private readonly classes: number, private readonly momentum: number, private readonly mode: AlignmentMode, state?: AlignmentState,
+    private readonly maxRatio = Infinity) {
     const zeros = () => new Array(classes).fill(0);
     this.state = state ? { ...structuredClone(state), logScale: state.logScale ? [...state.logScale] : zeros() } : { labeled: zeros(), teacher: zeros(), updates: 0, logScale: zeros() };
     for (const key of ['labeled', 'teacher', 'logScale'] as const) {
@@ -63,6 +67,8 @@ export class DistributionAlignment {
         const step = Math.log(labeled[c] + SHARE_FLOOR) - Math.log(pseudo[c] / pseudoTotal + SHARE_FLOOR);
         return Math.min(MAX_LOG_SCALE, Math.max(-MAX_LOG_SCALE, s + (1 - m) * step));
       });
+      const ceiling = Math.min(...this.state.logScale) + Math.log(this.maxRatio);
+      this.state.logScale = this.state.logScale.map((s) => Math.min(s, ceiling));
     }
   }
 

@@ -212,6 +212,12 @@ describe('presets', () => {
       .toThrow(new ConfigError('trainer.unsupervised.distribution_alignment', "expected none, soft, hard or select, got 'strong'"));
     expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.alignment_momentum = 1.5; }), dir))
       .toThrow('trainer.unsupervised.alignment_momentum');
+    expect(parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'hard'; x.trainer.unsupervised.alignment_max_ratio = 5; }), dir)
+      .trainer.unsupervised?.alignmentMaxRatio).toBe(5);
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'hard'; x.trainer.unsupervised.alignment_max_ratio = 0.5; }), dir))
+      .toThrow('trainer.unsupervised.alignment_max_ratio');
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'soft'; x.trainer.unsupervised.alignment_max_ratio = 5; }), dir))
+      .toThrow(new ConfigError('trainer.unsupervised.alignment_max_ratio', "bounds the factors of distribution_alignment: hard; this config's is 'soft'"));
     const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.distribution_alignment = 'soft'; });
     expect(() => parseConfig(ael, dir)).toThrow('trainer.unsupervised.distribution_alignment: is not supported by the AEL variant');
   });

@@ -47,6 +47,24 @@ describe('DistributionAlignment', () => {
     // The factors survive a checkpoint.
     expect(Array.from(new DistributionAlignment(3, 0.9, 'hard', JSON.parse(JSON.stringify(a))).scale() as Float32Array)).toEqual(Array.from(bounded));
   });
+
+  test('hard with maxRatio: no factor grows past maxRatio times the smallest, the others move as without it', () => {
+    const capped = new DistributionAlignment(3, 0.9, 'hard', undefined, 4);
+    const free = new DistributionAlignment(3, 0.9, 'hard');
+    for (const a of [capped, free]) a.update({ labeledClassPixels: [50, 30, 20], teacherClassMass: [], pseudoClassPixels: [] });
+    // A teacher that gives class 2 nothing and the others in the labels' ratio: class 2's factor rises,
+    // the others fall alike, and class 2 is stopped at 4x theirs.
+    for (let k = 0; k < 200; k++) {
+      for (const a of [capped, free]) a.update({ labeledClassPixels: [], teacherClassMass: [1, 1, 1], pseudoClassPixels: [50, 30, 0] });
+    }
+    const s = capped.scale() as Float32Array;
+    const u = free.scale() as Float32Array;
+    expect(u[2] / u[0]).toBeGreaterThan(10);  // unbounded, the absent class runs away
+    expect(s[2] / s[0]).toBeCloseTo(4, 4);
+    expect(s[0]).toBeCloseTo(u[0], 5);
+    expect(s[1]).toBeCloseTo(u[1], 5);
+    expect(Math.max(...s) / Math.min(...s)).toBeLessThanOrEqual(4 + 1e-5);
+  });
 });
 
 test('select: the target shares are the labels\'; no factors', () => {

@@ -73,7 +73,7 @@ describe('train()', () => {
 
   test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks, alignment state; strong views)', async () => {
     const trainer = tinyConfig(true).trainer as Record<string, any>;
-    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard', strong_augment: true } } });
+    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard', alignment_max_ratio: 1.1, strong_augment: true } } });
     const once = writeExperiment(cfg);
     await train(loadConfig(once), { maxSteps: 8 });
     const split = writeExperiment(cfg);
@@ -102,6 +102,9 @@ describe('train()', () => {
     // Distribution alignment resumes with the class statistics it had, and its epoch line says what it did.
     expect(JSON.parse(b.class_distributions)).toEqual(JSON.parse(a.class_distributions));
     expect(JSON.parse(a.class_distributions).updates).toBe(8);
+    // alignment_max_ratio reaches the run, resumed or not: the spread of the factors is at its bound.
+    const logScale = JSON.parse(a.class_distributions).logScale as number[];
+    expect(Math.max(...logScale) - Math.min(...logScale)).toBeCloseTo(Math.log(1.1), 9);
     const epoch = readMetrics(split).find((m) => m.type === 'epoch');
     for (const key of ['labeled_class_share', 'teacher_class_share', 'pseudo_label_class_share', 'alignment_scale']) expect([key, epoch[key]]).toEqual([key, expect.any(Array)]);
     expect(epoch.alignment_scale).toHaveLength(4);
