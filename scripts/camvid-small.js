@@ -231,7 +231,7 @@ async function main() {
     fs.writeFileSync(readme, `${old.slice(0, a + begin.length)}\n${text}\n${old.slice(b)}`);
     return process.stdout.write(`wrote the results into ${readme}\n`);
   }
-  process.stderr.write('usage: node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel N] [--threads N] | collect | table [--write]\n');
+  process.stderr.write('usage: node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel N] [--threads N] [--sharing N] | collect | table [--write]\n');
   process.exit(2);
 }
 
