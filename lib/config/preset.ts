@@ -10,8 +10,9 @@
  *     so that the classes a young teacher under-predicts are not unlearnt (camvid-small, 3 seeds:
  *     24.6 ± 2.1 against supervised-only's 23.3 ± 0.7; soft alignment 23.5, selection 22.7); and
  *     for U2PL configs that say nothing of their criterion, OHEM cross-entropy on the labeled images
- *     (PRESET_CRITERION; camvid-small, 3 seeds: 26.6 ± 3.8 as u2pl-preset, 26.1 ± 2.3 as study/preset-ohem). Supervised-only configs keep plain
- *     cross-entropy: OHEM alone cost the baseline there (19.0 against 23.7).
+ *     (PRESET_CRITERION; camvid-small, 3 seeds: 26.6 ± 3.8 as u2pl-preset, 26.1 ± 2.3 as
+ *     study/preset-ohem). Supervised-only configs keep plain cross-entropy: OHEM alone cost the
+ *     baseline there (19.0 against 23.7).
  */
 import { ConfigError } from './errors';
 

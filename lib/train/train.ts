@@ -293,7 +293,8 @@ async function trainLocked(
     const alignMode = t.unsupervised?.distributionAlignment ?? 'none';
     const momentum = t.unsupervised?.alignmentMomentum ?? 0.99;
     const maxRatio = t.unsupervised?.alignmentMaxRatio ?? Infinity;
-    let alignment = new DistributionAlignment(classes, momentum, alignMode, undefined, maxRatio);
+    const makeAlignment = (state?: AlignmentState) => new DistributionAlignment(classes, momentum, alignMode, state, maxRatio);
+    let alignment = makeAlignment();
     const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
     if (resumeFrom) {
       let extra: Record<string, unknown>;
@@ -308,7 +309,7 @@ async function trainLocked(
       const validated = extra.validated === undefined ? Number(extra.best_miou ?? 0) > 0 : Boolean(extra.validated);
       bestMiou = validated ? Number(extra.best_miou) : null;
       if (startStep > 0 && extra.epoch_stats) epochStats = { ...emptyStats(), ...JSON.parse(String(extra.epoch_stats)) as EpochStats };
-      if (extra.class_distributions) alignment = new DistributionAlignment(classes, momentum, alignMode, JSON.parse(String(extra.class_distributions)) as AlignmentState, maxRatio);
+      if (extra.class_distributions) alignment = makeAlignment(JSON.parse(String(extra.class_distributions)) as AlignmentState);
       if (Number(extra.steps_per_epoch ?? L) !== L) {
         // Another world size, batch size or list: epochs have another length. From the end of an
         // epoch that is fine; from the middle of one, that epoch starts over.
