@@ -136,6 +136,8 @@ const variants = {
   'study/preset-ohem-strong': { semi: true, over: { preset: 'u2pl', criterion: ohem, trainer: { unsupervised: { strong_augment: true } } }, about: `the u2pl preset with ${ohemAbout} and the student on strong views of the unlabeled images` },
   // The common classes' factors stay within ×4.5 of the smallest in preset-ohem's runs; the five the teacher never learns reach ×8-67.
   'study/preset-cap5': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { unsupervised: { alignment_max_ratio: 5 } } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with its hard-alignment factors within ×5 of the smallest' },
+  // The demo's U2PL needed a longer warm-up to hold on every machine; the same question here, with the teacher copied.
+  'study/preset-warmup2': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 2 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with two supervised warm-up epochs' },
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };
