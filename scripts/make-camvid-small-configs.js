@@ -138,6 +138,7 @@ const variants = {
   'study/preset-cap5': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { unsupervised: { alignment_max_ratio: 5 } } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with its hard-alignment factors within ×5 of the smallest' },
   // The demo's U2PL needed a longer warm-up to hold on every machine; the same question here, with the teacher copied.
   'study/preset-warmup2': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 2 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with two supervised warm-up epochs' },
+  'study/preset-warmup3': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 3 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with three supervised warm-up epochs' },
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };
