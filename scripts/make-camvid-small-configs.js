@@ -127,6 +127,7 @@ const variants = {
   'u2pl-paper': { semi: true, over: paper, about: "U2PL with the reference's quirks fixed as the paper describes them (§17: indexing, negatives, weighting, label padding, teacher copy)" },
   // No criterion: the preset picks it (OHEM for U2PL runs).
   'u2pl-preset': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl' }); delete c.criterion; return c; }, about: 'U2PL with the u2pl preset (lib/config/preset.ts): what the study found best from scratch' },
+  'u2pl-preset-fp32': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', runtime: { autocast: null } }); delete c.criterion; return c; }, about: 'u2pl-preset in fp32 (no autocast): the check that bf16 does not change U2PL\'s result' },
   'study/preset-ce': { semi: true, over: { preset: 'u2pl' }, about: 'the u2pl preset with plain cross-entropy on the labeled images (the preset before it took OHEM)' },
   'study/preset-soft': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'soft' } } }, about: 'the u2pl preset with soft distribution alignment instead of hard' },
   'study/preset-select': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'select' } } }, about: 'the u2pl preset with class-balanced selection of the pseudo-labels instead of hard alignment' },
