@@ -113,6 +113,11 @@ function ael(depth) {
   return c;
 }
 
+// Round 1's switches that the preset does not already make, and the one it makes (crop padding) undone.
+const presetStudy = Object.fromEntries(['teacher-bn-ema', 'ema0.999', 'ema0.9', 'contra0', 'conf0.9', 'weighting-paper', 'classmix', 'negatives-paper', 'drop90']
+  .map((name) => [name, study[name]]));
+presetStudy.pad0 = [{ dataset: { crop_label_pad: 0 } }, 'crop padding labelled class 0 (Sky), as the reference does'];
+
 const ohem = { type: 'ohem', kwargs: { thresh: 0.7, min_kept: 4400 } };
 const ohemAbout = `OHEM cross-entropy on the labeled images (threshold ${ohem.kwargs.thresh}, at least ${ohem.kwargs.min_kept} pixels kept)`;
 
@@ -140,6 +145,8 @@ const variants = {
   // The demo's U2PL needed a longer warm-up to hold on every machine; the same question here, with the teacher copied.
   'study/preset-warmup2': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 2 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with two supervised warm-up epochs' },
   'study/preset-warmup3': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 3 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with three supervised warm-up epochs' },
+  // Round 1's single switches again, each on top of the preset (OHEM included) rather than the reference.
+  ...Object.fromEntries(Object.entries(presetStudy).map(([name, [over, about]]) => [`study/preset-${name}`, { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', ...over }); delete c.criterion; return c; }, about: `the u2pl preset (OHEM) with ${about}` }])),
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };
