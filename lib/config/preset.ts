@@ -8,7 +8,8 @@
  *     padding is ignored rather than labelled class 0 (Sky on CamVid, road on Cityscapes), and the
  *     pseudo-labels' class shares are aligned to the labels' (hard alignment, lib/train/alignment.ts),
  *     so that the classes a young teacher under-predicts are not unlearnt (camvid-small, 3 seeds:
- *     24.6 ± 2.1 against supervised-only's 23.3 ± 0.7; soft alignment 23.5, selection 22.7); and
+ *     24.6 ± 2.1 against supervised-only's 23.3 ± 0.7, 23.7 ± 1.2 over 6 seeds; soft alignment 23.5,
+ *     selection 22.7); and
  *     for U2PL configs that say nothing of their criterion, OHEM cross-entropy on the labeled images
  *     (PRESET_CRITERION; camvid-small, 3 seeds: 26.6 ± 3.8 as u2pl-preset, 26.1 ± 2.3 as
  *     study/preset-ohem). Supervised-only configs keep plain cross-entropy: OHEM alone cost the
