@@ -11,7 +11,7 @@
  *     24.6 ± 2.1 against supervised-only's 23.3 ± 0.7, 23.7 ± 1.2 over 6 seeds; soft alignment 23.5,
  *     selection 22.7); and
  *     for U2PL configs that say nothing of their criterion, OHEM cross-entropy on the labeled images
- *     (PRESET_CRITERION; camvid-small, 3 seeds: 26.6 ± 3.8 as u2pl-preset, 26.1 ± 2.3 as
+ *     (PRESET_CRITERION; camvid-small: 26.1 ± 2.6 over 6 seeds as u2pl-preset, 26.1 ± 2.3 over 3 as
  *     study/preset-ohem). Supervised-only configs keep plain cross-entropy: OHEM alone cost the
  *     baseline there (19.0 against 23.7).
  */
