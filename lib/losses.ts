@@ -51,6 +51,11 @@ export interface UnsupervisedLossOptions {
   /** 'reference' (the reference's extra B*H*W/N_keep factor) or 'paper'. */
   weighting?: 'reference' | 'paper';
   ignoreIndex?: number;
+  /**
+   * Ignored pixels left out of the reference factor's B*H*W (default 0). Training passes those
+   * `trainer.unsupervised.confidence_threshold` ignores, so that the factor stays 1.25 → 1.
+   */
+  excludedPixels?: number;
   impl?: LossImpl;
   /** 'cuda' runs the CUDA kernels (inputs and results stay plain arrays). */
   device?: LossDevice;

@@ -167,8 +167,8 @@ export interface AddonLosses {
     ignoreIndex?: number; impl?: LossImpl;
   }): Promise<{ loss: number; gradPred: NativeTensor<Float32Array>; gradAux?: NativeTensor<Float32Array> }>;
   unsupervisedLoss(o: {
-    student: Tensor; teacher: Tensor; pseudo: Tensor; q: number; weighting?: 'reference' | 'paper'; ignoreIndex?: number; impl?: LossImpl;
-    device?: LossDevice;
+    student: Tensor; teacher: Tensor; pseudo: Tensor; q: number; weighting?: 'reference' | 'paper'; ignoreIndex?: number;
+    excludedPixels?: number; impl?: LossImpl; device?: LossDevice;
   }): Promise<{ loss: number; gradStudent: NativeTensor<Float32Array> | null; entropy: NativeTensor<Float32Array>; threshold: number; kept: number; valid: number }>;
   contrastiveLoss(o: AddonContrastiveOptions & {
     rep: Tensor; repTeacher: Tensor; probTeacher: Tensor; labels: Tensor; pseudo: Tensor; entropy: Tensor; alpha: number;

@@ -123,13 +123,14 @@ Napi::Value UnsupervisedJs(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(info.Env(), "option 'weighting' must be 'reference' or 'paper', got '" + weighting + "'");
   const auto wmode = weighting == "paper" ? loss::UnsupervisedWeighting::kPaper : loss::UnsupervisedWeighting::kReference;
   const int64_t ignore = OptInt(o, "ignoreIndex", 255);
+  const int64_t excluded = OptInt(o, "excludedPixels", 0);
   const bool composite = Composite(o);
   const at::Device device = DeviceOption(o);
   return AsyncTask::Run(info.Env(), [=]() -> ResultBuilder {
     c10::AutoGradMode grad(true);
     at::Tensor s = Leaf(student, device), y = pseudo.to(device, at::kLong), t = teacher.to(device, at::kFloat);
-    loss::UnsupervisedResult r = composite ? loss::composite::UnsupervisedLoss(s, t, y, q, wmode, ignore)
-                                           : loss::UnsupervisedLoss(s, t, y, q, wmode, ignore);
+    loss::UnsupervisedResult r = composite ? loss::composite::UnsupervisedLoss(s, t, y, q, wmode, ignore, excluded)
+                                           : loss::UnsupervisedLoss(s, t, y, q, wmode, ignore, excluded);
     r.loss.backward();
     double v = r.loss.item<double>();
     return [v, s, r](Napi::Env env) -> Napi::Value {

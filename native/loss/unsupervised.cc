@@ -11,11 +11,13 @@ namespace u2pl::loss {
 
 UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
                                     const at::Tensor& pseudo_labels, double q, UnsupervisedWeighting weighting,
-                                    int64_t ignore_index) {
+                                    int64_t ignore_index, int64_t excluded_pixels) {
   TORCH_CHECK(pseudo_labels.dim() == 3 && student_logits.dim() == 4 && student_logits.size(0) == pseudo_labels.size(0),
               "unsupervised loss: logits must be B x C x h x w and pseudo-labels B x H x W, got ", student_logits.sizes(),
               " and ", pseudo_labels.sizes());
   const int64_t b = pseudo_labels.size(0), h = pseudo_labels.size(1), w = pseudo_labels.size(2);
+  TORCH_CHECK(excluded_pixels >= 0 && excluded_pixels <= b * h * w, "unsupervised loss: excluded_pixels must be within 0..",
+              b * h * w, ", got ", excluded_pixels);
   UnsupervisedResult r;
   at::Tensor target;
   {
@@ -39,7 +41,7 @@ UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::
     return r;
   }
   const double n_keep = static_cast<double>(r.kept);
-  r.loss = weighting == UnsupervisedWeighting::kReference ? sum * (static_cast<double>(b * h * w) / (n_keep * n_keep))
+  r.loss = weighting == UnsupervisedWeighting::kReference ? sum * (static_cast<double>(b * h * w - excluded_pixels) / (n_keep * n_keep))
                                                           : sum / n_keep;
   return r;
 }

@@ -39,6 +39,24 @@ describe('unsupervised loss', () => {
     expect(dropped).toBe(total - ref.kept);
   });
 
+  test('excludedPixels: left out of the reference factor only; kernel = composite; out of range refused', async () => {
+    const x = inputs(2, 5, 8, 31, 41, 0.3);
+    const total = 2 * 31 * 31;
+    const ref = await losses.unsupervisedLoss({ ...x, q: 80, weighting: 'reference' });
+    const excludedPixels = total - ref.valid;  // as the trainer passes the pixels its confidence threshold ignores
+    const k = await losses.unsupervisedLoss({ ...x, q: 80, weighting: 'reference', excludedPixels });
+    const c = await losses.unsupervisedLoss({ ...x, q: 80, weighting: 'reference', excludedPixels, impl: 'composite' });
+    const paper = await losses.unsupervisedLoss({ ...x, q: 80, weighting: 'paper', excludedPixels });
+    expectClose([k.loss], [c.loss], 1e-6);
+    expectClose(k.gradStudent!.data, c.gradStudent!.data, 1e-5);
+    expect(k.kept).toBe(ref.kept);
+    expect(ref.loss).toBeCloseTo(paper.loss * total / ref.kept, 5);
+    expect(k.loss).toBeCloseTo(paper.loss * ref.valid / ref.kept, 5);
+    const same = await losses.unsupervisedLoss({ ...x, q: 80, weighting: 'paper' });
+    expect(same.loss).toBe(paper.loss);
+    await expect(losses.unsupervisedLoss({ ...x, q: 80, excludedPixels: total + 1 })).rejects.toThrow(`excluded_pixels must be within 0..${total}, got ${total + 1}`);
+  });
+
   test('every pixel ignored: zero loss and gradient; a single class and a batch of one still work', async () => {
     const x = inputs(1, 4, 5, 17, 31);
     const none = await losses.unsupervisedLoss({ ...x, pseudo: { data: new BigInt64Array(17 * 17).fill(255n), shape: [1, 17, 17] }, q: 80 });

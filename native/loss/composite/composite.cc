@@ -55,7 +55,7 @@ at::Tensor OhemKeepMask(const at::Tensor& logits, const at::Tensor& labels, doub
 
 UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
                                     const at::Tensor& pseudo_labels, double q, UnsupervisedWeighting weighting,
-                                    int64_t ignore_index) {
+                                    int64_t ignore_index, int64_t excluded_pixels) {
   const int64_t b = pseudo_labels.size(0), h = pseudo_labels.size(1), w = pseudo_labels.size(2);
   at::Tensor predict = at::upsample_bilinear2d(student_logits.to(at::kFloat), {h, w}, true);
   UnsupervisedResult r;
@@ -78,7 +78,7 @@ UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::
     return r;
   }
   at::Tensor mean = at::cross_entropy_loss(predict, target, {}, at::Reduction::Mean, ignore_index);
-  r.loss = weighting == UnsupervisedWeighting::kReference ? mean * (static_cast<double>(b * h * w) / static_cast<double>(r.kept))
+  r.loss = weighting == UnsupervisedWeighting::kReference ? mean * (static_cast<double>(b * h * w - excluded_pixels) / static_cast<double>(r.kept))
                                                           : mean;
   return r;
 }

@@ -25,7 +25,7 @@ at::Tensor OhemKeepMask(const at::Tensor& logits, const at::Tensor& labels, doub
 
 UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
                                     const at::Tensor& pseudo_labels, double q, UnsupervisedWeighting weighting,
-                                    int64_t ignore_index = 255);
+                                    int64_t ignore_index = 255, int64_t excluded_pixels = 0);
 
 // Queues as in the reference: one tensor per class, concatenated then truncated to the newest.
 struct Queues {
