@@ -53,7 +53,8 @@ export interface UnsupervisedLossOptions {
   ignoreIndex?: number;
   /**
    * Ignored pixels left out of the reference factor's B*H*W (default 0). Training passes those
-   * `trainer.unsupervised.confidence_threshold` ignores, so that the factor stays 1.25 → 1.
+   * `trainer.unsupervised.confidence_threshold` and `distribution_alignment: select` ignore, so that
+   * the factor stays 1.25 → 1.
    */
   excludedPixels?: number;
   impl?: LossImpl;

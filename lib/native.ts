@@ -285,7 +285,8 @@ export interface AddonStepInputs {
   classScale?: Tensor;
   /**
    * semi: class-balanced selection's target shares (C floats): a class holding a larger share of the
-   * mixed batch's pseudo-labels keeps only its most confident pixels, that share; the rest are ignored.
+   * mixed batch's pseudo-labels keeps only its most confident pixels, that share; the rest are ignored
+   * and left out of the reference weighting's B*H*W, as those below a confidence threshold are.
    */
   classPrior?: Tensor;
   /**

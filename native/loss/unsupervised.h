@@ -22,8 +22,9 @@ struct UnsupervisedResult {
 // student_logits, teacher_logits: B x C x h x w; pseudo_labels: B x H x W int64 (ignore_index
 // where there is none); percentile q = 100 - unreliable share (the drop schedule, in TypeScript).
 // excluded_pixels: ignored pixels left out of the reference factor's B*H*W. The trainer passes
-// those its confidence threshold ignores (not a reference feature): counted in, a threshold that
-// keeps few pixels would scale the loss by up to B*H*W / N_keep (thousands) and diverge.
+// those its confidence threshold and class-balanced selection ignore (not reference features):
+// counted in, a filter that keeps few pixels would scale the loss by up to B*H*W / N_keep
+// (thousands) and diverge.
 UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
                                     const at::Tensor& pseudo_labels, double q, UnsupervisedWeighting weighting,
                                     int64_t ignore_index = 255, int64_t excluded_pixels = 0);

@@ -303,7 +303,7 @@ StepResult Trainer::Step(const StepInputs& in) {
     const int64_t h = x_u.size(2), w = x_u.size(3);
     const int64_t ignore = options_.supervised.ignore_index;
     at::Tensor pseudo, confidence, truth;
-    int64_t confidence_excluded = 0;  // left out of the reference weighting's B*H*W (loss/unsupervised.h)
+    int64_t excluded = 0;  // pseudo-labels our filters ignore: left out of the reference weighting's B*H*W (loss/unsupervised.h)
     if (in.unlabeled_truth.defined()) truth = in.unlabeled_truth.to(device_, at::kLong);
     {
       at::NoGradGuard no_grad;
@@ -337,12 +337,14 @@ StepResult Trainer::Step(const StepInputs& in) {
       }
       if (options_.confidence_threshold > 0) {
         const at::Tensor below = (confidence < options_.confidence_threshold).logical_and_(pseudo != ignore);
-        confidence_excluded = below.sum().item<int64_t>();
+        excluded += below.sum().item<int64_t>();
         pseudo = pseudo.masked_fill(below, ignore);
       }
       if (in.class_prior.defined()) {
         TORCH_CHECK(in.class_prior.numel() == prob.size(1), "classPrior has ", in.class_prior.numel(), " entries for ", prob.size(1), " classes");
+        const int64_t before = (pseudo != ignore).sum().item<int64_t>();
         pseudo = SelectByPrior(pseudo, confidence, in.class_prior, ignore);
+        excluded += before - (pseudo != ignore).sum().item<int64_t>();
       }
       clock.Mark(&P::mixing);
     }
@@ -359,7 +361,7 @@ StepResult Trainer::Step(const StepInputs& in) {
                                           options_.supervised);
     loss::UnsupervisedResult u = loss::UnsupervisedLoss(out.pred.slice(0, n_l), teacher_out.pred.slice(0, n_l), pseudo,
                                                         in.drop_percentile, options_.weighting, options_.supervised.ignore_index,
-                                                        confidence_excluded);
+                                                        excluded);
     loss = sup + u.loss * options_.unsupervised_weight;
     r.supervised = sup.item<double>();
     r.unsupervised = u.loss.item<double>();

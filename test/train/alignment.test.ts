@@ -131,4 +131,27 @@ describe('the U2PL step with classScale and classPrior', () => {
       t.dispose();
     }
   }, 120000);
+
+  // The pixels selection ignores are left out of the reference weighting's B*H*W, as a confidence
+  // threshold's are (test/train/confidence-threshold.test.ts): counted in, a batch whose pseudo-labels
+  // are mostly one class would scale L_u by B*H*W / N_keep.
+  test('select leaves the pixels it drops out of the reference factor', async () => {
+    const run = async (weighting: 'reference' | 'paper') => {
+      const w = loadConfig(writeExperiment({ ...base, trainer: { ...trainer, unsupervised: { drop_percent: 80, weighting }, contrastive: undefined } }));
+      const t = new (native().AddonTrainer)(trainerOptions(w));
+      try {
+        return await t.step({
+          phase: 'semi', labeledImages: images(1), labels, unlabeledImages: images(2), lrBackbone: 0, lrHead: 0, copyTeacher: true,
+          emaDecay: 0, dropPercentile: 80, alpha: 20, classPrior: { data: Float32Array.from([0.1, 0.1, 0.1, 0.1]), shape: [C] },
+        });
+      } finally {
+        t.dispose();
+      }
+    };
+    const ref = await run('reference'), paper = await run('paper');
+    expect(ref.unsupValid).toBeLessThan(0.5 * B * S * S);
+    expect(paper.unsupKept).toBe(ref.unsupKept);
+    // reference = paper * (B*H*W - dropped) / N_keep = paper * N_valid / N_keep (1.25), not B*H*W / N_keep.
+    expect(ref.unsupervised / paper.unsupervised).toBeCloseTo(ref.unsupValid / ref.unsupKept, 3);
+  }, 120000);
 });
