@@ -11,7 +11,7 @@ import { native } from '../../lib/native';
 import { train } from '../../lib/train/train';
 import { copyAtomic, LOCK, lockRunDir, removeStaleTemporaries } from '../../lib/train/run-dir';
 import { tinyConfig, writeExperiment } from '../helpers/experiment';
-import { tempDir } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 type Obj = Record<string, any>;
 

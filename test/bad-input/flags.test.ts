@@ -7,7 +7,7 @@ import { inferMain } from '../../lib/cli/infer';
 import { trainMain } from '../../lib/cli/train';
 import { expectOneLineInputError, runTool } from '../helpers/cli';
 import { tinyConfig, writeExperiment } from '../helpers/experiment';
-import { tempDir } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 const exp = writeExperiment(tinyConfig(false));
 

@@ -12,7 +12,7 @@ import { outputNames } from '../../lib/eval/output';
 import { train } from '../../lib/train/train';
 import { expectOneLineInputError, runTool } from '../helpers/cli';
 import { tinyConfig, writeExperiment } from '../helpers/experiment';
-import { tempDir } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 type Obj = Record<string, any>;
 const tsNode = require.resolve('ts-node/dist/bin.js');

@@ -4,7 +4,7 @@ import { loadConfig, parseConfig } from '../../lib/config/config';
 import { ConfigError } from '../../lib';
 import { PRESETS, PRESET_CRITERION } from '../../lib/config/preset';
 import { tinyConfig } from '../helpers/experiment';
-import { tempDir } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 const dir = '/experiments/x';
 type Obj = Record<string, any>;

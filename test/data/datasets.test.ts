@@ -5,7 +5,7 @@ import { checkLabelValues, readImage, readLabel, DataError } from '../../lib/dat
 import { checkSamples } from '../../lib/data/prepare';
 import { labelIdsToTrainIds, prepareCityscapes } from '../../lib/data/cityscapes';
 import { CAMVID, FACADE, makeCityscapes, makeVoc, synthetic, writeIndexPng, writeRgb } from '../helpers/datasets';
-import { tempDir } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 describe('CamVid (SegNet layout, real files)', () => {
   const layout = { kind: 'camvid' as const, root: CAMVID };

@@ -9,7 +9,7 @@ import path from 'path';
 import { readCheckpoint, writeCheckpoint } from '../../lib/checkpoint';
 import { AddonModelOptions, AddonTrainerOptions, native } from '../../lib/native';
 import { maxAbsDiff } from '../helpers/tensors';
-import { tempDir } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 type Obj = Record<string, any>;
 const worker = path.join(__dirname, '../helpers/dist-worker.ts');

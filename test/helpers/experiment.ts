@@ -2,7 +2,7 @@
 import fs from 'fs';
 import path from 'path';
 import yaml from 'js-yaml';
-import { tempDir } from './python';
+import { tempDir } from './temp';
 
 export function tinyConfig(semi: boolean, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const base: Record<string, unknown> = {

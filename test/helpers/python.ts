@@ -1,7 +1,5 @@
 /** Runs Debian's python3 with torch (python3-torch), which tests use to write and read checkpoints. */
 import { spawnSync } from 'child_process';
-import fs from 'fs';
-import os from 'os';
 import path from 'path';
 
 const candidates = [process.env.U2PL_TEST_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[];
@@ -39,8 +37,4 @@ export function runPython(script: string, args: string[] = []): string {
   });
   if (r.status !== 0) throw new Error(`python failed (${r.status}):\n${r.stderr}`);
   return r.stdout;
-}
-
-export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `u2pl-${prefix}-`));
 }

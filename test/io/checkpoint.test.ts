@@ -2,7 +2,8 @@ import fs from 'fs';
 import path from 'path';
 import { readCheckpoint, writeCheckpoint } from '../../lib';
 import { native } from '../../lib/native';
-import { describeWithPython, runPython, tempDir } from '../helpers/python';
+import { describeWithPython, runPython } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 type T = { data: ArrayLike<number | bigint>; shape: number[]; dtype: string };
 

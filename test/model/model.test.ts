@@ -1,7 +1,8 @@
 import path from 'path';
 import { InferenceOptions, Model, writeCheckpoint } from '../../lib';
 import { bitEqual, maxAbs, maxAbsDiff, randomTensor } from '../helpers/tensors';
-import { describeWithPython, runPython, tempDir } from '../helpers/python';
+import { describeWithPython, runPython } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 // Spatial size after the stem (conv stride 2 then 3x3/2 max-pool) and after a stride-2 3x3 conv.
 const half = (n: number) => Math.floor((n - 1) / 2) + 1;

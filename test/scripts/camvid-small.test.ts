@@ -5,7 +5,7 @@
 import { spawnSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
-import { tempDir } from '../helpers/python';
+import { tempDir } from '../helpers/temp';
 
 const script = path.join(__dirname, '../../scripts/camvid-small.js');
 

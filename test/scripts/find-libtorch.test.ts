@@ -1,7 +1,7 @@
 import { spawnSync } from 'child_process';
 import fs from 'fs';
-import os from 'os';
 import path from 'path';
+import { tempDir } from '../helpers/temp';
 
 const script = path.join(__dirname, '../../scripts/find-libtorch.js');
 
@@ -22,14 +22,14 @@ describe('scripts/find-libtorch.js', () => {
   });
 
   test('LIBTORCH pointing at a folder without TorchConfig.cmake is an error naming it', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'u2pl-notorch-'));
+    const dir = tempDir('notorch');
     const out = discover({ LIBTORCH: dir });
     expect(out.status).toBe(1);
     expect(out.stderr).toContain(`LIBTORCH=${dir} holds no TorchConfig.cmake`);
   });
 
   test('LIBTORCH and Torch_DIR come before everything else and give the install prefix', () => {
-    const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'u2pl-fake-libtorch-'));
+    const prefix = tempDir('fake-libtorch');
     const configDir = path.join(prefix, 'share/cmake/Torch');
     fs.mkdirSync(configDir, { recursive: true });
     fs.writeFileSync(path.join(configDir, 'TorchConfig.cmake'), '# test\n');
@@ -55,7 +55,7 @@ describe('scripts/find-libtorch.js', () => {
   });
 
   test('LibTorch >= 2.10 layout: the version comes from torch/headeronly/version.h', () => {
-    const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'u2pl-fake-libtorch-'));
+    const prefix = tempDir('fake-libtorch');
     fs.mkdirSync(path.join(prefix, 'share/cmake/Torch'), { recursive: true });
     fs.writeFileSync(path.join(prefix, 'share/cmake/Torch/TorchConfig.cmake'), '# test\n');
     fs.mkdirSync(path.join(prefix, 'include/torch/csrc/api/include/torch'), { recursive: true });
