@@ -303,7 +303,7 @@ StepResult Trainer::Step(const StepInputs& in) {
     const int64_t h = x_u.size(2), w = x_u.size(3);
     const int64_t ignore = options_.supervised.ignore_index;
     at::Tensor pseudo, confidence, truth;
-    int64_t excluded = 0;  // pseudo-labels our filters ignore: left out of the reference weighting's B*H*W (loss/unsupervised.h)
+    int64_t excluded = 0;  // pseudo-labels the filters below ignore: left out of the reference weighting's B*H*W (loss/unsupervised.h)
     if (in.unlabeled_truth.defined()) truth = in.unlabeled_truth.to(device_, at::kLong);
     {
       at::NoGradGuard no_grad;
@@ -335,17 +335,14 @@ StepResult Trainer::Step(const StepInputs& in) {
         if (truth.defined()) truth = loss::MixLike(truth, m.mask, *options_.mix, ignore);
         r.mixed = true;
       }
-      if (options_.confidence_threshold > 0) {
-        const at::Tensor below = (confidence < options_.confidence_threshold).logical_and_(pseudo != ignore);
-        excluded += below.sum().item<int64_t>();
-        pseudo = pseudo.masked_fill(below, ignore);
-      }
+      const bool filtered = options_.confidence_threshold > 0 || in.class_prior.defined();
+      const int64_t labelled_before = filtered ? (pseudo != ignore).sum().item<int64_t>() : 0;
+      if (options_.confidence_threshold > 0) pseudo = pseudo.masked_fill(confidence < options_.confidence_threshold, ignore);
       if (in.class_prior.defined()) {
         TORCH_CHECK(in.class_prior.numel() == prob.size(1), "classPrior has ", in.class_prior.numel(), " entries for ", prob.size(1), " classes");
-        const int64_t before = (pseudo != ignore).sum().item<int64_t>();
         pseudo = SelectByPrior(pseudo, confidence, in.class_prior, ignore);
-        excluded += before - (pseudo != ignore).sum().item<int64_t>();
       }
+      if (filtered) excluded = labelled_before - (pseudo != ignore).sum().item<int64_t>();
       clock.Mark(&P::mixing);
     }
     at::Tensor x = at::cat({x_l, x_u});
