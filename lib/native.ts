@@ -374,6 +374,8 @@ export interface AddonTrainerOptions {
     pseudoLabels?: 'eval' | 'train';
     /** Pseudo-labels below this teacher confidence become ignore (0: none, the reference). */
     confidenceThreshold?: number;
+    /** Pseudo-labels from the teacher's logits averaged over the image and its flip (false: one pass, the reference). */
+    flipPseudoLabels?: boolean;
   };
   /** The teacher's BN statistics: its own train-mode passes (reference) or the EMA of the student's. */
   teacherBn?: 'own' | 'ema';

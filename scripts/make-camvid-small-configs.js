@@ -145,6 +145,7 @@ const variants = {
   // The demo's U2PL needed a longer warm-up to hold on every machine; the same question here, with the teacher copied.
   'study/preset-warmup2': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 2 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with two supervised warm-up epochs' },
   'study/preset-warmup3': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 3 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with three supervised warm-up epochs' },
+  'study/preset-flip': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { unsupervised: { flip_pseudo_labels: true } } }); delete c.criterion; return c; }, about: "the u2pl preset (OHEM) with pseudo-labels from the teacher's logits averaged over each unlabeled image and its flip" },
   // Round 1's single switches again, each on top of the preset (OHEM included) rather than the reference.
   ...Object.fromEntries(Object.entries(presetStudy).map(([name, [over, about]]) => [`study/preset-${name}`, { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', ...over }); delete c.criterion; return c; }, about: `the u2pl preset (OHEM) with ${about}` }])),
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },

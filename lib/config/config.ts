@@ -85,6 +85,11 @@ export interface TrainerConfig {
     /** Port-only: pseudo-labels below this teacher confidence are ignored (0: none, the reference). */
     confidenceThreshold: number;
     /**
+     * Port-only: the teacher's logits are averaged over each unlabeled image and its horizontal flip
+     * (flipped back) before the pseudo-labels and their confidence (false: one pass, the reference).
+     */
+    flipPseudoLabels: boolean;
+    /**
      * Port-only: distribution alignment of the pseudo-labels (none in the reference): the teacher's
      * class probabilities are scaled per class before the argmax (soft, hard), or each class keeps at
      * most the labels' share of the pseudo-labels (select); lib/train/alignment.ts.
@@ -351,7 +356,7 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
   if (t.unsupervised !== undefined) {
     const u = section(t.unsupervised, 'trainer.unsupervised');
     w.keys(u, ['drop_percent', 'apply_aug', 'loss_weight', 'TTA', 'weighting', 'pseudo_labels', 'confidence_threshold',
-      'distribution_alignment', 'alignment_momentum', 'alignment_max_ratio', 'strong_augment'], 'trainer.unsupervised');
+      'distribution_alignment', 'alignment_momentum', 'alignment_max_ratio', 'strong_augment', 'flip_pseudo_labels'], 'trainer.unsupervised');
     const aug = u.apply_aug === undefined || u.apply_aug === null ? undefined : str(u, 'apply_aug', undefined, 'trainer.unsupervised');
     if (aug !== undefined && !['cutmix', 'cutout', 'classmix'].includes(aug)) {
       throw new ConfigError('trainer.unsupervised.apply_aug', `expected cutmix, cutout or classmix, got '${aug}'`);
@@ -370,6 +375,7 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
       weighting,
       pseudoLabels,
       confidenceThreshold: num(u, 'confidence_threshold', 0, 'trainer.unsupervised', 0, 1),
+      flipPseudoLabels: bool(u, 'flip_pseudo_labels', false, 'trainer.unsupervised'),
       distributionAlignment: alignment,
       alignmentMomentum: num(u, 'alignment_momentum', 0.99, 'trainer.unsupervised', 0, 1),
       alignmentMaxRatio: u.alignment_max_ratio === undefined || u.alignment_max_ratio === null ? undefined : num(u, 'alignment_max_ratio', undefined, 'trainer.unsupervised', 1),
@@ -380,6 +386,9 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
     }
     if (unsupervised.strongAugment && ael) {
       throw new ConfigError('trainer.unsupervised.strong_augment', 'is not supported by the AEL variant (its student input is made in its own step)');
+    }
+    if (unsupervised.flipPseudoLabels && ael) {
+      throw new ConfigError('trainer.unsupervised.flip_pseudo_labels', 'is not supported by the AEL variant (its pseudo-labels are made in its own step)');
     }
     if (unsupervised.distributionAlignment !== 'none' && ael) {
       throw new ConfigError('trainer.unsupervised.distribution_alignment', 'is not supported by the AEL variant (its pseudo-labels are made in its own step)');

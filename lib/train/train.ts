@@ -104,6 +104,7 @@ export function trainerOptions(c: U2plConfig, unlabeledCount = 0): AddonTrainerO
     unsupervised: {
       weighting: t.unsupervised?.weighting ?? 'reference', weight: t.unsupervised?.lossWeight ?? 1,
       pseudoLabels: t.unsupervised?.pseudoLabels ?? 'eval', confidenceThreshold: t.unsupervised?.confidenceThreshold ?? 0,
+      flipPseudoLabels: t.unsupervised?.flipPseudoLabels ?? false,
     },
     teacherBn: t.teacherBn,
     contrastive: c.dataset.semi && con ? {

@@ -139,6 +139,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
       if (mode != "eval" && mode != "train") throw Napi::TypeError::New(env, "option 'unsupervised.pseudoLabels' must be eval or train, got '" + mode + "'");
       t.pseudo_labels_train_mode = mode == "train";
       t.confidence_threshold = OptDouble(u, "confidenceThreshold", 0);
+      t.flip_pseudo_labels = OptBool(u, "flipPseudoLabels", false);
     }
     t.teacher_bn_ema = OptString(o, "teacherBn", "own") == "ema";
     if (o.Get("contrastive").IsObject()) {

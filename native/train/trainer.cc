@@ -307,8 +307,13 @@ StepResult Trainer::Step(const StepInputs& in) {
     if (in.unlabeled_truth.defined()) truth = in.unlabeled_truth.to(device_, at::kLong);
     {
       at::NoGradGuard no_grad;
-      at::Tensor logits = Forward(teacher_, x_u, options_.pseudo_labels_train_mode).pred;
-      at::Tensor prob = at::softmax(at::upsample_bilinear2d(logits, {h, w}, true), 1);
+      at::Tensor logits = at::upsample_bilinear2d(Forward(teacher_, x_u, options_.pseudo_labels_train_mode).pred, {h, w}, true);
+      if (options_.flip_pseudo_labels) {
+        // The mean of the two views' logits, as the flip of evaluation (model/inference.cc) sums them.
+        const at::Tensor flipped = Forward(teacher_, x_u.flip({3}), options_.pseudo_labels_train_mode).pred;
+        logits = (logits + at::upsample_bilinear2d(flipped, {h, w}, true).flip({3})) * 0.5;
+      }
+      at::Tensor prob = at::softmax(logits, 1);
       r.labeled_class_pixels = ClassPixels(y_l, prob.size(1));
       r.teacher_class_mass = ToVector(prob.sum({0, 2, 3}));
       if (in.class_scale.defined()) {

@@ -60,6 +60,7 @@ struct TrainerOptions {
   // Switches of the from-scratch study (experiments/camvid-small); the defaults are the reference's.
   bool pseudo_labels_train_mode = false;  // pseudo-labels from the teacher in train mode (reference: eval mode, §8.1)
   double confidence_threshold = 0;        // pseudo-labels whose teacher confidence is below it become ignore
+  bool flip_pseudo_labels = false;        // teacher logits averaged over the image and its flip (flipped back), as flip TTA
   bool teacher_bn_ema = false;            // the teacher's BN statistics follow the student's by the EMA (reference: its own, §7)
   // Data parallelism (null: one process). sync_bn: BN statistics over every rank's batch (§4.6);
   // contrastive_world_scaling: the reference's effective contrastive weight nominal / R (§10.8 [Q]).

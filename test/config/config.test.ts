@@ -23,7 +23,7 @@ describe('config validation', () => {
     expect(c.dataset.semi).toBe(true);
     expect(c.dataset.train.dataList).toBe('/experiments/x/data/splits/4/labeled.txt');
     expect(c.dataset.headLrMultiplier).toBe(1);
-    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference', pseudoLabels: 'eval', confidenceThreshold: 0, distributionAlignment: 'none', alignmentMomentum: 0.99 });
+    expect(c.trainer.unsupervised).toEqual({ dropPercent: 80, applyAug: 'cutmix', lossWeight: 1, weighting: 'reference', pseudoLabels: 'eval', confidenceThreshold: 0, flipPseudoLabels: false, distributionAlignment: 'none', alignmentMomentum: 0.99 });
     expect(c.trainer.contrastive?.referenceIndexing).toBe(true);
     expect(c.trainer.teacherInit).toBe('reference');
     expect(c.saver.snapshotDir).toBe('/experiments/x/checkpoints');
@@ -238,6 +238,15 @@ describe('presets', () => {
       .toThrow('trainer.unsupervised.strong_augment.blur_sigma: expected [low, high] with 0 < low <= high <= 50, got [2, 1]');
     const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.strong_augment = true; });
     expect(() => parseConfig(ael, dir)).toThrow('trainer.unsupervised.strong_augment: is not supported by the AEL variant');
+  });
+
+  test('flip pseudo-labels: off unless set, a boolean, and refused by the AEL variant', () => {
+    expect(parseConfig(tinyConfig(true), dir).trainer.unsupervised?.flipPseudoLabels).toBe(false);
+    expect(parseConfig(withChange((x) => { x.trainer.unsupervised.flip_pseudo_labels = true; }), dir).trainer.unsupervised?.flipPseudoLabels).toBe(true);
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.flip_pseudo_labels = 'yes'; }), dir))
+      .toThrow('trainer.unsupervised.flip_pseudo_labels');
+    const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.flip_pseudo_labels = true; });
+    expect(() => parseConfig(ael, dir)).toThrow('trainer.unsupervised.flip_pseudo_labels: is not supported by the AEL variant');
   });
 
   test('an unknown preset is an error that names the key and the choices', () => {
