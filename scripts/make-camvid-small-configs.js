@@ -113,10 +113,17 @@ function ael(depth) {
   return c;
 }
 
-// Round 1's switches that the preset does not already make, and the one it makes (crop padding) undone.
+// Round 1's switches that the preset does not already make, the one it makes (crop padding) undone, and the later rounds' switches.
 const presetStudy = Object.fromEntries(['teacher-bn-ema', 'ema0.999', 'ema0.9', 'contra0', 'conf0.9', 'weighting-paper', 'classmix', 'negatives-paper', 'drop90']
   .map((name) => [name, study[name]]));
 presetStudy.pad0 = [{ dataset: { crop_label_pad: 0 } }, 'crop padding labelled class 0 (Sky), as the reference does'];
+// The common classes' factors stay within ×4.5 of the smallest in preset-ohem's runs; the five the teacher never learns reach ×8-67.
+presetStudy.cap5 = [{ trainer: { unsupervised: { alignment_max_ratio: 5 } } }, 'its hard-alignment factors within ×5 of the smallest'];
+// The demo's U2PL needed a longer warm-up to hold on every machine; the same question here, with the teacher copied.
+presetStudy.warmup2 = [{ trainer: { sup_only_epoch: 2 } }, 'two supervised warm-up epochs'];
+presetStudy.warmup3 = [{ trainer: { sup_only_epoch: 3 } }, 'three supervised warm-up epochs'];
+presetStudy.flip = [{ trainer: { unsupervised: { flip_pseudo_labels: true } } }, "pseudo-labels from the teacher's logits averaged over each unlabeled image and its flip"];
+presetStudy.unsup2 = [{ trainer: { unsupervised: { loss_weight: 2 } } }, 'the unsupervised loss weighted 2 instead of 1'];
 
 const ohem = { type: 'ohem', kwargs: { thresh: 0.7, min_kept: 4400 } };
 const ohemAbout = `OHEM cross-entropy on the labeled images (threshold ${ohem.kwargs.thresh}, at least ${ohem.kwargs.min_kept} pixels kept)`;
@@ -140,14 +147,7 @@ const variants = {
   'study/preset-strong': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { strong_augment: true } } }, about: 'the u2pl preset with the student on strong views (colour jitter, grayscale, blur) of the unlabeled images' },
   'study/preset-ohem': { semi: true, over: { preset: 'u2pl', criterion: ohem }, about: `the u2pl preset with ${ohemAbout}` },
   'study/preset-ohem-strong': { semi: true, over: { preset: 'u2pl', criterion: ohem, trainer: { unsupervised: { strong_augment: true } } }, about: `the u2pl preset with ${ohemAbout} and the student on strong views of the unlabeled images` },
-  // The common classes' factors stay within ×4.5 of the smallest in preset-ohem's runs; the five the teacher never learns reach ×8-67.
-  'study/preset-cap5': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { unsupervised: { alignment_max_ratio: 5 } } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with its hard-alignment factors within ×5 of the smallest' },
-  // The demo's U2PL needed a longer warm-up to hold on every machine; the same question here, with the teacher copied.
-  'study/preset-warmup2': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 2 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with two supervised warm-up epochs' },
-  'study/preset-warmup3': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { sup_only_epoch: 3 } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with three supervised warm-up epochs' },
-  'study/preset-flip': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { unsupervised: { flip_pseudo_labels: true } } }); delete c.criterion; return c; }, about: "the u2pl preset (OHEM) with pseudo-labels from the teacher's logits averaged over each unlabeled image and its flip" },
-  'study/preset-unsup2': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', trainer: { unsupervised: { loss_weight: 2 } } }); delete c.criterion; return c; }, about: 'the u2pl preset (OHEM) with the unsupervised loss weighted 2 instead of 1' },
-  // Round 1's single switches again, each on top of the preset (OHEM included) rather than the reference.
+  // Single switches on top of the preset (OHEM included): round 1's and the later rounds' (presetStudy).
   ...Object.fromEntries(Object.entries(presetStudy).map(([name, [over, about]]) => [`study/preset-${name}`, { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', ...over }); delete c.criterion; return c; }, about: `the u2pl preset (OHEM) with ${about}` }])),
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
