@@ -31,6 +31,8 @@ export interface SupervisedLossOptions {
   minKept?: number;
   auxWeight?: number;
   ignoreIndex?: number;
+  /** C per-class weights: the weighted mean sum w[y] CE / sum w[y] (torch's weighted cross-entropy); OHEM still selects unweighted. */
+  classWeight?: number[];
   impl?: LossImpl;
 }
 

@@ -163,7 +163,7 @@ export interface AddonLosses {
   percentile(o: { values: Tensor; q: number; impl?: LossImpl }): Promise<number>;
   entropy(o: { logits: Tensor; height: number; width: number; impl?: LossImpl; device?: LossDevice }): Promise<NativeTensor<Float32Array>>;
   supervisedLoss(o: {
-    pred: Tensor; aux?: Tensor; labels: Tensor; ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number;
+    pred: Tensor; aux?: Tensor; labels: Tensor; ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number; classWeight?: number[];
     ignoreIndex?: number; impl?: LossImpl;
   }): Promise<{ loss: number; gradPred: NativeTensor<Float32Array>; gradAux?: NativeTensor<Float32Array> }>;
   unsupervisedLoss(o: {
@@ -367,7 +367,8 @@ export interface AddonTrainerOptions {
   autocast?: 'bfloat16' | 'float16' | null;
   channelsLast?: boolean;
   device?: string;
-  supervised?: { ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number; ignoreIndex?: number };
+  /** classWeight: C per-class weights of the cross-entropy (weighted mean), none by default. */
+  supervised?: { ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number; ignoreIndex?: number; classWeight?: number[] };
   unsupervised?: {
     weighting?: 'reference' | 'paper'; weight?: number;
     /** Teacher mode for the pseudo-labels (reference: eval). */

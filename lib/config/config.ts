@@ -159,7 +159,11 @@ export interface U2plConfig {
   dataset: DatasetConfig;
   trainer: TrainerConfig;
   saver: { snapshotDir: string; pretrain?: string; autoResume: boolean };
-  criterion: { type: 'ohem' | 'ce'; thresh: number; minKept: number };
+  /**
+   * classWeight (port-only criterion.kwargs.class_weight): the cross-entropy's per-class weights, or
+   * 'median_frequency' to compute them from the labeled split's label files (lib/data/class-frequency.ts).
+   */
+  criterion: { type: 'ohem' | 'ce'; thresh: number; minKept: number; classWeight?: number[] | 'median_frequency' };
   net: NetConfig;
   runtime: RuntimeConfig;
   /** The AEL variant (u2pl-ael-method.md), when the config asks for it (lib/config/ael.ts). */
@@ -452,6 +456,20 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
   };
 }
 
+/** criterion.kwargs.class_weight: absent, 'median_frequency', or numClasses finite weights >= 0, not all 0. */
+function parseClassWeight(v: unknown, classes: number): number[] | 'median_frequency' | undefined {
+  const key = 'criterion.kwargs.class_weight';
+  if (v === undefined || v === null) return undefined;
+  if (v === 'median_frequency') return v;
+  if (!Array.isArray(v)) throw new ConfigError(key, `expected median_frequency or a list of ${classes} weights, got ${JSON.stringify(v)}`);
+  if (v.length !== classes) throw new ConfigError(key, `expected ${classes} weights (net.num_classes), got ${v.length}`);
+  v.forEach((x, i) => {
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) throw new ConfigError(key, `weight ${i} must be a number >= 0, got ${JSON.stringify(x)}`);
+  });
+  if (!v.some((x) => x > 0)) throw new ConfigError(key, 'at least one weight must be above 0');
+  return v as number[];
+}
+
 /**
  * OHEM's min_kept, in pixels of one labeled batch of one process (§6.2). Port-only `min_kept_ratio`
  * gives it as a share of that batch (labeled batch size × crop), so that a config keeps the same
@@ -490,8 +508,8 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     const criterion = section(raw.criterion ?? {}, 'criterion');
     w.keys(criterion, ['type', 'kwargs', ...(aelMode ? ['cons', 'consist_weight', 'contra_weight', 'threshold'] : [])], 'criterion');
     const ck = section(criterion.kwargs ?? {}, 'criterion.kwargs');
-    w.keys(ck, ['thresh', 'min_kept', 'min_kept_ratio', 'use_weight'], 'criterion.kwargs');
-    if (ck.use_weight === true) throw new ConfigError('criterion.kwargs.use_weight', 'class-weighted cross-entropy is not supported');
+    w.keys(ck, ['thresh', 'min_kept', 'min_kept_ratio', 'use_weight', 'class_weight'], 'criterion.kwargs');
+    if (ck.use_weight === true) throw new ConfigError('criterion.kwargs.use_weight', "the reference's hard-coded class weights are not supported; set criterion.kwargs.class_weight (median_frequency or one weight per class)");
     const criterionType = str(criterion, 'type', 'ce', 'criterion') === 'ohem' ? 'ohem' : 'ce';
     const runtime = section(raw.runtime ?? {}, 'runtime');
     w.keys(runtime, ['threads', 'device', 'autocast', 'channels_last', 'prefetch', 'dist_backend', 'dist_timeout_s'], 'runtime');
@@ -500,6 +518,7 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     const autocast = runtime.autocast === undefined || runtime.autocast === null || runtime.autocast === '' ? null : str(runtime, 'autocast', undefined, 'runtime');
     if (autocast !== null && autocast !== 'bfloat16' && autocast !== 'float16') throw new ConfigError('runtime.autocast', `expected bfloat16, float16 or null, got '${autocast}'`);
     const net = parseNetConfig(raw.net);
+    const classWeight = parseClassWeight(ck.class_weight, net.model.numClasses);
     const ael = aelMode ? parseAel(raw, net.model.numClasses, dataset.kind === 'cityscapes', w) : undefined;
     if (dataset.classNames && dataset.classNames.length !== net.model.numClasses) {
       w.warnings.push(`dataset.class_names: ${dataset.classNames.length} names for net.num_classes ${net.model.numClasses}`);
@@ -519,6 +538,7 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
         type: criterionType,
         thresh: num(ck, 'thresh', 0.7, 'criterion.kwargs', 0, 1),
         minKept: ohemMinKept(ck, criterionType, dataset.train, w),
+        ...(classWeight ? { classWeight } : {}),
       },
       net,
       runtime: {

@@ -21,6 +21,7 @@ import { ReportSample, writeReport } from '../eval/report';
 import { AddonProcessGroup, AddonStepInputs, AddonStepResult, AddonTrainer, AddonTrainerOptions, AelPlan, native, ProcessGroupOptions } from '../native';
 import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
 import { AlignmentState, DistributionAlignment } from './alignment';
+import { classFrequencies, medianFrequencyWeights } from '../data/class-frequency';
 
 /** What a step does: the supervised-only baseline, U2PL's warm-up and U2PL steps, or the AEL variant's. */
 export type TrainPhase = 'supervised' | 'warmup' | 'semi' | 'ael';
@@ -82,10 +83,13 @@ export const BEST_CHECKPOINT = 'ckpt_best.pth';
 
 /**
  * The native trainer's options for a config; `unlabeledCount` (N_u, the AEL cutmix bank's size)
- * is needed for the AEL variant.
+ * is needed for the AEL variant, `medianFrequencyWeights` (the labeled split's, see
+ * lib/data/class-frequency.ts) for criterion.kwargs.class_weight: median_frequency.
  */
-export function trainerOptions(c: U2plConfig, unlabeledCount = 0): AddonTrainerOptions {
+export function trainerOptions(c: U2plConfig, unlabeledCount = 0, medianFrequencyWeights?: number[]): AddonTrainerOptions {
   const t = c.trainer;
+  const classWeight = c.criterion.classWeight === 'median_frequency' ? medianFrequencyWeights : c.criterion.classWeight;
+  if (c.criterion.classWeight === 'median_frequency' && !classWeight) throw new Error('criterion.kwargs.class_weight: median_frequency needs the labeled split\'s weights');
   const con = t.contrastive;
   const ael = c.ael;
   return {
@@ -99,7 +103,7 @@ export function trainerOptions(c: U2plConfig, unlabeledCount = 0): AddonTrainerO
     device: c.runtime.device,
     supervised: {
       ohem: c.criterion.type === 'ohem', thresh: c.criterion.thresh, minKept: c.criterion.minKept,
-      auxWeight: c.net.auxLossWeight ?? 0.4, ignoreIndex: c.dataset.ignoreLabel,
+      auxWeight: c.net.auxLossWeight ?? 0.4, ignoreIndex: c.dataset.ignoreLabel, classWeight,
     },
     unsupervised: {
       weighting: t.unsupervised?.weighting ?? 'reference', weight: t.unsupervised?.lossWeight ?? 1,
@@ -276,7 +280,10 @@ async function trainLocked(
   const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
 
   const device = rankDevice(c.runtime.device, dist);
-  const base = trainerOptions(c, data.unlabeled.length);
+  const frequencyWeights = c.criterion.classWeight === 'median_frequency'
+    ? medianFrequencyWeights(await classFrequencies(data.labeled, classes, data.info.labelOptions)) : undefined;
+  const base = trainerOptions(c, data.unlabeled.length, frequencyWeights);
+  if (base.supervised?.classWeight) log(`class weights of the cross-entropy: ${base.supervised.classWeight.map((x) => x.toFixed(3)).join(' ')}`);
   const trainer: AddonTrainer = new (native().AddonTrainer)({ ...base, device, model: { ...base.model, device }, processGroup: group });
   try {
     const pretrained = c.net.pretrained;

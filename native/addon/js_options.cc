@@ -33,6 +33,19 @@ double OptDouble(const Napi::Object& o, const char* key, double fallback, const 
   return v.As<Napi::Number>().DoubleValue();
 }
 
+std::vector<double> OptNumbers(const Napi::Object& o, const char* key, const char* what) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return {};
+  if (!v.IsArray()) throw Bad(o, what, key, "an array of numbers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<double> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    if (!a.Get(i).IsNumber()) throw Bad(o, what, key, "an array of numbers");
+    out.push_back(a.Get(i).As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
 std::string OptString(const Napi::Object& o, const char* key, const std::string& fallback, const char* what) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;

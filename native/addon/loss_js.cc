@@ -81,6 +81,8 @@ Napi::Value SupervisedJs(const Napi::CallbackInfo& info) {
   s.ohem_min_kept = OptInt(o, "minKept", 100000);
   s.aux_weight = OptDouble(o, "auxWeight", 0.4);
   s.ignore_index = OptInt(o, "ignoreIndex", 255);
+  const std::vector<double> weight = OptNumbers(o, "classWeight");
+  if (!weight.empty()) s.class_weight = at::tensor(weight, at::kDouble).to(at::kFloat);
   const bool composite = Composite(o);
   return AsyncTask::Run(info.Env(), [=]() -> ResultBuilder {
     c10::AutoGradMode grad(true);
@@ -89,13 +91,13 @@ Napi::Value SupervisedJs(const Napi::CallbackInfo& info) {
     if (!composite) {
       value = loss::SupervisedLoss(p, a, y, s);
     } else {
-      // Composite: upsample, the reference's sort-based OHEM selection, ATen mean CE.
+      // Composite: upsample, the reference's sort-based OHEM selection, ATen (weighted) mean CE.
       auto one = [&](const at::Tensor& logits) {
         at::Tensor up = at::upsample_bilinear2d(logits, {y.size(1), y.size(2)}, true);
         at::Tensor target = y;
         if (s.ohem) target = y.masked_fill(loss::composite::OhemKeepMask(up, y, s.ohem_thresh, s.ohem_min_kept, s.ignore_index).logical_not(), s.ignore_index);
         if (target.ne(s.ignore_index).sum().item<int64_t>() == 0) return up.sum() * 0.0;
-        return at::cross_entropy_loss(up, target, {}, at::Reduction::Mean, s.ignore_index);
+        return at::cross_entropy_loss(up, target, s.class_weight, at::Reduction::Mean, s.ignore_index);
       };
       value = one(p);
       if (a.defined()) value = value + s.aux_weight * one(a);

@@ -130,6 +130,13 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
       t.supervised.ohem_min_kept = OptInt(s, "minKept", 100000);
       t.supervised.aux_weight = OptDouble(s, "auxWeight", 0.4);
       t.supervised.ignore_index = OptInt(s, "ignoreIndex", 255);
+      const std::vector<double> weight = OptNumbers(s, "classWeight");
+      if (!weight.empty()) {
+        if (static_cast<int64_t>(weight.size()) != mo.num_classes)
+          throw Napi::TypeError::New(env, "option 'supervised.classWeight' has " + std::to_string(weight.size()) + " entries for " +
+                                              std::to_string(mo.num_classes) + " classes");
+        t.supervised.class_weight = at::tensor(weight, at::kDouble).to(at::kFloat);
+      }
     }
     if (o.Get("unsupervised").IsObject()) {
       Napi::Object u = o.Get("unsupervised").As<Napi::Object>();

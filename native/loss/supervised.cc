@@ -19,8 +19,15 @@ at::Tensor UpsampleToLabels(const at::Tensor& logits, const at::Tensor& labels) 
 
 // Mean CE over non-ignored pixels; 0 (still connected to the graph) when every pixel is ignored,
 // where a plain mean would divide by zero.
-at::Tensor CrossEntropy(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
-  return UpsampledCrossEntropySum(logits, labels, ignore_index) / labels.ne(ignore_index).sum().clamp_min(1);
+at::Tensor CrossEntropy(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index,
+                        const at::Tensor& class_weight) {
+  if (!class_weight.defined())
+    return UpsampledCrossEntropySum(logits, labels, ignore_index) / labels.ne(ignore_index).sum().clamp_min(1);
+  at::Tensor kept = labels.ne(ignore_index);
+  at::Tensor w = class_weight.to(labels.device(), at::kFloat);
+  at::Tensor total = w.index_select(0, labels.masked_select(kept).to(at::kLong)).sum();
+  // The all-ignored batch: the sum is 0 and so is the loss, as without weights.
+  return UpsampledCrossEntropySum(logits, labels, ignore_index, w) / at::where(total.gt(0), total, at::ones_like(total));
 }
 
 at::Tensor OhemKeepMask(const at::Tensor& logits, const at::Tensor& labels, double thresh, int64_t min_kept,
@@ -40,11 +47,11 @@ at::Tensor OhemKeepMask(const at::Tensor& logits, const at::Tensor& labels, doub
 at::Tensor SupervisedLoss(const at::Tensor& pred, const at::Tensor& aux, const at::Tensor& labels,
                           const SupervisedOptions& o) {
   auto one = [&](const at::Tensor& logits) {
-    if (!o.ohem) return CrossEntropy(logits, labels, o.ignore_index);
+    if (!o.ohem) return CrossEntropy(logits, labels, o.ignore_index, o.class_weight);
     // The selection needs the upsampled probabilities, not their gradient (the CE recomputes them fused).
     at::Tensor up = UpsampleToLabels(logits.detach().to(at::kFloat), labels);
     at::Tensor keep = OhemKeepMask(up, labels, o.ohem_thresh, o.ohem_min_kept, o.ignore_index);
-    return CrossEntropy(logits, labels.masked_fill(keep.logical_not(), o.ignore_index), o.ignore_index);
+    return CrossEntropy(logits, labels.masked_fill(keep.logical_not(), o.ignore_index), o.ignore_index, o.class_weight);
   };
   at::Tensor loss = one(pred);
   if (aux.defined()) loss = loss + o.aux_weight * one(aux);

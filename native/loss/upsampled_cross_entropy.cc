@@ -58,6 +58,7 @@ U2PL_FORCE_INLINE void PullBackRow(const float* row, const std::vector<Tap>& tx,
 struct CrossEntropyArgs {
   const float* logits;    // N x C x h x w
   const int64_t* labels;  // N x H x W
+  const float* weight;    // C class weights, or null (all 1)
   float* grad;            // N x C x h x w
   int64_t c, h, w, out_h, ignore_index;
   const std::vector<Tap>& ty;
@@ -108,18 +109,21 @@ U2PL_FORCE_INLINE double RowsLossAndGrad(const CrossEntropyArgs& x, int64_t b, i
         s[i] += e;
       }
     }
-    // -log p_label = log s - z_label; the gradient of the pixel's term is p - onehot (0 if ignored).
+    // -log p_label = log s - z_label, times the label's weight; the gradient of the pixel's term is
+    // weight * (p - onehot) (0 if ignored). zl holds each pixel's weight from here on.
     for (int64_t i = 0; i < out_w; ++i) {
       const bool keep = lab[i] != ignore_index;
-      if (keep) loss += std::log(s[i]) - zl[i];
-      s[i] = keep ? 1.f / s[i] : 0.f;
+      const float wt = keep ? (x.weight ? x.weight[lab[i]] : 1.f) : 0.f;
+      if (keep) loss += static_cast<double>(wt) * (std::log(s[i]) - zl[i]);
+      s[i] = keep ? wt / s[i] : 0.f;
+      zl[i] = wt;
     }
     for (int64_t k = 0; k < c; ++k) {
       float* vk = v.data() + k * out_w;
       for (int64_t i = 0; i < out_w; ++i) vk[i] *= s[i];
     }
     for (int64_t i = 0; i < out_w; ++i)
-      if (lab[i] != ignore_index) v[lab[i] * out_w + i] -= 1.f;
+      if (lab[i] != ignore_index) v[lab[i] * out_w + i] -= zl[i];
     // Pull back along y first (vectorised, into full-width rows of the two source rows), then
     // once per group along x.
     for (int64_t i = 0; i < c * out_w; ++i) {
@@ -165,7 +169,7 @@ bool UsesCudaKernels(const at::Tensor& t) {
 class UpsampledCrossEntropyFunction : public torch::autograd::Function<UpsampledCrossEntropyFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits_in, const at::Tensor& labels_in,
-                            int64_t ignore_index) {
+                            int64_t ignore_index, const at::Tensor& weight_in) {
 #ifdef U2PL_WITH_CUDA
     if (logits_in.is_cuda()) {
       auto [sum, grad] = cuda::UpsampledCrossEntropy(logits_in, labels_in, ignore_index);
@@ -175,6 +179,7 @@ class UpsampledCrossEntropyFunction : public torch::autograd::Function<Upsampled
 #endif
     const at::Tensor logits = logits_in.contiguous();
     const at::Tensor labels = labels_in.contiguous();
+    const at::Tensor weight = weight_in.numel() > 0 ? weight_in.to(at::kFloat).contiguous() : at::Tensor();
     const int64_t n = logits.size(0), c = logits.size(1), h = logits.size(2), w = logits.size(3);
     const int64_t out_h = labels.size(1), out_w = labels.size(2);
     at::Tensor grad = at::zeros_like(logits);
@@ -183,7 +188,8 @@ class UpsampledCrossEntropyFunction : public torch::autograd::Function<Upsampled
     std::vector<int64_t> first(h + 1, out_h);
     for (int64_t y = out_h - 1; y >= 0; --y) first[ty[y].i0] = y;
     for (int64_t r = h - 1; r >= 0; --r) first[r] = std::min(first[r], first[r + 1]);
-    const CrossEntropyArgs args{logits.data_ptr<float>(), labels.data_ptr<int64_t>(), grad.data_ptr<float>(), c, h, w,
+    const CrossEntropyArgs args{logits.data_ptr<float>(), labels.data_ptr<int64_t>(),
+                                weight.defined() ? weight.data_ptr<float>() : nullptr, grad.data_ptr<float>(), c, h, w,
                                 out_h, ignore_index, ty, tx, first};
     std::vector<double> partial(n * h, 0.0);
     // Two phases (even, then odd source rows) so that concurrent tasks write disjoint rows; the
@@ -203,13 +209,14 @@ class UpsampledCrossEntropyFunction : public torch::autograd::Function<Upsampled
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    return {ctx->get_saved_variables()[0] * grad_outputs[0], at::Tensor(), at::Tensor()};
+    return {ctx->get_saved_variables()[0] * grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor UpsampledCrossEntropySum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
+at::Tensor UpsampledCrossEntropySum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index,
+                                    const at::Tensor& class_weight) {
   TORCH_CHECK(logits.dim() == 4 && labels.dim() == 3 && logits.size(0) == labels.size(0),
               "cross-entropy: logits must be N x C x h x w and labels N x H x W with the same N; got ", logits.sizes(),
               " and ", labels.sizes());
@@ -221,13 +228,18 @@ at::Tensor UpsampledCrossEntropySum(const at::Tensor& logits, const at::Tensor& 
     TORCH_CHECK(!bad.any().item<bool>(), "cross-entropy: labels must be in [0, ", c, ") or ", ignore_index,
                 ", found ", y.masked_select(bad)[0].item<int64_t>());
   }
+  TORCH_CHECK(!class_weight.defined() || (class_weight.dim() == 1 && class_weight.numel() == c),
+              "cross-entropy: class weights must be ", c, " values, got ", class_weight.sizes());
   at::Tensor x = logits.to(at::kFloat);
-  if (!x.is_cpu() && !UsesCudaKernels(x)) {
-    // Other devices: the same maths through ATen.
+  // Other devices, and class weights on CUDA (its fused kernel has none): the same maths through ATen.
+  if ((!x.is_cpu() && !UsesCudaKernels(x)) || (class_weight.defined() && !x.is_cpu())) {
     at::Tensor up = (x.size(2) == y.size(1) && x.size(3) == y.size(2)) ? x : at::upsample_bilinear2d(x, {y.size(1), y.size(2)}, true);
-    return at::cross_entropy_loss(up, y, {}, at::Reduction::Sum, ignore_index);
+    const at::Tensor weight = class_weight.defined() ? class_weight.to(x.options()) : at::Tensor();
+    return at::cross_entropy_loss(up, y, weight, at::Reduction::Sum, ignore_index);
   }
-  return UpsampledCrossEntropyFunction::apply(x, y, ignore_index);
+  // apply() records every tensor argument's device, so "no weights" is an empty tensor, not an undefined one.
+  return UpsampledCrossEntropyFunction::apply(x, y, ignore_index,
+                                              class_weight.defined() ? class_weight.cpu() : at::empty({0}, x.options()));
 }
 
 }  // namespace u2pl::loss

@@ -10,7 +10,9 @@ namespace u2pl::loss {
 
 // logits: N x C x h x w (any float type, may require grad); labels: N x H x W int64 with values in
 // [0, C) or ignore_index. Returns the 0-d float SUM of -log softmax(up(logits))[label] over the
-// non-ignored pixels (0 when there are none), differentiable with respect to logits.
-at::Tensor UpsampledCrossEntropySum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index);
+// non-ignored pixels (0 when there are none), differentiable with respect to logits. class_weight
+// (optional, C floats): each pixel's term is multiplied by its label's weight.
+at::Tensor UpsampledCrossEntropySum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index,
+                                    const at::Tensor& class_weight = {});
 
 }  // namespace u2pl::loss

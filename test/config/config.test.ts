@@ -85,6 +85,21 @@ describe('config validation', () => {
     expect(() => ohem({ min_kept_ratio: 1.5 })).toThrow('criterion.kwargs.min_kept_ratio: expected a number in [0, 1], got 1.5');
   });
 
+  test('criterion.kwargs.class_weight: median_frequency or one weight >= 0 per class; use_weight is refused with the way to weigh', () => {
+    const weighted = (class_weight: unknown) => parseConfig(withChange((x) => { x.criterion = { type: 'CELoss', kwargs: { class_weight } }; }), dir).criterion;
+    const classes = parseConfig(withChange(() => undefined), dir).net.model.numClasses;
+    expect(parseConfig(withChange(() => undefined), dir).criterion.classWeight).toBeUndefined();
+    expect(weighted('median_frequency').classWeight).toBe('median_frequency');
+    const list = Array.from({ length: classes }, (_, i) => i * 0.5);
+    expect(weighted(list).classWeight).toEqual(list);
+    expect(() => weighted('inverse')).toThrow(`criterion.kwargs.class_weight: expected median_frequency or a list of ${classes} weights, got "inverse"`);
+    expect(() => weighted([1, 2])).toThrow(`criterion.kwargs.class_weight: expected ${classes} weights (net.num_classes), got 2`);
+    expect(() => weighted(list.map((x, i) => (i === 1 ? -1 : x)))).toThrow('criterion.kwargs.class_weight: weight 1 must be a number >= 0, got -1');
+    expect(() => weighted(list.map(() => 0))).toThrow('criterion.kwargs.class_weight: at least one weight must be above 0');
+    expect(() => parseConfig(withChange((x) => { x.criterion = { type: 'CELoss', kwargs: { use_weight: true } }; }), dir))
+      .toThrow(/criterion.kwargs.use_weight: .*set criterion.kwargs.class_weight/);
+  });
+
   test('${VAR} alone takes the type of what it expands to', () => {
     const c = parseConfig(withChange((x) => { x.seed = '${SEED:-4}'; x.trainer.eval_on = '${EVAL}'; }), dir, { EVAL: 'false' });
     expect(c.seed).toBe(4);
