@@ -127,6 +127,9 @@ presetStudy.unsup2 = [{ trainer: { unsupervised: { loss_weight: 2 } } }, 'the un
 
 const ohem = { type: 'ohem', kwargs: { thresh: 0.7, min_kept: 4400 } };
 const ohemAbout = `OHEM cross-entropy on the labeled images (threshold ${ohem.kwargs.thresh}, at least ${ohem.kwargs.min_kept} pixels kept)`;
+// Median-frequency class weights (SegNet's for CamVid), computed from the 46 labeled images' label files.
+const mfw = { class_weight: 'median_frequency' };
+const mfwAbout = 'median-frequency class weights on the cross-entropy of the labeled images';
 
 const variants = {
   suponly: { semi: false, about: 'supervised-only baseline: 46 labeled images, 43 epochs of 23 steps' },
@@ -135,6 +138,7 @@ const variants = {
   // OHEM as in the reference's Cityscapes config (§6.2), min_kept scaled to this batch: the reference keeps
   // 100000 of 2x769² ≈ 1.18 M pixels (8.5 %), here 8.5 % of 2x161² ≈ 4,400.
   'suponly-ohem': { semi: false, over: { criterion: ohem }, about: `the baseline with ${ohemAbout}` },
+  'suponly-mfw': { semi: false, over: { criterion: { kwargs: mfw } }, about: `the baseline with ${mfwAbout}` },
   u2pl: { semi: true, about: 'U2PL as the reference code does it' },
   'u2pl-paper': { semi: true, over: paper, about: "U2PL with the reference's quirks fixed as the paper describes them (§17: indexing, negatives, weighting, label padding, teacher copy)" },
   // No criterion: the preset picks it (OHEM for U2PL runs).
@@ -147,6 +151,8 @@ const variants = {
   'study/preset-strong': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { strong_augment: true } } }, about: 'the u2pl preset with the student on strong views (colour jitter, grayscale, blur) of the unlabeled images' },
   'study/preset-ohem': { semi: true, over: { preset: 'u2pl', criterion: ohem }, about: `the u2pl preset with ${ohemAbout}` },
   'study/preset-ohem-strong': { semi: true, over: { preset: 'u2pl', criterion: ohem, trainer: { unsupervised: { strong_augment: true } } }, about: `the u2pl preset with ${ohemAbout} and the student on strong views of the unlabeled images` },
+  // The preset's own criterion (PRESET_CRITERION.u2pl) with the class weights: a config that names its criterion gets no preset one.
+  'study/preset-mfw': { semi: true, over: { preset: 'u2pl', criterion: { type: 'ohem', kwargs: { thresh: 0.7, min_kept_ratio: 0.085, ...mfw } } }, about: `the u2pl preset (OHEM) with ${mfwAbout}` },
   // Single switches on top of the preset (OHEM included): round 1's and the later rounds' (presetStudy).
   ...Object.fromEntries(Object.entries(presetStudy).map(([name, [over, about]]) => [`study/preset-${name}`, { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', ...over }); delete c.criterion; return c; }, about: `the u2pl preset (OHEM) with ${about}` }])),
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
