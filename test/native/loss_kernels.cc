@@ -60,6 +60,16 @@ int main() {
   Check("upsampled cross-entropy: value", fused, plain, 1e-5);
   Check("upsampled cross-entropy: gradient", x1.grad(), x2.grad(), 1e-4);
 
+  // The same with class weights (criterion.kwargs.class_weight).
+  at::Tensor weight = at::rand({c}) * 4;
+  at::Tensor x3 = logits.clone().requires_grad_(true), x4 = logits.clone().requires_grad_(true);
+  at::Tensor fused_w = u2pl::loss::UpsampledCrossEntropySum(x3, labels, 255, weight);
+  at::Tensor plain_w = at::cross_entropy_loss(at::upsample_bilinear2d(x4, {H, W}, true), labels, weight, at::Reduction::Sum, 255);
+  fused_w.backward();
+  plain_w.backward();
+  Check("weighted upsampled cross-entropy: value", fused_w, plain_w, 1e-5);
+  Check("weighted upsampled cross-entropy: gradient", x3.grad(), x4.grad(), 1e-4);
+
   // Unsupervised loss with the entropy percentile.
   at::Tensor teacher = at::randn({b, c, h, w}) * 2;
   at::Tensor s1 = logits.clone().requires_grad_(true), s2 = logits.clone().requires_grad_(true);
