@@ -9,6 +9,7 @@ import path from 'path';
 import { prepareCityscapes } from '../data/cityscapes';
 import { readList } from '../data/datasets';
 import { checkSamples, datasetWarnings, DatasetSummary, DecodeCache, prepareData } from '../data/prepare';
+import { medianFrequencyWeights } from '../data/class-frequency';
 import { DECODE_CACHE } from '../train/train';
 import { makeSplit, writeSplit } from '../data/splits';
 import { FileError, UsageError } from '../errors';
@@ -36,7 +37,14 @@ export async function dataMain(args: string[], io: CliOutput): Promise<number> {
         const total = s.classPixels.reduce((x, y) => x + y, 0) + s.ignorePixels;
         io.out(`${name}: ${s.images} images, sizes ${Object.entries(s.sizes).map(([k, v]) => `${k} x${v}`).join(', ')}\n`);
         if (withLabels && total > 0) {
-          for (let c = 0; c < classes; c++) io.out(`  ${String(c).padStart(3)} ${(data.info.classNames[c] ?? '').padEnd(14)} ${(100 * s.classPixels[c] / total).toFixed(2).padStart(6)} %\n`);
+          // The labeled split's median-frequency weights: what criterion.kwargs.class_weight: median_frequency trains with.
+          const weights = name === 'labeled' && s.classPixels.some((n) => n > 0)
+            ? medianFrequencyWeights({ pixels: s.classPixels, imagePixels: s.classImagePixels }) : undefined;
+          if (weights) io.out('  (class, pixel share, median-frequency weight)\n');
+          for (let c = 0; c < classes; c++) {
+            const weight = weights ? `  ${weights[c].toFixed(3).padStart(8)}` : '';
+            io.out(`  ${String(c).padStart(3)} ${(data.info.classNames[c] ?? '').padEnd(14)} ${(100 * s.classPixels[c] / total).toFixed(2).padStart(6)} %${weight}\n`);
+          }
           io.out(`  ign ${'(ignore)'.padEnd(14)} ${(100 * s.ignorePixels / total).toFixed(2).padStart(6)} %\n`);
         }
         for (const p of s.problems) io.out(`  problem: ${p.file}: ${p.problem}\n`);

@@ -14,33 +14,44 @@ export interface ClassFrequencies {
   imagePixels: number[];
 }
 
-/** Counts every label file of `samples` (values >= classes, the ignore label among them, are not counted). */
+/** An empty count for `classes` classes. */
+export function emptyFrequencies(classes: number): ClassFrequencies {
+  return { pixels: new Array<number>(classes).fill(0), imagePixels: new Array<number>(classes).fill(0) };
+}
+
+/**
+ * Adds one label image's pixels to `f` (values >= classes, the ignore label among them, are not
+ * class pixels); returns how many were not.
+ */
+export function countLabel(data: ArrayLike<number>, f: ClassFrequencies): number {
+  const classes = f.pixels.length;
+  const counts = new Array<number>(classes).fill(0);
+  let labelled = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v < classes) {
+      counts[v]++;
+      labelled++;
+    }
+  }
+  counts.forEach((n, c) => {
+    if (n > 0) {
+      f.pixels[c] += n;
+      f.imagePixels[c] += labelled;
+    }
+  });
+  return data.length - labelled;
+}
+
+/** Counts every label file of `samples`. */
 export async function classFrequencies(samples: Sample[], classes: number, labelOptions: LabelOptions, concurrency = 8): Promise<ClassFrequencies> {
-  const pixels = new Array<number>(classes).fill(0);
-  const imagePixels = new Array<number>(classes).fill(0);
+  const f = emptyFrequencies(classes);
   let next = 0;
   const worker = async () => {
-    while (next < samples.length) {
-      const sample = samples[next++];
-      const label = await readLabel(sample.label, labelOptions);
-      const counts = new Array<number>(classes).fill(0);
-      let labelled = 0;
-      for (const v of label.data) {
-        if (v < classes) {
-          counts[v]++;
-          labelled++;
-        }
-      }
-      counts.forEach((n, c) => {
-        if (n > 0) {
-          pixels[c] += n;
-          imagePixels[c] += labelled;
-        }
-      });
-    }
+    while (next < samples.length) countLabel((await readLabel(samples[next++].label, labelOptions)).data, f);
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, samples.length) }, worker));
-  return { pixels, imagePixels };
+  return f;
 }
 
 /** Median-frequency-balanced weights of the frequencies; throws when no class has a pixel. */

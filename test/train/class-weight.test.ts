@@ -1,10 +1,12 @@
 import fs from 'fs';
 import path from 'path';
 import { loadConfig } from '../../lib/config/config';
+import { dataMain } from '../../lib/cli/data';
 import { classFrequencies, medianFrequencyWeights } from '../../lib/data/class-frequency';
 import { listSamples } from '../../lib/data/datasets';
 import { native } from '../../lib/native';
 import { train, trainerOptions } from '../../lib/train/train';
+import { runTool } from '../helpers/cli';
 import { tinyConfig, writeExperiment } from '../helpers/experiment';
 import { randomTensor } from '../helpers/tensors';
 
@@ -52,5 +54,10 @@ describe('class-weighted cross-entropy in training', () => {
     expect(logged).toHaveLength(C);
     logged.forEach((x, i) => expect(x).toBeCloseTo(expected[i], 3));
     expect(new Set(expected.map((x) => x.toFixed(3))).size).toBeGreaterThan(1);
+    // u2pl-data check shows the same weights beside the labeled split's class shares.
+    const check = (await runTool('u2pl-data', dataMain, ['check', dir])).out;
+    const labeledPart = check.slice(check.indexOf('labeled:'), check.indexOf('unlabeled:'));
+    const shown = [...labeledPart.matchAll(/^ +\d+ .* %\s+([\d.]+)$/gm)].map((m) => Number(m[1]));
+    expect(shown).toEqual(logged);
   }, 120000);
 });
