@@ -130,6 +130,9 @@ const ohemAbout = `OHEM cross-entropy on the labeled images (threshold ${ohem.kw
 // Median-frequency class weights (SegNet's for CamVid), computed from the 46 labeled images' label files.
 const mfw = { class_weight: 'median_frequency' };
 const mfwAbout = 'median-frequency class weights on the cross-entropy of the labeled images';
+// The preset's criterion of rounds 5-8 (before it took the class weights), spelled out so that the
+// configs measured with it keep reproducing their results.
+const presetOhem = { type: 'ohem', kwargs: { thresh: 0.7, min_kept_ratio: 0.085 } };
 
 const variants = {
   suponly: { semi: false, about: 'supervised-only baseline: 46 labeled images, 43 epochs of 23 steps' },
@@ -141,9 +144,10 @@ const variants = {
   'suponly-mfw': { semi: false, over: { criterion: { kwargs: mfw } }, about: `the baseline with ${mfwAbout}` },
   u2pl: { semi: true, about: 'U2PL as the reference code does it' },
   'u2pl-paper': { semi: true, over: paper, about: "U2PL with the reference's quirks fixed as the paper describes them (§17: indexing, negatives, weighting, label padding, teacher copy)" },
-  // No criterion: the preset picks it (OHEM for U2PL runs).
+  // No criterion: the preset picks it (class-weighted OHEM for U2PL runs; round 9 ran it as study/preset-mfw).
   'u2pl-preset': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl' }); delete c.criterion; return c; }, about: 'U2PL with the u2pl preset (lib/config/preset.ts): what the study found best from scratch' },
-  'u2pl-preset-fp32': { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', runtime: { autocast: null } }); delete c.criterion; return c; }, about: 'u2pl-preset in fp32 (no autocast): the check that bf16 does not change U2PL\'s result' },
+  'u2pl-preset-fp32': { config: (depth) => merge(base(true, depth), { preset: 'u2pl', runtime: { autocast: null }, criterion: presetOhem }), about: 'the preset of rounds 5-8 (OHEM without class weights) in fp32 (no autocast): the check that bf16 does not change U2PL\'s result' },
+  'study/preset-unweighted': { semi: true, over: { preset: 'u2pl', criterion: presetOhem }, about: 'the u2pl preset without class weights (OHEM alone), as u2pl-preset was in rounds 5-8' },
   'study/preset-ce': { semi: true, over: { preset: 'u2pl' }, about: 'the u2pl preset with plain cross-entropy on the labeled images (the preset before it took OHEM)' },
   'study/preset-soft': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'soft' } } }, about: 'the u2pl preset with soft distribution alignment instead of hard' },
   'study/preset-select': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { distribution_alignment: 'select' } } }, about: 'the u2pl preset with class-balanced selection of the pseudo-labels instead of hard alignment' },
@@ -151,10 +155,8 @@ const variants = {
   'study/preset-strong': { semi: true, over: { preset: 'u2pl', trainer: { unsupervised: { strong_augment: true } } }, about: 'the u2pl preset with the student on strong views (colour jitter, grayscale, blur) of the unlabeled images' },
   'study/preset-ohem': { semi: true, over: { preset: 'u2pl', criterion: ohem }, about: `the u2pl preset with ${ohemAbout}` },
   'study/preset-ohem-strong': { semi: true, over: { preset: 'u2pl', criterion: ohem, trainer: { unsupervised: { strong_augment: true } } }, about: `the u2pl preset with ${ohemAbout} and the student on strong views of the unlabeled images` },
-  // The preset's own criterion (PRESET_CRITERION.u2pl) with the class weights: a config that names its criterion gets no preset one.
-  'study/preset-mfw': { semi: true, over: { preset: 'u2pl', criterion: { type: 'ohem', kwargs: { thresh: 0.7, min_kept_ratio: 0.085, ...mfw } } }, about: `the u2pl preset (OHEM) with ${mfwAbout}` },
-  // Single switches on top of the preset (OHEM included): round 1's and the later rounds' (presetStudy).
-  ...Object.fromEntries(Object.entries(presetStudy).map(([name, [over, about]]) => [`study/preset-${name}`, { config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', ...over }); delete c.criterion; return c; }, about: `the u2pl preset (OHEM) with ${about}` }])),
+  // Single switches on top of the preset of rounds 5-8 (OHEM, no class weights): round 1's and the later rounds' (presetStudy).
+  ...Object.fromEntries(Object.entries(presetStudy).map(([name, [over, about]]) => [`study/preset-${name}`, { config: (depth) => merge(base(true, depth), { preset: 'u2pl', criterion: presetOhem, ...over }), about: `the u2pl preset of rounds 5-8 (OHEM, no class weights) with ${about}` }])),
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };

@@ -203,7 +203,7 @@ describe('presets', () => {
     expect(sup.trainer.unsupervised).toBeUndefined();
   });
 
-  test('u2pl picks OHEM for a U2PL config that says nothing of its criterion, never for supervised-only or over a chosen one', () => {
+  test('u2pl picks class-weighted OHEM for a U2PL config that says nothing of its criterion, never for supervised-only or over a chosen one', () => {
     const silent = (semi: boolean, change: (x: Obj) => void = () => {}) => {
       const x = clone(tinyConfig(semi));
       x.preset = 'u2pl';
@@ -212,8 +212,8 @@ describe('presets', () => {
       return parseConfig(x, dir);
     };
     // A labeled batch here is 2 x 32 x 32 = 2048 pixels: 8.5 % of it is 174.
-    expect(PRESET_CRITERION.u2pl).toEqual({ type: 'ohem', kwargs: { thresh: 0.7, min_kept_ratio: 0.085 } });
-    expect(silent(true).criterion).toEqual({ type: 'ohem', thresh: 0.7, minKept: 174 });
+    expect(PRESET_CRITERION.u2pl).toEqual({ type: 'ohem', kwargs: { thresh: 0.7, min_kept_ratio: 0.085, class_weight: 'median_frequency' } });
+    expect(silent(true).criterion).toEqual({ type: 'ohem', thresh: 0.7, minKept: 174, classWeight: 'median_frequency' });
     expect(silent(true).raw.criterion).toEqual(PRESET_CRITERION.u2pl);
     expect(silent(true, (x) => { x.criterion = {}; }).criterion.type).toBe('ohem');
     expect(silent(false).criterion).toEqual({ type: 'ce', thresh: 0.7, minKept: 100000 });
