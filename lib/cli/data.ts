@@ -34,16 +34,15 @@ export async function dataMain(args: string[], io: CliOutput): Promise<number> {
         if (samples.length === 0) continue;
         const s = await checkSamples(samples, data.info, classes, config.dataset.ignoreLabel, withLabels, 8, cache);
         summaries.push(s);
-        const total = s.classPixels.reduce((x, y) => x + y, 0) + s.ignorePixels;
+        const total = s.frequencies.pixels.reduce((x, y) => x + y, 0) + s.ignorePixels;
         io.out(`${name}: ${s.images} images, sizes ${Object.entries(s.sizes).map(([k, v]) => `${k} x${v}`).join(', ')}\n`);
         if (withLabels && total > 0) {
           // The labeled split's median-frequency weights: what criterion.kwargs.class_weight: median_frequency trains with.
-          const weights = name === 'labeled' && s.classPixels.some((n) => n > 0)
-            ? medianFrequencyWeights({ pixels: s.classPixels, imagePixels: s.classImagePixels }) : undefined;
+          const weights = name === 'labeled' && s.frequencies.pixels.some((n) => n > 0) ? medianFrequencyWeights(s.frequencies) : undefined;
           if (weights) io.out('  (class, pixel share, median-frequency weight)\n');
           for (let c = 0; c < classes; c++) {
             const weight = weights ? `  ${weights[c].toFixed(3).padStart(8)}` : '';
-            io.out(`  ${String(c).padStart(3)} ${(data.info.classNames[c] ?? '').padEnd(14)} ${(100 * s.classPixels[c] / total).toFixed(2).padStart(6)} %${weight}\n`);
+            io.out(`  ${String(c).padStart(3)} ${(data.info.classNames[c] ?? '').padEnd(14)} ${(100 * s.frequencies.pixels[c] / total).toFixed(2).padStart(6)} %${weight}\n`);
           }
           io.out(`  ign ${'(ignore)'.padEnd(14)} ${(100 * s.ignorePixels / total).toFixed(2).padStart(6)} %\n`);
         }

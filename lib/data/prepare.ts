@@ -8,7 +8,7 @@ import path from 'path';
 import { DatasetConfig } from '../config/config';
 import { datasetInfo, DatasetInfo, DatasetLayout, listSamples, Sample } from './datasets';
 import { checkLabelValues, DataError, readImage, readLabel } from './image-io';
-import { countLabel } from './class-frequency';
+import { ClassFrequencies, countLabel, emptyFrequencies } from './class-frequency';
 import { ensureProceduralDataset, PROCEDURAL_CLASSES } from './procedural';
 import { unlabeledListFor } from './splits';
 
@@ -41,10 +41,8 @@ export interface DataProblem {
 export interface DatasetSummary {
   images: number;
   sizes: Record<string, number>;
-  /** Pixels per class index (index = class; ignore counted apart). */
-  classPixels: number[];
-  /** Labelled pixels of the images in which each class appears (median-frequency weights). */
-  classImagePixels: number[];
+  /** Pixels per class index (ignore counted apart), and those of the images each class is in. */
+  frequencies: ClassFrequencies;
   ignorePixels: number;
   problems: DataProblem[];
 }
@@ -109,7 +107,7 @@ export class DecodeCache {
 export async function checkSamples(
   samples: Sample[], info: DatasetInfo, classes: number, ignore: number, withLabels: boolean, concurrency = 8, cache = new DecodeCache(),
 ): Promise<DatasetSummary> {
-  const summary: DatasetSummary = { images: samples.length, sizes: {}, classPixels: new Array(classes).fill(0), classImagePixels: new Array(classes).fill(0), ignorePixels: 0, problems: [] };
+  const summary: DatasetSummary = { images: samples.length, sizes: {}, frequencies: emptyFrequencies(classes), ignorePixels: 0, problems: [] };
   let next = 0;
   const work = async () => {
     while (next < samples.length) {
@@ -136,7 +134,7 @@ export async function checkSamples(
           throw new DataError(s.label, `label is ${label.width}x${label.height} but its image ${path.basename(s.image)} is ${width}x${height}`);
         }
         checkLabelValues(s.label, label, classes, ignore);
-        summary.ignorePixels += countLabel(label.data, { pixels: summary.classPixels, imagePixels: summary.classImagePixels });
+        summary.ignorePixels += countLabel(label.data, summary.frequencies);
       } catch (e) {
         summary.problems.push({ file: s.label, problem: (e as Error).message.replace(`${s.label}: `, '') });
       }

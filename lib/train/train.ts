@@ -21,7 +21,7 @@ import { ReportSample, writeReport } from '../eval/report';
 import { AddonProcessGroup, AddonStepInputs, AddonStepResult, AddonTrainer, AddonTrainerOptions, AelPlan, native, ProcessGroupOptions } from '../native';
 import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
 import { AlignmentState, DistributionAlignment } from './alignment';
-import { classFrequencies, medianFrequencyWeights } from '../data/class-frequency';
+import { ClassFrequencies, classFrequencies, medianFrequencyWeights } from '../data/class-frequency';
 
 /** What a step does: the supervised-only baseline, U2PL's warm-up and U2PL steps, or the AEL variant's. */
 export type TrainPhase = 'supervised' | 'warmup' | 'semi' | 'ael';
@@ -138,9 +138,10 @@ export const DECODE_CACHE = '.u2pl-decoded.json';
 
 /**
  * Checks every list and file of the run, every image decoded (throws one error listing the
- * problems); what is legal but probably a mistake goes to `log` as warnings.
+ * problems); what is legal but probably a mistake goes to `log` as warnings. Returns the labeled
+ * split's class frequencies, counted on the way.
  */
-export async function preflight(c: U2plConfig, data: RunData, log: (m: string) => void = () => undefined): Promise<void> {
+export async function preflight(c: U2plConfig, data: RunData, log: (m: string) => void = () => undefined): Promise<ClassFrequencies> {
   const classes = c.net.model.numClasses;
   const ignore = c.dataset.ignoreLabel;
   const cache = new DecodeCache(path.join(c.saver.snapshotDir, DECODE_CACHE));
@@ -152,6 +153,7 @@ export async function preflight(c: U2plConfig, data: RunData, log: (m: string) =
   cache.save();
   for (const w of datasetWarnings(c.dataset, data, summaries)) log(`warning: ${w}`);
   throwOnProblems(summaries);
+  return summaries[0].frequencies;
 }
 
 function appendJsonl(file: string, record: Record<string, unknown>): void {
@@ -212,11 +214,12 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
   // Rank 0 owns the run folder: its lock, the data checks, the metrics and checkpoints.
   let release = () => undefined as void;
   let failed: unknown;
+  let labeledFrequencies: ClassFrequencies | undefined;
   if (lead) {
     try {
       fs.mkdirSync(c.saver.snapshotDir, { recursive: true });
       release = lockRunDir(c.saver.snapshotDir, log);
-      await preflight(c, data, log);
+      labeledFrequencies = await preflight(c, data, log);
       removeStaleTemporaries(c.saver.snapshotDir, log);
     } catch (e) {
       failed = e;
@@ -229,7 +232,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
       if (!failed && verdict.data[0] > 0) throw new InputError(`rank 0 stopped before training (its output says why); rank ${dist?.rank} stops too`);
     }
     if (failed) throw failed;
-    return await trainLocked(c, data, options, log, group, dist);
+    return await trainLocked(c, data, options, log, group, dist, labeledFrequencies);
   } finally {
     release();
   }
@@ -237,7 +240,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
 
 async function trainLocked(
   c: U2plConfig, data: RunData, options: TrainOptions, log: (m: string) => void, group: AddonProcessGroup | undefined,
-  dist: DistributedSettings | undefined,
+  dist: DistributedSettings | undefined, labeledFrequencies: ClassFrequencies | undefined,
 ): Promise<TrainResult> {
   const lead = !dist || dist.rank === 0;
   const shard = dist ? { rank: dist.rank, worldSize: dist.worldSize } : {};
@@ -280,8 +283,9 @@ async function trainLocked(
   const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
 
   const device = rankDevice(c.runtime.device, dist);
+  // Rank 0 counted the labeled labels in preflight; the other ranks count them here.
   const frequencyWeights = c.criterion.classWeight === 'median_frequency'
-    ? medianFrequencyWeights(await classFrequencies(data.labeled, classes, data.info.labelOptions)) : undefined;
+    ? medianFrequencyWeights(labeledFrequencies ?? await classFrequencies(data.labeled, classes, data.info.labelOptions)) : undefined;
   const base = trainerOptions(c, data.unlabeled.length, frequencyWeights);
   if (base.supervised?.classWeight) log(`class weights of the cross-entropy: ${base.supervised.classWeight.map((x) => x.toFixed(3)).join(' ')}`);
   const trainer: AddonTrainer = new (native().AddonTrainer)({ ...base, device, model: { ...base.model, device }, processGroup: group });

@@ -117,7 +117,7 @@ describe('warnings by key', () => {
     const data = await prepareData(config.dataset, 4);
     const big = loadConfig(e);
     big.dataset.train.augment.crop = { type: 'rand', size: [200, 200] };
-    const w = datasetWarnings(big.dataset, data, [{ images: 5, sizes: { '40x40': 5 }, classPixels: [], classImagePixels: [], ignorePixels: 0, problems: [] }]);
+    const w = datasetWarnings(big.dataset, data, [{ images: 5, sizes: { '40x40': 5 }, frequencies: { pixels: [], imagePixels: [] }, ignorePixels: 0, problems: [] }]);
     expect(w).toEqual([
       `dataset.train.data_list: ${labeled} lists 1 image(s) more than once (e.g. ${path.join(e, 'data/images/train_0000.png')})`,
       `dataset.val.data_list: 1 validation image(s) are also in the unlabeled training list (e.g. ${path.join(e, 'data/images/val_0016.png')}): the validation score would not measure unseen images`,

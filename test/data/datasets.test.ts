@@ -40,8 +40,8 @@ describe('CamVid (SegNet layout, real files)', () => {
     const summary = await checkSamples(samples, info, 11, 255, true);
     expect(summary.problems).toEqual([]);
     expect(summary.sizes).toEqual({ '480x360': 10 });
-    expect(summary.classPixels.reduce((a, b) => a + b, 0) + summary.ignorePixels).toBe(10 * 480 * 360);
-    expect(summary.classPixels[3]).toBeGreaterThan(0); // road
+    expect(summary.frequencies.pixels.reduce((a, b) => a + b, 0) + summary.ignorePixels).toBe(10 * 480 * 360);
+    expect(summary.frequencies.pixels[3]).toBeGreaterThan(0); // road
   });
 });
 
@@ -53,7 +53,7 @@ describe('LabelMeFacade (colour labels, real files)', () => {
     expect(samples).toHaveLength(100); // train.txt has no trailing newline
     const summary = await checkSamples(samples.slice(0, 8), datasetInfo('folder', 9, { palette }), 9, 255, true);
     expect(summary.problems).toEqual([]);
-    expect(summary.classPixels.filter((n) => n > 0).length).toBeGreaterThan(3);
+    expect(summary.frequencies.pixels.filter((n) => n > 0).length).toBeGreaterThan(3);
   });
 
   test('without a palette a colour label is an error naming the file', async () => {
