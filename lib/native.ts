@@ -59,6 +59,14 @@ export interface NativeInfo {
    * Both give the same bits; U2PL_DISABLE_AVX2=1 forces 'baseline'.
    */
   lossKernelIsa: 'avx2' | 'baseline';
+  /**
+   * The CPU features that decide speed: bf16 runs natively only with AVX512-BF16 or AMX-BF16
+   * (elsewhere oneDNN emulates it, ~20x slower than fp32); `onednnIsa` is what oneDNN dispatches to
+   * ('' when this LibTorch does not export oneDNN's query).
+   */
+  cpu: { model: string; avx2: boolean; avx512f: boolean; avx512Bf16: boolean; amxBf16: boolean; amxFp16: boolean; onednnIsa: string };
+  /** Each CUDA device with its compute capability [major, minor] (empty without the CUDA kernels compiled in). */
+  cudaDevices: { name: string; capability: [number, number]; memoryGiB: number }[];
   /** LibTorch's at::get_parallel_info() text. */
   parallelInfo: string;
   /**
@@ -334,6 +342,9 @@ export interface AddonStepResult {
   teacherClassMass: number[];
   /** semi: the unlabeled batch's pseudo-labels per class (after classScale, before mixing); otherwise empty. */
   pseudoClassPixels: number[];
+  /** With lossScaling: whether the step was skipped (non-finite gradients), and the scale after it (1 without). */
+  skipped: boolean;
+  lossScale: number;
   /** Native time of the step. */
   seconds: number;
   /** Where the step's time went (seconds; on CPU they add up to `seconds`). */
@@ -366,6 +377,14 @@ export interface AddonTrainerOptions {
   seed?: number;
   autocast?: 'bfloat16' | 'float16' | null;
   channelsLast?: boolean;
+  /**
+   * Dynamic loss scaling with torch.cuda.amp.GradScaler's rules (null: none): the loss is scaled
+   * before the backward, the gradients unscaled before SGD; a step whose gradients hold inf or NaN
+   * is skipped (weights, momentum and EMA teacher unchanged) and the scale multiplied by
+   * backoffFactor; after growthInterval good steps in a row it is multiplied by growthFactor.
+   * Defaults: initScale 65536, growthFactor 2, backoffFactor 0.5, growthInterval 2000. The state is in checkpoints.
+   */
+  lossScaling?: { initScale?: number; growthFactor?: number; backoffFactor?: number; growthInterval?: number } | null;
   device?: string;
   /** classWeight: C per-class weights of the cross-entropy (weighted mean), none by default. */
   supervised?: { ohem?: boolean; thresh?: number; minKept?: number; auxWeight?: number; ignoreIndex?: number; classWeight?: number[] };
@@ -422,6 +441,8 @@ export interface AddonProcessGroup {
   worldSize(): number;
   /** The element-wise sum of every rank's tensor (a new tensor). */
   allReduceSum<T extends TypedArray>(tensor: Tensor<T>): Promise<NativeTensor<T>>;
+  /** Every rank's tensor in rank order (their first dimensions may differ). */
+  allGather<T extends TypedArray>(tensor: Tensor<T>): Promise<NativeTensor<T>[]>;
   barrier(): Promise<void>;
 }
 
@@ -433,6 +454,12 @@ export interface ProcessGroupOptions {
   masterPort: number;
   /** A collective that waits longer fails (default 300000). */
   timeoutMs?: number;
+  /** Where the collectives run (default 'cpu'; nccl needs the rank's GPU, 'cuda:N'); tensors elsewhere are staged there and back. */
+  device?: string;
+  /** torchrun's agent serves the store (TORCHELASTIC_USE_AGENT_STORE=True): every rank connects as a client. */
+  agentStore?: boolean;
+  /** The store's keys live under this prefix (torchrun: one per restart attempt). */
+  storePrefix?: string;
 }
 
 /** The raw addon, as loaded from build/Release/u2pl.node. */
@@ -449,6 +476,19 @@ export interface Addon {
   AddonTrainer: new (options: AddonTrainerOptions) => AddonTrainer;
   /** Joins a process group: resolves once every rank has joined (rank 0 serves the rendezvous). */
   joinProcessGroup(options: ProcessGroupOptions): Promise<AddonProcessGroup>;
+  /**
+   * Seconds of each run of one fp32 LibTorch kernel on random inputs made natively (the bench's
+   * practical peak, and each convolution of a network on its own): an m x k by k x n matrix
+   * product, or a convolution (square kernel; padding by default keeps the size at stride 1).
+   */
+  timeKernel(
+    kernel: { op: 'gemm'; m: number; k: number; n: number } |
+      {
+        op: 'conv'; batch: number; channels: number; height: number; width?: number; outChannels?: number; kernel?: number;
+        stride?: number; padding?: number; dilation?: number; channelsLast?: boolean;
+      },
+    options?: { warmup?: number; runs?: number },
+  ): Promise<number[]>;
   losses: AddonLosses;
   ael: AddonAel;
   augment(o: {

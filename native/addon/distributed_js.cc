@@ -19,6 +19,7 @@ class AddonProcessGroup : public Napi::ObjectWrap<AddonProcessGroup> {
     return DefineClass(env, "AddonProcessGroup",
                        {InstanceMethod("rank", &AddonProcessGroup::Rank), InstanceMethod("worldSize", &AddonProcessGroup::WorldSize),
                         InstanceMethod("allReduceSum", &AddonProcessGroup::AllReduceSum),
+                        InstanceMethod("allGather", &AddonProcessGroup::AllGather),
                         InstanceMethod("barrier", &AddonProcessGroup::Barrier)});
   }
 
@@ -50,6 +51,21 @@ class AddonProcessGroup : public Napi::ObjectWrap<AddonProcessGroup> {
     }, {info[0]});
   }
 
+  // allGather(tensor) -> Promise<every rank's tensor, in rank order>; their first dimensions may differ.
+  Napi::Value AllGather(const Napi::CallbackInfo& info) {
+    at::Tensor input = TensorFromJs(info[0], "tensor");
+    auto comm = comm_;
+    return AsyncTask::Run(Env(), [comm, input]() -> ResultBuilder {
+      TORCH_CHECK(input.dim() >= 1, "allGather needs a tensor of at least one dimension");
+      std::vector<at::Tensor> all = comm->AllGatherRows(input.contiguous());
+      return [all](Napi::Env env) {
+        Napi::Array out = Napi::Array::New(env, all.size());
+        for (size_t r = 0; r < all.size(); ++r) out.Set(static_cast<uint32_t>(r), TensorToJs(env, all[r].contiguous()));
+        return out;
+      };
+    }, {info[0]});
+  }
+
   Napi::Value Barrier(const Napi::CallbackInfo& info) {
     auto comm = comm_;
     return AsyncTask::Run(Env(), [comm]() -> ResultBuilder {
@@ -69,7 +85,8 @@ std::shared_ptr<train::Communicator> UnwrapProcessGroup(const Napi::Value& value
 
 namespace {
 
-// joinProcessGroup({ backend, rank, worldSize, masterAddr, masterPort, timeoutMs }) -> Promise<AddonProcessGroup>
+// joinProcessGroup({ backend, rank, worldSize, masterAddr, masterPort, timeoutMs, device, agentStore, storePrefix })
+//   -> Promise<AddonProcessGroup>
 Napi::Value JoinProcessGroup(const Napi::CallbackInfo& info) {
   Napi::Object o = ObjectArg(info, 0, "joinProcessGroup(options)");
   train::DistributedOptions d;
@@ -79,6 +96,9 @@ Napi::Value JoinProcessGroup(const Napi::CallbackInfo& info) {
   d.master_addr = OptString(o, "masterAddr", "127.0.0.1");
   d.master_port = static_cast<int>(OptInt(o, "masterPort", 29500));
   d.timeout = std::chrono::milliseconds(OptInt(o, "timeoutMs", 300000));
+  d.device = OptString(o, "device", "cpu");
+  d.agent_store = OptBool(o, "agentStore", false);
+  d.store_prefix = OptString(o, "storePrefix", "");
   return AsyncTask::Run(info.Env(), [d]() -> ResultBuilder {
     std::shared_ptr<train::Communicator> comm = train::CreateCommunicator(d);
     return [comm](Napi::Env env) -> Napi::Value {

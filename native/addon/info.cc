@@ -14,6 +14,7 @@
 #include "loss/simd.h"
 #include "train/distributed.h"
 #include "util/cpu_allocator.h"
+#include "util/machine.h"
 
 #ifndef U2PL_ADDON_VERSION
 #define U2PL_ADDON_VERSION "unknown"
@@ -104,6 +105,28 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     out.Set("cudaKernels", false);
 #endif
     out.Set("lossKernelIsa", loss::UseAvx2Copy() ? "avx2" : "baseline");
+    const util::CpuFeatures f = util::DetectCpu();
+    Napi::Object cpu = Napi::Object::New(env);
+    cpu.Set("model", f.model);
+    cpu.Set("avx2", f.avx2);
+    cpu.Set("avx512f", f.avx512f);
+    cpu.Set("avx512Bf16", f.avx512_bf16);
+    cpu.Set("amxBf16", f.amx_bf16);
+    cpu.Set("amxFp16", f.amx_fp16);
+    cpu.Set("onednnIsa", f.onednn_isa);
+    out.Set("cpu", cpu);
+    Napi::Array devices = Napi::Array::New(env);
+    for (const util::CudaDevice& d : util::CudaDevices()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", d.name);
+      Napi::Array capability = Napi::Array::New(env, 2);
+      capability.Set(0u, d.major);
+      capability.Set(1u, d.minor);
+      o.Set("capability", capability);
+      o.Set("memoryGiB", d.memory_gib);
+      devices.Set(devices.Length(), o);
+    }
+    out.Set("cudaDevices", devices);
     const util::CpuAllocatorStats a = util::GetCpuAllocatorStats();
     Napi::Object allocator = Napi::Object::New(env);
     allocator.Set("caching", a.installed);

@@ -131,17 +131,18 @@ Napi::Value UnsupervisedJs(const Napi::CallbackInfo& info) {
   return AsyncTask::Run(info.Env(), [=]() -> ResultBuilder {
     c10::AutoGradMode grad(true);
     at::Tensor s = Leaf(student, device), y = pseudo.to(device, at::kLong), t = teacher.to(device, at::kFloat);
+    TORCH_CHECK(excluded >= 0 && excluded <= y.numel(), "unsupervised loss: excluded_pixels must be within 0..", y.numel(), ", got ", excluded);
     loss::UnsupervisedResult r = composite ? loss::composite::UnsupervisedLoss(s, t, y, q, wmode, ignore, excluded)
-                                           : loss::UnsupervisedLoss(s, t, y, q, wmode, ignore, excluded);
+                                           : loss::UnsupervisedLoss(s, t, y, q, wmode, ignore, at::scalar_tensor(excluded, y.options()));
     r.loss.backward();
-    double v = r.loss.item<double>();
-    return [v, s, r](Napi::Env env) -> Napi::Value {
+    const double v = r.loss.item<double>(), threshold = r.threshold.item<double>(), kept = r.kept.item<double>();
+    return [v, s, r, threshold, kept](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       out.Set("loss", v);
       out.Set("gradStudent", GradOrNull(env, s));
       out.Set("entropy", TensorToJs(env, r.entropy.cpu()));
-      out.Set("threshold", r.threshold);
-      out.Set("kept", static_cast<double>(r.kept));
+      out.Set("threshold", threshold);
+      out.Set("kept", kept);
       out.Set("valid", static_cast<double>(r.valid));
       return out;
     };

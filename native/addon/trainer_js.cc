@@ -30,7 +30,7 @@ at::ScalarType AutocastFromJs(const Napi::Object& o) {
 }
 
 const char* kNativeKeys[] = {"model_state", "teacher_state", "optimizer_state", "memory_bank", "rng_state", "class_criterion",
-                             "cutmix_bank"};
+                             "cutmix_bank", "ael_ranks", "grad_scaler"};
 
 std::vector<int64_t> IntList(const Napi::Object& o, const char* key) {
   std::vector<int64_t> out;
@@ -122,6 +122,14 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     t.weight_decay = OptDouble(o, "weightDecay", 1e-4);
     t.seed = static_cast<uint64_t>(OptInt(o, "seed", 0));
     t.autocast = AutocastFromJs(o);
+    if (o.Get("lossScaling").IsObject()) {
+      Napi::Object l = o.Get("lossScaling").As<Napi::Object>();
+      t.loss_scaling.enabled = true;
+      t.loss_scaling.init_scale = OptDouble(l, "initScale", 65536);
+      t.loss_scaling.growth_factor = OptDouble(l, "growthFactor", 2);
+      t.loss_scaling.backoff_factor = OptDouble(l, "backoffFactor", 0.5);
+      t.loss_scaling.growth_interval = OptInt(l, "growthInterval", 2000);
+    }
     t.channels_last = OptBool(o, "channelsLast", false);
     if (o.Get("supervised").IsObject()) {
       Napi::Object s = o.Get("supervised").As<Napi::Object>();
@@ -318,6 +326,8 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
         }
         out.Set("seconds", seconds);
         out.Set("stop", r.stop);
+        out.Set("skipped", r.skipped);
+        out.Set("lossScale", r.loss_scale);
         Napi::Object phases = Napi::Object::New(env);
         const train::StepPhases& p = r.phases;
         for (const auto& [name, value] : {std::pair<const char*, double>{"pseudoLabels", p.pseudo_labels}, {"mixing", p.mixing},

@@ -11,22 +11,24 @@ enum class UnsupervisedWeighting {
   kPaper,      // sum_kept CE / N_keep
 };
 
+// The counts and the threshold stay tensors on the loss's device (the trainer reads a step's numbers
+// in one go); `valid` is read by the percentile anyway (its ranks are host numbers).
 struct UnsupervisedResult {
-  at::Tensor loss;     // 0-d, connected to the student logits
-  at::Tensor entropy;  // B x H x W teacher entropy (reused by the contrastive masks)
-  double threshold = 0;
-  int64_t kept = 0;    // pixels that contribute
-  int64_t valid = 0;   // pixels with a pseudo-label
+  at::Tensor loss;       // 0-d, connected to the student logits
+  at::Tensor entropy;    // B x H x W teacher entropy (reused by the contrastive masks)
+  at::Tensor threshold;  // 0-d float: the entropy percentile (0 when no pixel has a pseudo-label)
+  at::Tensor kept;       // 0-d int64: pixels that contribute
+  int64_t valid = 0;     // pixels with a pseudo-label
 };
 
 // student_logits, teacher_logits: B x C x h x w; pseudo_labels: B x H x W int64 (ignore_index
 // where there is none); percentile q = 100 - unreliable share (the drop schedule, in TypeScript).
-// excluded_pixels: ignored pixels left out of the reference factor's B*H*W. The trainer passes
+// excluded_pixels (0-d int64, or undefined: 0): ignored pixels left out of the reference factor's B*H*W. The trainer passes
 // those its confidence threshold and class-balanced selection ignore (not reference features):
 // counted in, a filter that keeps few pixels would scale the loss by up to B*H*W / N_keep
 // (thousands) and diverge.
 UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
                                     const at::Tensor& pseudo_labels, double q, UnsupervisedWeighting weighting,
-                                    int64_t ignore_index = 255, int64_t excluded_pixels = 0);
+                                    int64_t ignore_index = 255, const at::Tensor& excluded_pixels = {});
 
 }  // namespace u2pl::loss

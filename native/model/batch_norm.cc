@@ -104,10 +104,13 @@ at::Tensor BatchNorm2dImpl::forward(const at::Tensor& input) {
     num_batches_tracked += 1;
   }
   CrossReplicaOps* ops = SyncBatchNormScope::Current();
-  if (is_training() && ops != nullptr && ops->world_size() > 1) {
+  const bool one_value = input.numel() == input.size(1);
+  // A world of one rank too goes through SyncBN's collectives (a one-GPU check of the NCCL path),
+  // but for one value per channel, which only the local path below guards.
+  if (is_training() && ops != nullptr && !(ops->world_size() == 1 && one_value)) {
     return SyncBatchNorm(input, weight, bias, running_mean, running_var, momentum_, eps_, *ops);
   }
-  if (is_training() && input.numel() == input.size(1)) {
+  if (is_training() && one_value) {
     // One value per channel (the image pooling of a one-image batch): torch's unbiased running
     // variance would be 0/0 and every later eval-mode pass NaN; such a batch leaves the running
     // statistics as they are (updating them in place would also break the backward of an earlier

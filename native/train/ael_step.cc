@@ -28,6 +28,7 @@ StepResult Trainer::AelStep(const StepInputs& in) {
   const AelOptions& ao = options_.ael;
   c10::AutoGradMode grad_mode(true);
   StepResult r;
+  StepNumbers n;
   PhaseClock clock(r.phases);
   using P = StepPhases;
   std::optional<model::SyncBatchNormScope> sync;
@@ -87,7 +88,7 @@ StepResult Trainer::AelStep(const StepInputs& in) {
       const std::vector<bool> seen = ael::ClassPresence(predicted[i], classes, ao.bank_min_area * area);
       for (int64_t c = 0; c < classes; ++c) presence[i][c] = seen[c] ? 1 : 0;
     }
-    const bool shared = ael_->options().shared_across_ranks && world_size() > 1;
+    const bool shared = ael_->options().shared_across_ranks && options_.communicator;
     const std::vector<at::Tensor> indices = shared ? options_.communicator->AllGather(index) : std::vector<at::Tensor>{index};
     const std::vector<at::Tensor> presences = shared ? options_.communicator->AllGather(presence) : std::vector<at::Tensor>{presence};
     for (size_t q = 0; q < indices.size(); ++q)
@@ -124,7 +125,7 @@ StepResult Trainer::AelStep(const StepInputs& in) {
   {
     at::NoGradGuard no_grad;
     ael::ClassConfidence m = ael::MeasureClassConfidence(at::softmax(Upsample(out_l.pred.detach(), h, w), 1), y_l, ignore);
-    if (ael_->options().shared_across_ranks && world_size() > 1) {
+    if (ael_->options().shared_across_ranks && options_.communicator) {
       at::Tensor both = at::cat({m.sums, m.counts}).contiguous();
       AllReduceSum(both);
       m = ael::ClassConfidence::FromSums(both.slice(0, 0, m.sums.size(0)), both.slice(0, m.sums.size(0)));
@@ -137,20 +138,20 @@ StepResult Trainer::AelStep(const StepInputs& in) {
                                          generator_);
   const double R = ao.replicas;
   at::Tensor loss = sup / R + cons * (ao.consistency_weight / R);
-  r.supervised = sup.item<double>();
-  r.unsupervised = cons.item<double>();
+  n.supervised = sup;
+  n.unsupervised = cons;
   const at::Tensor valid_u = unlabeled.target.ne(ignore);
   r.unsup_valid = valid_u.numel();  // the share of mixed pixels with a pseudo-label is kept / valid
-  r.unsup_kept = valid_u.sum().item<int64_t>();
+  n.kept = valid_u.sum();
   if (truth_mix.defined()) {
     // Metrics only: the mixed pseudo-labels against the unlabeled images' own labels.
     at::NoGradGuard no_grad;
     const at::Tensor labelled = truth_mix.ne(ignore), right = argmax_mix.eq(truth_mix).logical_and_(labelled);
     const at::Tensor kept = valid_u.logical_and(labelled);
-    r.pl_pixels = labelled.sum().item<int64_t>();
-    r.pl_correct = right.sum().item<int64_t>();
-    r.pl_kept_pixels = kept.sum().item<int64_t>();
-    r.pl_kept_correct = right.logical_and(kept).sum().item<int64_t>();
+    n.pl_pixels = labelled.sum();
+    n.pl_correct = right.sum();
+    n.pl_kept_pixels = kept.sum();
+    n.pl_kept_correct = right.logical_and(kept).sum();
   }
   if (options_.contrastive && out_l.rep.defined()) {
     at::Tensor rep = at::cat({out_l.rep, out_u.rep});
@@ -169,24 +170,16 @@ StepResult Trainer::AelStep(const StepInputs& in) {
                                  unlabeled.entropy, 0, KeyGatherer(), reliable, unreliable};
       loss::ContrastiveResult c = loss::ContrastiveLoss(ci, options_.contrastive_options, *bank_, generator_);
       loss = loss + c.loss * (options_.contrastive_weight / (R * R));
-      r.contrastive = c.loss.item<double>();
+      n.contrastive = c.loss;
       r.valid_classes = c.valid_classes;
     } else {
       loss = loss + rep.sum() * 0.0;  // the representation head stays in the graph
     }
   }
   clock.Mark(&P::losses);
-  optimizer_->ZeroGrad();
-  if (reducer_) reducer_->Prepare();
-  loss.backward();
-  if (reducer_) reducer_->Finish();
-  clock.Mark(&P::backward);
-  r.loss = loss.item<double>();
-  optimizer_->Step(&teacher_params_, in.ema_decay);  // SGD, then the teacher's EMA in the same pass
-  if (options_.teacher_bn_ema) model::EmaUpdateBuffers(*teacher_, *student_, in.ema_decay);
-  clock.Mark(&P::optimizer);
+  Finish(loss, n, r, in.stop_requested, &teacher_params_, in.ema_decay, clock);  // SGD, then the teacher's EMA in the same pass
+  if (options_.teacher_bn_ema && !r.skipped) model::EmaUpdateBuffers(*teacher_, *student_, in.ema_decay);
   r.next_plan = ael_->Plan(in.next_plan_seed);
-  ReduceResult(r, in.stop_requested);
   clock.Mark(&P::other);
   return r;
 }

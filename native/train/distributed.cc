@@ -6,9 +6,12 @@
 
 #include <ATen/ATen.h>
 
+#if defined(U2PL_WITH_GLOO) || defined(U2PL_WITH_NCCL)
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
 #ifdef U2PL_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 #ifdef U2PL_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -51,21 +54,36 @@ class PendingWork final : public PendingCollective {
   std::chrono::milliseconds timeout_;
 };
 
+// A collective that finished before it was returned (a staged one).
+class DoneWork final : public PendingCollective {
+ public:
+  void Wait() override {}
+};
+
 // One c10d process group (ProcessGroupGloo or ProcessGroupNCCL); every call waits with the timeout.
+// Every tensor goes through Stage(): NCCL refuses CPU tensors ("Tensors must be CUDA and dense"),
+// and the step's counters, the RNG states, the preflight verdict and the confusion matrices are
+// CPU tensors; Gloo likewise gets CPU copies of device tensors.
 template <typename Group>
 class C10dCommunicator final : public Communicator {
  public:
-  C10dCommunicator(c10::intrusive_ptr<Group> group, const DistributedOptions& o)
-      : Communicator(o.rank, o.world_size), group_(std::move(group)), timeout_(o.timeout) {}
+  C10dCommunicator(c10::intrusive_ptr<Group> group, const DistributedOptions& o, at::Device device)
+      : Communicator(o.rank, o.world_size), group_(std::move(group)), timeout_(o.timeout), device_(device) {}
 
   void AllReduceSum(std::vector<at::Tensor>& tensors) override {
     for (auto& t : tensors) {
-      std::vector<at::Tensor> one{t};
+      std::vector<at::Tensor> one{Stage(t)};
       group_->allreduce(one)->wait(timeout_);
+      Unstage(one[0], t);
     }
   }
 
   std::unique_ptr<PendingCollective> AllReduceSumAsync(at::Tensor tensor) override {
+    if (!Staged(tensor)) {
+      std::vector<at::Tensor> one{tensor};
+      AllReduceSum(one);
+      return std::make_unique<DoneWork>();
+    }
     std::vector<at::Tensor> one{std::move(tensor)};
     return std::make_unique<PendingWork>(group_->allreduce(one), timeout_);
   }
@@ -73,10 +91,11 @@ class C10dCommunicator final : public Communicator {
   std::vector<at::Tensor> AllGather(const at::Tensor& tensor) override {
     // Gloo divides by the element count: an empty tensor would crash it (SIGFPE); its gather is known.
     if (tensor.numel() == 0) return std::vector<at::Tensor>(world_size(), tensor.clone());
-    std::vector<at::Tensor> input{tensor.contiguous()};
+    std::vector<at::Tensor> input{Stage(tensor)};
     std::vector<std::vector<at::Tensor>> output(1);
     for (int r = 0; r < world_size(); ++r) output[0].push_back(at::empty_like(input[0]));
     group_->allgather(output, input)->wait(timeout_);
+    for (auto& t : output[0]) t = t.to(tensor.device());
     return output[0];
   }
 
@@ -84,16 +103,31 @@ class C10dCommunicator final : public Communicator {
     c10d::BroadcastOptions o;
     o.rootRank = root;
     for (auto& t : tensors) {
-      std::vector<at::Tensor> one{t};
+      std::vector<at::Tensor> one{Stage(t)};
       group_->broadcast(one, o)->wait(timeout_);
+      Unstage(one[0], t);
     }
   }
 
-  void Barrier() override { group_->barrier()->wait(timeout_); }
+  // An all-reduce of one element on the device (c10d's NCCL barrier guesses the GPU from the rank),
+  // read back so that the host waits too (NCCL's wait() only orders the device's stream).
+  void Barrier() override {
+    std::vector<at::Tensor> one{at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device_))};
+    group_->allreduce(one)->wait(timeout_);
+    one[0].cpu();
+  }
 
  private:
+  // A tensor the backend can take as it is: on the device, contiguous.
+  bool Staged(const at::Tensor& t) const { return t.device() == device_ && t.is_contiguous(); }
+  at::Tensor Stage(const at::Tensor& t) const { return Staged(t) ? t : t.to(device_).contiguous(); }
+  static void Unstage(const at::Tensor& staged, at::Tensor& t) {
+    if (!staged.is_same(t)) t.copy_(staged);
+  }
+
   c10::intrusive_ptr<Group> group_;
   std::chrono::milliseconds timeout_;
+  at::Device device_;
 };
 
 }  // namespace
@@ -115,18 +149,26 @@ std::unique_ptr<Communicator> CreateCommunicator(const DistributedOptions& o) {
               o.world_size, ")");
   TORCH_CHECK(o.master_port > 0 && o.master_port < 65536, "distributed: MASTER_PORT ", o.master_port, " is not a port");
 #if defined(U2PL_WITH_GLOO) || defined(U2PL_WITH_NCCL)
+  at::Device device(o.device);
+  if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);  // staging compares devices with their index
+  TORCH_CHECK(o.backend != "nccl" || device.is_cuda(), "distributed: the nccl backend needs a CUDA device (runtime.device: cuda), got ", o.device);
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(o.master_port);
-  so.isServer = o.rank == 0;
-  so.numWorkers = static_cast<std::size_t>(o.world_size);
-  so.timeout = o.timeout;
+  // Under torchrun's agent store the agent serves it; else rank 0 does and waits for the others.
+  so.isServer = o.rank == 0 && !o.agent_store;
+  so.numWorkers = static_cast<std::size_t>(o.world_size);  // every rank counts itself in (the server waits for all)
+  // Meeting the other ranks may take longer than a collective (processes start at different times):
+  // the store waits at least five minutes, whatever dist_timeout_s bounds the collectives to.
+  so.timeout = std::max<std::chrono::milliseconds>(o.timeout, std::chrono::minutes(5));
   c10::intrusive_ptr<c10d::Store> store;
   try {
     store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
   } catch (const std::exception& e) {
-    throw std::runtime_error("distributed: cannot meet the other ranks at " + o.master_addr + ":" + std::to_string(o.master_port) +
-                             " (" + std::string(e.what()).substr(0, std::string(e.what()).find('\n')) + ")");
+    const std::string what = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
+    throw std::runtime_error("distributed: cannot meet the other ranks at " + o.master_addr + ":" + std::to_string(o.master_port) + " (" +
+                             what + (o.agent_store ? "; TORCHELASTIC_USE_AGENT_STORE=True: torchrun's agent should serve this store" : "") + ")");
   }
+  if (!o.store_prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(o.store_prefix, store);
 #endif
 #ifdef U2PL_WITH_GLOO
   if (o.backend == "gloo") {
@@ -139,7 +181,7 @@ std::unique_ptr<Communicator> CreateCommunicator(const DistributedOptions& o) {
                                : local          ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                                 : c10d::ProcessGroupGloo::createDefaultDevice());
     auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, options);
-    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(group, o);
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(group, o, at::Device(at::kCPU));
   }
 #endif
 #ifdef U2PL_WITH_NCCL
@@ -147,7 +189,7 @@ std::unique_ptr<Communicator> CreateCommunicator(const DistributedOptions& o) {
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = o.timeout;
     auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.world_size, options);
-    return std::make_unique<C10dCommunicator<c10d::ProcessGroupNCCL>>(group, o);
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupNCCL>>(group, o, device);
   }
 #endif
   std::string have;

@@ -1,7 +1,7 @@
 // Data parallelism over PyTorch's distributed engine (c10d): every collective the trainer needs,
 // behind one small interface, so that the rest knows nothing of c10d (whose C++ API moved between
 // LibTorch 1.13 and 2.x). Gloo on CPU; NCCL with a CUDA LibTorch. Rendezvous through a TCPStore
-// served by rank 0 at master_addr:master_port.
+// served by rank 0 at master_addr:master_port, or by torchrun's agent (agent_store).
 #pragma once
 
 #include <chrono>
@@ -18,6 +18,12 @@ struct DistributedOptions {
   int rank = 0, world_size = 1;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
+  // torchrun (TORCHELASTIC_USE_AGENT_STORE=True) serves the store in its agent: every rank is a
+  // client, and keys live under store_prefix (one per restart attempt, as torch's own workers do).
+  bool agent_store = false;
+  std::string store_prefix;
+  // Where the collectives run: NCCL needs the rank's GPU ("cuda:N"); Gloo runs on the CPU.
+  std::string device = "cpu";
   // A collective that waits longer fails (a rank that died or hangs ends the job with an error).
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
 };
@@ -29,6 +35,8 @@ class PendingCollective {
   virtual void Wait() = 0;
 };
 
+// Tensors may live anywhere: each collective stages those not on the communicator's device (a
+// copy there and back), so callers never need to know that NCCL takes only CUDA tensors.
 class Communicator {
  public:
   virtual ~Communicator() = default;

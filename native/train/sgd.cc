@@ -30,12 +30,13 @@ void MomentumSgd::ZeroGrad() {
   for (auto& p : params_) p.mutable_grad() = at::Tensor();
 }
 
-void MomentumSgd::Step(const std::vector<at::Tensor>* teacher, double decay) {
+void MomentumSgd::Step(const std::vector<at::Tensor>* teacher, double decay, double grad_scale) {
   c10::AutoGradMode no_grad(false);
   TORCH_CHECK(!teacher || teacher->size() == params_.size(), "EMA: the teacher has ", teacher ? teacher->size() : 0,
               " parameters, the student ", params_.size());
   const float mu = static_cast<float>(momentum_), wd = static_cast<float>(weight_decay_);
   const float keep = static_cast<float>(decay), take = static_cast<float>(1.0 - decay);
+  const float gs = static_cast<float>(grad_scale);
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& p = params_[i];
     const at::Tensor& grad = p.grad();
@@ -50,11 +51,12 @@ void MomentumSgd::Step(const std::vector<at::Tensor>* teacher, double decay) {
     const bool first = !buffer.defined();
     if (first) buffer = at::empty_like(p);  // same layout (contiguous or channels-last)
     else if (buffer.strides() != p.strides()) buffer = buffer.contiguous(p.suggest_memory_format());  // e.g. restored, then the layout changed
-    const bool fused = p.scalar_type() == at::kFloat && p.is_non_overlapping_and_dense() && SameDenseLayout(p, grad) &&
+    // The fused loop runs on host memory; device parameters take the ATen path.
+    const bool fused = p.is_cpu() && p.scalar_type() == at::kFloat && p.is_non_overlapping_and_dense() && SameDenseLayout(p, grad) &&
                        SameDenseLayout(p, buffer) && (!t.defined() || SameDenseLayout(p, t));
     if (!fused) {
       // Anything else (other dtypes, mixed layouts): the same maths in ATen ops.
-      at::Tensor d = grad.add(p, weight_decay_);
+      at::Tensor d = (grad_scale == 1 ? grad : grad * grad_scale).add(p, weight_decay_);
       if (first) buffer.copy_(d);
       else buffer.mul_(momentum_).add_(d);
       p.add_(buffer, -lr_[group_of_[i]]);
@@ -67,7 +69,7 @@ void MomentumSgd::Step(const std::vector<at::Tensor>* teacher, double decay) {
     float* tp = t.defined() ? t.data_ptr<float>() : nullptr;
     at::parallel_for(0, p.numel(), 32768, [&](int64_t begin, int64_t end) {
       for (int64_t k = begin; k < end; ++k) {
-        const float d = gp[k] + wd * pp[k];
+        const float d = gp[k] * gs + wd * pp[k];
         const float v = first ? d : mu * bp[k] + d;
         bp[k] = v;
         const float updated = pp[k] - lr * v;

@@ -30,9 +30,10 @@ class MomentumSgd {
   // Drops the gradients (the next backward writes fresh ones instead of adding into zeros).
   void ZeroGrad();
 
-  // Updates every parameter that has a gradient. With `teacher` (one tensor per parameter, in
-  // parameters() order), also teacher = decay * teacher + (1 - decay) * updated parameter.
-  void Step(const std::vector<at::Tensor>* teacher = nullptr, double decay = 0);
+  // Updates every parameter that has a gradient, taking grad * grad_scale as its gradient (loss
+  // scaling divides by the scale here, with no pass of its own). With `teacher` (one tensor per
+  // parameter, in parameters() order), also teacher = decay * teacher + (1 - decay) * updated parameter.
+  void Step(const std::vector<at::Tensor>* teacher = nullptr, double decay = 0, double grad_scale = 1);
 
  private:
   std::vector<std::vector<at::Tensor>> groups_;

@@ -46,10 +46,28 @@ std::vector<double> ToVector(const at::Tensor& t) {
   return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
 }
 
-// Labelled pixels per class (ignore and other out-of-range values left out).
-std::vector<double> ClassPixels(const at::Tensor& labels, int64_t classes) {
-  at::Tensor y = labels.flatten();
-  return ToVector(at::bincount(y.masked_select((y >= 0) & (y < classes)), {}, classes));
+// Labelled pixels per class, a C-vector on the labels' device (ignore and other out-of-range values
+// left out); no host read (a masked_select would need one for its size).
+at::Tensor ClassPixels(const at::Tensor& labels, int64_t classes) {
+  at::Tensor y = labels.flatten().to(at::kLong);
+  at::Tensor bin = at::where((y >= 0).logical_and_(y < classes), y, at::full_like(y, classes));
+  return at::zeros({classes + 1}, y.options()).scatter_add_(0, bin, at::ones_like(bin)).slice(0, 0, classes);
+}
+
+// The default generator of a CUDA device (dropout masks there), or null on other devices.
+std::optional<at::Generator> CudaGenerator(const at::Device& device) {
+  if (!device.is_cuda()) return std::nullopt;
+  return at::globalContext().defaultGenerator(device);
+}
+
+at::Tensor GeneratorState(at::Generator g) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void SetGeneratorState(at::Generator g, const at::Tensor& state) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
 }
 
 // Class-balanced selection of pseudo-labels: each class keeps at most prior[c] of the labelled pixels,
@@ -76,7 +94,11 @@ at::Tensor SelectByPrior(const at::Tensor& pseudo, const at::Tensor& confidence,
 Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teacher, const TrainerOptions& options)
     : student_(std::move(student)), teacher_(std::move(teacher)), options_(options),
       generator_(at::make_generator<at::CPUGeneratorImpl>(RankSeed(options.seed, options.communicator ? options.communicator->rank() : 0))),
-      device_(student_->parameters().front().device()) {
+      device_(student_->parameters().front().device()), loss_scale_(options.loss_scaling.enabled ? options.loss_scaling.init_scale : 1.0) {
+  TORCH_CHECK(!options.loss_scaling.enabled || (options.loss_scaling.init_scale > 0 && options.loss_scaling.growth_factor > 1 &&
+                                                options.loss_scaling.backoff_factor > 0 && options.loss_scaling.backoff_factor < 1 &&
+                                                options.loss_scaling.growth_interval >= 1),
+              "loss scaling: initScale > 0, growthFactor > 1, 0 < backoffFactor < 1 and growthInterval >= 1 are needed");
   // The reference's groups and order (§5.1): the encoder at lr, then the aux head (if any) and the
   // decoder at lr x m. Checkpoints number the parameters through the groups in this order.
   std::vector<std::vector<at::Tensor>> groups;
@@ -112,7 +134,7 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
     model::SetChannelsLast(*student_, true);
     if (teacher_) model::SetChannelsLast(*teacher_, true);
   }
-  if (options.communicator && options.communicator->world_size() > 1) {
+  if (options.communicator) {
     replica_ops_ = std::make_unique<CommunicatorOps>(*options.communicator);
     reducer_ = std::make_unique<GradientReducer>(optimizer_->parameters(), *options.communicator);
     BroadcastFromRankZero();
@@ -121,7 +143,7 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
 }
 
 void Trainer::BroadcastFromRankZero() {
-  if (world_size() == 1) return;
+  if (!options_.communicator) return;
   c10::AutoGradMode no_grad(false);
   std::vector<at::Tensor> state;
   for (auto* net : {&student_, &teacher_}) {
@@ -129,12 +151,7 @@ void Trainer::BroadcastFromRankZero() {
     for (auto& t : (*net)->parameters()) state.push_back(t);
     for (auto& t : (*net)->buffers()) state.push_back(t);
   }
-  // Broadcast needs contiguous tensors: channels-last weights travel through a contiguous copy.
-  std::vector<at::Tensor> wire;
-  for (auto& t : state) wire.push_back(t.is_contiguous() ? t : t.contiguous());
-  options_.communicator->Broadcast(wire, 0);
-  for (size_t i = 0; i < state.size(); ++i)
-    if (!wire[i].is_same(state[i])) state[i].copy_(wire[i]);
+  options_.communicator->Broadcast(state, 0);  // channels-last weights are staged through a contiguous copy
   if (ael_) {
     // kappa starts alike on every rank (the reference seeds its generator alike on all), and so does the bank.
     std::vector<at::Tensor> state{ael_->kappa().clone(), ael_->bank().clone()};
@@ -157,45 +174,117 @@ void Trainer::BroadcastFromRankZero() {
 }
 
 void Trainer::AllReduceSum(at::Tensor& tensor) {
-  if (world_size() == 1) return;
+  if (!options_.communicator) return;
   std::vector<at::Tensor> one{tensor};
   options_.communicator->AllReduceSum(one);
 }
 
-void Trainer::ReduceResult(StepResult& r, bool stop_requested) {
-  if (world_size() == 1) return;
-  const double R = world_size();
-  std::vector<double> values{r.loss, r.supervised, r.unsupervised, r.contrastive, r.mixed ? 1.0 : 0.0, r.unsup_threshold,
-                             static_cast<double>(r.unsup_kept), static_cast<double>(r.unsup_valid), static_cast<double>(r.valid_classes),
-                             static_cast<double>(r.pl_pixels), static_cast<double>(r.pl_correct), static_cast<double>(r.pl_kept_pixels),
-                             static_cast<double>(r.pl_kept_correct), stop_requested ? 1.0 : 0.0};
-  const size_t scalars = values.size();
-  // The class statistics travel in the same collective (their lengths are alike on every rank: the phase decides).
-  const std::vector<std::vector<double>*> stats{&r.labeled_class_pixels, &r.teacher_class_mass, &r.pseudo_class_pixels};
-  for (const auto* s : stats) values.insert(values.end(), s->begin(), s->end());
-  at::Tensor v = at::tensor(values, at::TensorOptions().dtype(at::kDouble));
-  AllReduceSum(v);
-  const double* x = v.data_ptr<double>();
-  size_t offset = scalars;
-  for (auto* s : stats) {
-    std::copy(x + offset, x + offset + s->size(), s->begin());
-    offset += s->size();
+void Trainer::ReadNumbers(const StepNumbers& n, const at::Tensor& non_finite, StepResult& r, bool stop_requested) {
+  // Scalars in a fixed order, then the class vectors (their lengths are alike on every rank: the
+  // phase decides), then what the host already knows, so that one all-reduce and one copy cover all.
+  const std::vector<const at::Tensor*> scalars{&n.loss, &n.supervised, &n.unsupervised, &n.contrastive, &n.threshold, &n.kept,
+                                               &n.pl_pixels, &n.pl_correct, &n.pl_kept_pixels, &n.pl_kept_correct, &non_finite};
+  const std::vector<const at::Tensor*> vectors{&n.labeled_class_pixels, &n.teacher_class_mass, &n.pseudo_class_pixels};
+  const auto dopts = at::TensorOptions().dtype(at::kDouble).device(device_);
+  std::vector<at::Tensor> parts;
+  for (const at::Tensor* t : scalars) parts.push_back(t->defined() ? t->detach().reshape({1}).to(dopts) : at::zeros({1}, dopts));
+  std::vector<int64_t> lengths;
+  for (const at::Tensor* t : vectors) {
+    lengths.push_back(t->defined() ? t->numel() : 0);
+    if (t->defined()) parts.push_back(t->detach().flatten().to(dopts));
   }
-  // Losses, the mixed flag, the threshold and the class count are means over the ranks; pixel counts are sums.
+  const std::vector<double> host{r.mixed ? 1.0 : 0.0, static_cast<double>(r.valid_classes), stop_requested ? 1.0 : 0.0,
+                                 static_cast<double>(r.unsup_valid)};
+  parts.push_back(at::tensor(host, at::TensorOptions().dtype(at::kDouble)).to(device_));
+  at::Tensor all = at::cat(parts);
+  AllReduceSum(all);
+  const at::Tensor values = all.cpu();
+  const double* x = values.data_ptr<double>();
+  const double R = world_size();
+  // Losses, the threshold, the mixed flag and the class count are means over the ranks; pixel counts are sums.
   r.loss = x[0] / R;
   r.supervised = x[1] / R;
   r.unsupervised = x[2] / R;
   r.contrastive = x[3] / R;
-  r.mixed = x[4] / R >= 0.5;
-  r.unsup_threshold = x[5] / R;
-  r.unsup_kept = static_cast<int64_t>(x[6]);
-  r.unsup_valid = static_cast<int64_t>(x[7]);
-  r.valid_classes = static_cast<int64_t>(std::llround(x[8] / R));
-  r.pl_pixels = static_cast<int64_t>(x[9]);
-  r.pl_correct = static_cast<int64_t>(x[10]);
-  r.pl_kept_pixels = static_cast<int64_t>(x[11]);
-  r.pl_kept_correct = static_cast<int64_t>(x[12]);
-  r.stop = x[13] > 0;
+  r.unsup_threshold = x[4] / R;
+  r.unsup_kept = static_cast<int64_t>(x[5]);
+  r.pl_pixels = static_cast<int64_t>(x[6]);
+  r.pl_correct = static_cast<int64_t>(x[7]);
+  r.pl_kept_pixels = static_cast<int64_t>(x[8]);
+  r.pl_kept_correct = static_cast<int64_t>(x[9]);
+  r.skipped = x[10] > 0;
+  size_t offset = scalars.size();
+  std::vector<double>* outs[] = {&r.labeled_class_pixels, &r.teacher_class_mass, &r.pseudo_class_pixels};
+  for (size_t v = 0; v < vectors.size(); ++v) {
+    outs[v]->assign(x + offset, x + offset + lengths[v]);
+    offset += lengths[v];
+  }
+  r.mixed = x[offset] / R >= 0.5;
+  r.valid_classes = static_cast<int64_t>(std::llround(x[offset + 1] / R));
+  r.stop = x[offset + 2] > 0;
+  r.unsup_valid = static_cast<int64_t>(x[offset + 3]);
+}
+
+void Trainer::BroadcastBnBuffers() {
+  // Floating buffers only (running mean and variance): the batch counters are alike everywhere.
+  c10::AutoGradMode no_grad(false);
+  std::vector<at::Tensor> buffers, flat;
+  for (auto* net : {&student_, &teacher_})
+    if (*net)
+      for (auto& b : (*net)->buffers())
+        if (b.is_floating_point()) {
+          buffers.push_back(b);
+          flat.push_back(b.flatten());
+        }
+  if (buffers.empty()) return;
+  std::vector<at::Tensor> wire{at::cat(flat)};
+  options_.communicator->Broadcast(wire, 0);
+  int64_t offset = 0;
+  for (auto& b : buffers) {
+    b.copy_(wire[0].narrow(0, offset, b.numel()).view_as(b));
+    offset += b.numel();
+  }
+}
+
+void Trainer::Finish(const at::Tensor& loss, const StepNumbers& n, StepResult& r, bool stop_requested,
+                     const std::vector<at::Tensor>* ema, double ema_decay, PhaseClock& clock) {
+  const bool scaling = options_.loss_scaling.enabled;
+  optimizer_->ZeroGrad();
+  if (reducer_) reducer_->Prepare();
+  (scaling ? loss * loss_scale_ : loss).backward();
+  if (reducer_) reducer_->Finish();  // gradients averaged over the ranks (bucketed, overlapping the backward)
+  clock.Mark(&StepPhases::backward);
+  at::Tensor non_finite;
+  if (scaling) {
+    // A sum over every gradient is finite unless some element is inf or NaN (alike on every rank:
+    // the gradients were averaged); it travels with the step's numbers, read once below.
+    c10::AutoGradMode no_grad(false);
+    std::vector<at::Tensor> sums;
+    for (const auto& p : optimizer_->parameters())
+      if (p.grad().defined()) sums.push_back(p.grad().sum(at::kDouble));
+    if (!sums.empty()) non_finite = at::stack(sums).sum().isfinite().logical_not();
+  }
+  StepNumbers numbers = n;
+  numbers.loss = loss;
+  ReadNumbers(numbers, non_finite, r, stop_requested);
+  clock.Mark(&StepPhases::other);
+  if (!r.skipped) optimizer_->Step(ema, ema_decay, scaling ? 1.0 / loss_scale_ : 1.0);
+  clock.Mark(&StepPhases::optimizer);
+  if (scaling) {
+    // GradScaler.update(): back off on an overflow, grow after growth_interval good steps.
+    const LossScaling& ls = options_.loss_scaling;
+    if (r.skipped) {
+      loss_scale_ *= ls.backoff_factor;
+      growth_tracker_ = 0;
+    } else if (++growth_tracker_ >= ls.growth_interval) {
+      // As _amp_update_scale_: the scale is a float32 and grows only while that stays finite.
+      if (std::isfinite(static_cast<float>(loss_scale_ * ls.growth_factor))) loss_scale_ *= ls.growth_factor;
+      growth_tracker_ = 0;
+    }
+  }
+  r.loss_scale = loss_scale_;
+  if (options_.communicator && !options_.sync_bn) BroadcastBnBuffers();
+  clock.Mark(&StepPhases::other);
 }
 
 void Trainer::SetLearningRates(double backbone, double head) {
@@ -216,7 +305,7 @@ model::ModelOutput Trainer::Forward(model::SegmentationModel& net, const at::Ten
 }
 
 loss::GatherKeys Trainer::KeyGatherer() {
-  if (world_size() == 1) return {};
+  if (!options_.communicator) return {};
   Communicator& comm = *options_.communicator;
   return [&comm](const at::Tensor& keys, const at::Tensor& per_class) {
     std::vector<at::Tensor> rows = comm.AllGatherRows(keys.contiguous());
@@ -236,6 +325,7 @@ StepResult Trainer::Step(const StepInputs& in) {
   if (in.phase == Phase::kAel) return AelStep(in);
   c10::AutoGradMode grad_mode(true);
   StepResult r;
+  StepNumbers n;
   PhaseClock clock(r.phases);
   using P = StepPhases;
   // SyncBN for every train-mode pass of the step (student and teacher), when data parallel.
@@ -280,15 +370,15 @@ StepResult Trainer::Step(const StepInputs& in) {
     clock.Mark(&P::teacher_forward);
     loss = loss::CrossEntropy(out.pred.slice(0, 0, n_l), y_l, options_.supervised.ignore_index);
     if (out.rep.defined()) loss = loss + out.rep.sum() * 0.0;
-    r.supervised = loss.item<double>();
+    n.supervised = loss;
     clock.Mark(&P::losses);
   } else if (in.phase != Phase::kSemi) {
     model::ModelOutput out = Forward(student_, x_l, true);
     clock.Mark(&P::student_forward);
     at::Tensor sup = loss::SupervisedLoss(out.pred, out.aux, y_l, options_.supervised);
     loss = out.rep.defined() ? sup + out.rep.sum() * 0.0 : sup;
-    r.supervised = sup.item<double>();
-    if (in.phase == Phase::kWarmup) r.labeled_class_pixels = ClassPixels(y_l, out.pred.size(1));
+    n.supervised = sup;
+    if (in.phase == Phase::kWarmup) n.labeled_class_pixels = ClassPixels(y_l, out.pred.size(1));
     clock.Mark(&P::losses);
     if (in.phase == Phase::kWarmup && teacher_) {
       at::NoGradGuard no_grad;  // refreshes only the teacher's BN statistics (§11.2)
@@ -303,7 +393,7 @@ StepResult Trainer::Step(const StepInputs& in) {
     const int64_t h = x_u.size(2), w = x_u.size(3);
     const int64_t ignore = options_.supervised.ignore_index;
     at::Tensor pseudo, confidence, truth;
-    int64_t excluded = 0;  // pseudo-labels the filters below ignore: left out of the reference weighting's B*H*W (loss/unsupervised.h)
+    at::Tensor excluded;  // pseudo-labels the filters below ignore: left out of the reference weighting's B*H*W (loss/unsupervised.h)
     if (in.unlabeled_truth.defined()) truth = in.unlabeled_truth.to(device_, at::kLong);
     {
       at::NoGradGuard no_grad;
@@ -314,8 +404,8 @@ StepResult Trainer::Step(const StepInputs& in) {
         logits = (logits + at::upsample_bilinear2d(flipped, {h, w}, true).flip({3})) * 0.5;
       }
       at::Tensor prob = at::softmax(logits, 1);
-      r.labeled_class_pixels = ClassPixels(y_l, prob.size(1));
-      r.teacher_class_mass = ToVector(prob.sum({0, 2, 3}));
+      n.labeled_class_pixels = ClassPixels(y_l, prob.size(1));
+      n.teacher_class_mass = prob.sum({0, 2, 3});
       if (in.class_scale.defined()) {
         // Distribution alignment (lib/train/alignment.ts): pseudo-labels from p * scale, renormalised,
         // so that classes the teacher under-predicts against the labels are not lost to the majority ones.
@@ -325,7 +415,7 @@ StepResult Trainer::Step(const StepInputs& in) {
         prob = prob / prob.sum(1, true).clamp_min(1e-12);
       }
       std::tie(confidence, pseudo) = prob.max(1);
-      r.pseudo_class_pixels = ClassPixels(pseudo, prob.size(1));
+      n.pseudo_class_pixels = ClassPixels(pseudo, prob.size(1));
       clock.Mark(&P::pseudo_labels);
       if (in.unlabeled_strong.defined()) {
         TORCH_CHECK(in.unlabeled_strong.sizes() == in.unlabeled_images.sizes(), "unlabeledStrongImages is ", in.unlabeled_strong.sizes(),
@@ -341,13 +431,13 @@ StepResult Trainer::Step(const StepInputs& in) {
         r.mixed = true;
       }
       const bool filtered = options_.confidence_threshold > 0 || in.class_prior.defined();
-      const int64_t labelled_before = filtered ? (pseudo != ignore).sum().item<int64_t>() : 0;
+      const at::Tensor labelled_before = filtered ? (pseudo != ignore).sum() : at::Tensor();
       if (options_.confidence_threshold > 0) pseudo = pseudo.masked_fill(confidence < options_.confidence_threshold, ignore);
       if (in.class_prior.defined()) {
         TORCH_CHECK(in.class_prior.numel() == prob.size(1), "classPrior has ", in.class_prior.numel(), " entries for ", prob.size(1), " classes");
         pseudo = SelectByPrior(pseudo, confidence, in.class_prior, ignore);
       }
-      if (filtered) excluded = labelled_before - (pseudo != ignore).sum().item<int64_t>();
+      if (filtered) excluded = labelled_before - (pseudo != ignore).sum();
       clock.Mark(&P::mixing);
     }
     at::Tensor x = at::cat({x_l, x_u});
@@ -365,20 +455,20 @@ StepResult Trainer::Step(const StepInputs& in) {
                                                         in.drop_percentile, options_.weighting, options_.supervised.ignore_index,
                                                         excluded);
     loss = sup + u.loss * options_.unsupervised_weight;
-    r.supervised = sup.item<double>();
-    r.unsupervised = u.loss.item<double>();
-    r.unsup_threshold = u.threshold;
-    r.unsup_kept = u.kept;
+    n.supervised = sup;
+    n.unsupervised = u.loss;
+    n.threshold = u.threshold;
+    n.kept = u.kept;
     r.unsup_valid = u.valid;
     if (truth.defined()) {
       // Metrics only (the truth never reaches a loss): all labelled pixels, and those L_u keeps.
       at::NoGradGuard no_grad;
       const at::Tensor labelled = truth != ignore, right = (pseudo == truth) & labelled;
       const at::Tensor kept = (pseudo != ignore) & (u.entropy < u.threshold) & labelled;
-      r.pl_pixels = labelled.sum().item<int64_t>();
-      r.pl_correct = right.sum().item<int64_t>();
-      r.pl_kept_pixels = kept.sum().item<int64_t>();
-      r.pl_kept_correct = (right & kept).sum().item<int64_t>();
+      n.pl_pixels = labelled.sum();
+      n.pl_correct = right.sum();
+      n.pl_kept_pixels = kept.sum();
+      n.pl_kept_correct = (right & kept).sum();
     }
     if (options_.contrastive) {
       loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha, {}, {}, {}};
@@ -388,31 +478,21 @@ StepResult Trainer::Step(const StepInputs& in) {
       // gradient is 1/R of its own and the gradient average divides by R again [Q] (§10.8).
       const double scale = options_.contrastive_world_scaling ? 1.0 / world_size() : 1.0;
       loss = loss + c.loss * (options_.contrastive_weight * scale);
-      r.contrastive = c.loss.item<double>();
+      n.contrastive = c.loss;
       r.valid_classes = c.valid_classes;
     } else if (out.rep.defined()) {
       loss = loss + out.rep.sum() * 0.0;
     }
     clock.Mark(&P::losses);
   }
-  optimizer_->ZeroGrad();
-  if (reducer_) reducer_->Prepare();
-  loss.backward();
-  if (reducer_) reducer_->Finish();  // gradients averaged over the ranks (bucketed, overlapping the backward)
-  clock.Mark(&P::backward);
-  r.loss = loss.item<double>();
-  clock.Mark(&P::other);
-  // SGD, and for U2PL steps the teacher's EMA of the updated student in the same pass (§7).
+  // Backward, SGD, and for U2PL steps the teacher's EMA of the updated student in the same pass (§7).
   const bool ema = in.phase == Phase::kSemi && !in.copy_teacher;
-  optimizer_->Step(ema ? &teacher_params_ : nullptr, in.ema_decay);
-  clock.Mark(&P::optimizer);
-  if (in.phase == Phase::kSemi) {
+  Finish(loss, n, r, in.stop_requested, ema ? &teacher_params_ : nullptr, in.ema_decay, clock);
+  if (in.phase == Phase::kSemi && !r.skipped) {
     if (in.copy_teacher) CopyParameters(teacher_, student_);
     if (options_.teacher_bn_ema) model::EmaUpdateBuffers(*teacher_, *student_, in.copy_teacher ? 0.0 : in.ema_decay);
     clock.Mark(&P::ema);
   }
-  ReduceResult(r, in.stop_requested);
-  clock.Mark(&P::other);
   return r;
 }
 
@@ -468,23 +548,54 @@ io::ValuePtr Trainer::State() const {
     std::lock_guard<std::mutex> lock(global.mutex());
     global_rng = global.get_state();  // dropout masks
   }
+  // On a GPU, dropout draws from the device's own generator.
+  const std::optional<at::Generator> cuda = CudaGenerator(device_);
+  const at::Tensor cuda_rng = cuda ? GeneratorState(*cuda) : at::Tensor();
   rng->set("trainer", io::Value::Tensor(trainer_rng));
   rng->set("torch_cpu", io::Value::Tensor(global_rng));
-  if (world_size() > 1) {
+  if (cuda) rng->set("torch_cuda", io::Value::Tensor(cuda_rng));
+  if (options_.communicator) {
     // Every rank's generators (rank 0's are also the ones above), for an exact resume at this world size.
     auto ranks = io::Value::List();
     std::vector<at::Tensor> trainer_all = options_.communicator->AllGather(trainer_rng);
     std::vector<at::Tensor> global_all = options_.communicator->AllGather(global_rng);
+    std::vector<at::Tensor> cuda_all = cuda ? options_.communicator->AllGather(cuda_rng) : std::vector<at::Tensor>{};
     for (size_t k = 0; k < trainer_all.size(); ++k) {
       auto entry = io::Value::Dict();
       entry->set("trainer", io::Value::Tensor(trainer_all[k]));
       entry->set("torch_cpu", io::Value::Tensor(global_all[k]));
+      if (cuda) entry->set("torch_cuda", io::Value::Tensor(cuda_all[k]));
       ranks->items.push_back(entry);
     }
     rng->set("ranks", ranks);
   }
   root->set("rng_state", rng);
-  if (ael_) ael_->Save(*root);
+  if (options_.loss_scaling.enabled) {
+    // torch.cuda.amp.GradScaler.state_dict()'s keys.
+    auto scaler = io::Value::Dict();
+    scaler->set("scale", io::Value::Float(loss_scale_));
+    scaler->set("growth_factor", io::Value::Float(options_.loss_scaling.growth_factor));
+    scaler->set("backoff_factor", io::Value::Float(options_.loss_scaling.backoff_factor));
+    scaler->set("growth_interval", io::Value::Int(options_.loss_scaling.growth_interval));
+    scaler->set("_growth_tracker", io::Value::Int(growth_tracker_));
+    root->set("grad_scaler", scaler);
+  }
+  if (ael_) {
+    ael_->Save(*root);  // rank 0's, in the reference's keys
+    if (options_.communicator && !ael_->options().shared_across_ranks) {
+      // Each rank keeps its own kappa and bank (as the reference's replicas do): all of them, so that every rank resumes its own.
+      const std::vector<at::Tensor> kappas = options_.communicator->AllGather(ael_->kappa().contiguous());
+      const std::vector<at::Tensor> banks = options_.communicator->AllGather(ael_->bank().contiguous());
+      auto ranks = io::Value::List();
+      for (size_t k = 0; k < kappas.size(); ++k) {
+        auto entry = io::Value::Dict();
+        entry->set("class_criterion", io::Value::Tensor(kappas[k]));
+        entry->set("cutmix_bank", io::Value::Tensor(banks[k]));
+        ranks->items.push_back(entry);
+      }
+      root->set("ael_ranks", ranks);
+    }
+  }
   return root;
 }
 
@@ -549,14 +660,23 @@ void Trainer::LoadState(const io::ValuePtr& root, const std::string& source) {
     if (auto ranks = rng->get("ranks"); ranks && rank() < static_cast<int>(ranks->items.size())) mine = ranks->items[rank()];
     if (mine) {
       if (auto t = mine->get("trainer")) generator_.set_state(t->tensor);
-      if (auto t = mine->get("torch_cpu")) {
-        at::Generator global = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
-        std::lock_guard<std::mutex> lock(global.mutex());
-        global.set_state(t->tensor);
-      }
+      if (auto t = mine->get("torch_cpu")) SetGeneratorState(at::detail::getDefaultCPUGenerator(), t->tensor);
+      const std::optional<at::Generator> cuda = CudaGenerator(device_);
+      if (auto t = mine->get("torch_cuda"); t && cuda) SetGeneratorState(*cuda, t->tensor);
     }
   }
-  if (ael_) ael_->Load(root, source);
+  if (auto scaler = root->get("grad_scaler"); scaler && options_.loss_scaling.enabled) {
+    if (auto v = scaler->get("scale")) loss_scale_ = v->is(io::Value::Kind::Float) ? v->number : static_cast<double>(v->integer);
+    if (auto v = scaler->get("_growth_tracker")) growth_tracker_ = v->integer;
+  }
+  if (ael_) {
+    // This rank's own state when the file has it (saved at this world size or larger) and the ranks
+    // keep their own; else rank 0's (a shared state must start alike on every rank).
+    io::ValuePtr mine = root;
+    if (auto ranks = root->get("ael_ranks"); ranks && !ael_->options().shared_across_ranks && rank() < static_cast<int>(ranks->items.size()))
+      mine = ranks->items[rank()];
+    ael_->Load(mine, source);
+  }
   if (options_.channels_last) {
     model::SetChannelsLast(*student_, true);
     if (teacher_) model::SetChannelsLast(*teacher_, true);

@@ -25,6 +25,8 @@
 
 namespace u2pl::train {
 
+class PhaseClock;
+
 // The AEL variant (u2pl-ael-method.md): its own step (Phase::kAel) with adaptive copy-paste,
 // adaptive CutMix, the class-sampled consistency loss and the contrastive loss from an epoch on.
 struct AelOptions {
@@ -43,6 +45,17 @@ struct AelOptions {
   bool partner_by_label_sum = true;  // Q12 [Q]: a partner exists when its labels sum to non-zero
 };
 
+// Dynamic loss scaling with torch.cuda.amp.GradScaler's rules, for fp16 autocast (its gradients
+// underflow unscaled): the loss is multiplied by the scale before the backward and the gradients
+// divided by it in SGD; a step with an inf or NaN gradient is skipped (weights, momentum and the EMA
+// teacher unchanged) and the scale multiplied by backoff_factor; growth_interval good steps in a row
+// multiply it by growth_factor.
+struct LossScaling {
+  bool enabled = false;
+  double init_scale = 65536, growth_factor = 2, backoff_factor = 0.5;
+  int64_t growth_interval = 2000;
+};
+
 struct TrainerOptions {
   double momentum = 0.9;
   double weight_decay = 1e-4;
@@ -55,6 +68,7 @@ struct TrainerOptions {
   std::vector<int64_t> queue_size;  // per class; empty = 50000 for class 0, 30000 for the others
   std::optional<loss::MixMode> mix;  // unsupervised.apply_aug
   at::ScalarType autocast = at::ScalarType::Undefined;
+  LossScaling loss_scaling;
   bool channels_last = false;
   uint64_t seed = 0;
   // Switches of the from-scratch study (experiments/camvid-small); the defaults are the reference's.
@@ -62,7 +76,9 @@ struct TrainerOptions {
   double confidence_threshold = 0;        // pseudo-labels whose teacher confidence is below it become ignore
   bool flip_pseudo_labels = false;        // teacher logits averaged over the image and its flip (flipped back), as flip TTA
   bool teacher_bn_ema = false;            // the teacher's BN statistics follow the student's by the EMA (reference: its own, §7)
-  // Data parallelism (null: one process). sync_bn: BN statistics over every rank's batch (§4.6);
+  // Data parallelism (null: one process; a world of one rank still runs every collective).
+  // sync_bn: BN statistics over every rank's batch (§4.6); without it the ranks' BN buffers are
+  // broadcast from rank 0 after each step, as DDP's broadcast_buffers keeps them alike.
   // contrastive_world_scaling: the reference's effective contrastive weight nominal / R (§10.8 [Q]).
   std::shared_ptr<Communicator> communicator;
   bool sync_bn = true;
@@ -147,6 +163,9 @@ struct StepResult {
   std::vector<double> labeled_class_pixels, teacher_class_mass, pseudo_class_pixels;
   StepPhases phases;
   bool stop = false;  // data parallel: some rank asked to stop after this step
+  // Loss scaling: the step was skipped (a gradient was inf or NaN), and the scale after the step (1 without).
+  bool skipped = false;
+  double loss_scale = 1;
   // kAel: pixels copy-pasted, boxes taken from a component (the others random), the next step's plan.
   int64_t pasted = 0, component_boxes = 0;
   ael::AelPlan next_plan;
@@ -159,7 +178,8 @@ class Trainer {
 
   StepResult Step(const StepInputs& in);
 
-  // model_state, teacher_state, optimizer_state (PyTorch layout), memory_bank, rng.
+  // model_state, teacher_state, optimizer_state (PyTorch layout), memory_bank, rng_state (every
+  // rank's CPU and CUDA generators), grad_scaler, and the AEL state (every rank's).
   io::ValuePtr State() const;
   void LoadState(const io::ValuePtr& root, const std::string& source);
 
@@ -170,6 +190,7 @@ class Trainer {
   void BroadcastFromRankZero();
   // Data parallel: sums a tensor over the ranks in place (evaluation confusion matrices, counters).
   void AllReduceSum(at::Tensor& tensor);
+  double loss_scale() const { return loss_scale_; }
   loss::MemoryBank* bank() { return bank_.get(); }
   // The AEL state (null unless options.ael.enabled) and the plan a step would draw from it now.
   const ael::AelState* ael() const { return ael_.get(); }
@@ -182,8 +203,24 @@ class Trainer {
   loss::GatherKeys KeyGatherer();
   void SetLearningRates(double backbone, double head);
 
-  // Adds the step's logged numbers over the ranks (means for the losses, sums for the counts).
-  void ReduceResult(StepResult& r, bool stop_requested);
+  // What a step reports, kept as tensors on the step's device until its end: one copy to the host
+  // (and, data parallel, one all-reduce) reads them all, where an .item() each would make a GPU
+  // wait for each in turn. Undefined entries count as 0.
+  struct StepNumbers {
+    at::Tensor loss, supervised, unsupervised, contrastive, threshold, kept;
+    at::Tensor pl_pixels, pl_correct, pl_kept_pixels, pl_kept_correct;
+    at::Tensor labeled_class_pixels, teacher_class_mass, pseudo_class_pixels;  // 1-d, or undefined
+  };
+  // The end of every step: the backward (of the scaled loss with loss scaling), the gradient
+  // average over the ranks, the step's numbers read (means over the ranks for the losses, sums for
+  // the counts), then SGD and the teacher's EMA (`ema`, a teacher parameter list, or null) unless
+  // loss scaling found an inf or NaN gradient (r.skipped: the caller skips its own updates too),
+  // the scale's update, and without SyncBN rank 0's BN buffers on every rank.
+  void Finish(const at::Tensor& loss, const StepNumbers& n, StepResult& r, bool stop_requested, const std::vector<at::Tensor>* ema,
+              double ema_decay, PhaseClock& clock);
+  void ReadNumbers(const StepNumbers& n, const at::Tensor& non_finite, StepResult& r, bool stop_requested);
+  // Without SyncBN: every rank takes rank 0's BN buffers (student and teacher).
+  void BroadcastBnBuffers();
 
   model::SegmentationModel student_, teacher_;
   TrainerOptions options_;
@@ -195,6 +232,8 @@ class Trainer {
   std::unique_ptr<ael::AelState> ael_;
   mutable at::Generator generator_;  // get_state() is non-const
   at::Device device_;
+  double loss_scale_ = 1;
+  int64_t growth_tracker_ = 0;  // good steps in a row since the scale last changed
 };
 
 }  // namespace u2pl::train

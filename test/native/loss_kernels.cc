@@ -79,8 +79,9 @@ int main() {
   r.loss.backward();
   Check("unsupervised loss: value", k.loss, r.loss, 1e-5);
   Check("unsupervised loss: gradient", s1.grad(), s2.grad(), 1e-4);
-  if (k.kept != r.kept) {
-    std::printf("FAIL unsupervised loss: kept %lld vs %lld\n", static_cast<long long>(k.kept), static_cast<long long>(r.kept));
+  if (k.kept.item<int64_t>() != r.kept.item<int64_t>()) {
+    std::printf("FAIL unsupervised loss: kept %lld vs %lld\n", static_cast<long long>(k.kept.item<int64_t>()),
+                static_cast<long long>(r.kept.item<int64_t>()));
     ++failures;
   }
 

@@ -61,24 +61,26 @@ UnsupervisedResult UnsupervisedLoss(const at::Tensor& student_logits, const at::
   UnsupervisedResult r;
   at::Tensor target = pseudo_labels.clone();
   at::Tensor weight;
+  int64_t kept = 0;
   {
     at::NoGradGuard no_grad;
     r.entropy = UpsampledEntropy(teacher_logits.detach(), h, w);
     at::Tensor valid = target.ne(ignore_index);
     r.valid = valid.sum().item<int64_t>();
+    r.threshold = at::zeros({}, r.entropy.options());
     if (r.valid > 0) {
-      at::Tensor thresh = Percentile(r.entropy.masked_select(valid), q);
-      r.threshold = thresh.item<double>();
-      target.masked_fill_(r.entropy.ge(thresh).logical_and(valid), ignore_index);
+      r.threshold = Percentile(r.entropy.masked_select(valid), q);
+      target.masked_fill_(r.entropy.ge(r.threshold).logical_and(valid), ignore_index);
     }
-    r.kept = target.ne(ignore_index).sum().item<int64_t>();
+    kept = target.ne(ignore_index).sum().item<int64_t>();
+    r.kept = at::scalar_tensor(kept, at::TensorOptions().dtype(at::kLong));
   }
-  if (r.kept == 0) {
+  if (kept == 0) {
     r.loss = predict.sum() * 0.0;
     return r;
   }
   at::Tensor mean = at::cross_entropy_loss(predict, target, {}, at::Reduction::Mean, ignore_index);
-  r.loss = weighting == UnsupervisedWeighting::kReference ? mean * (static_cast<double>(b * h * w - excluded_pixels) / static_cast<double>(r.kept))
+  r.loss = weighting == UnsupervisedWeighting::kReference ? mean * (static_cast<double>(b * h * w - excluded_pixels) / static_cast<double>(kept))
                                                           : mean;
   return r;
 }
