@@ -466,6 +466,12 @@ export interface ProcessGroupOptions {
 export interface Addon {
   info(): NativeInfo;
   setThreads(n: number): number;
+  /**
+   * The CUDA caching allocator's bytes on a device (default: the current one), the numbers of
+   * torch.cuda.memory_allocated / max_memory_allocated / memory_reserved / max_memory_reserved;
+   * null without the CUDA kernels or a GPU. resetPeak starts the peaks again.
+   */
+  cudaMemory(options?: { device?: number; resetPeak?: boolean }): { allocatedBytes: number; peakAllocatedBytes: number; reservedBytes: number; peakReservedBytes: number } | null;
   /** Ends the process at once (no exit handlers, no destructors): the second Ctrl-C. */
   exitNow(code: number): never;
   cast(tensor: Tensor, dtype: DType): NativeTensor;

@@ -14,5 +14,6 @@ void RegisterAel(Napi::Env env, Napi::Object exports);
 void RegisterData(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
+void RegisterCudaMemory(Napi::Env env, Napi::Object exports);
 
 }  // namespace u2pl::addon

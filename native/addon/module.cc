@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterData(env, exports);
   RegisterTrainer(env, exports);
   RegisterDistributed(env, exports);
+  RegisterCudaMemory(env, exports);
   return exports;
 }
 

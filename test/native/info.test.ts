@@ -3,6 +3,7 @@ import os from 'os';
 import { execFileSync } from 'child_process';
 import path from 'path';
 import { defaultThreadCount, info, setThreads } from '../../lib';
+import { native } from '../../lib/native';
 
 const pkg = require('../../package.json') as { version: string };
 
@@ -43,6 +44,20 @@ describe('info()', () => {
     expect(info().threads).toBe(expected);
     expect(defaultThreadCount({ U2PL_THREADS: '3' })).toBe(3);
     expect(() => defaultThreadCount({ U2PL_THREADS: 'two' })).toThrow("U2PL_THREADS must be a positive integer, got 'two'");
+  });
+
+  test("cudaMemory(): null without CUDA, else the caching allocator's byte counts (the bench's peak GPU memory)", () => {
+    const i = info();
+    const m = native().cudaMemory();
+    if (!i.cudaKernels || !i.cudaAvailable) {
+      expect(m).toBeNull();
+      return;
+    }
+    expect(m).toEqual({ allocatedBytes: expect.any(Number), peakAllocatedBytes: expect.any(Number), reservedBytes: expect.any(Number), peakReservedBytes: expect.any(Number) });
+    expect(m!.peakAllocatedBytes).toBeGreaterThanOrEqual(m!.allocatedBytes);
+    expect(m!.peakReservedBytes).toBeGreaterThanOrEqual(m!.reservedBytes);
+    native().cudaMemory({ resetPeak: true });
+    expect(native().cudaMemory()!.peakAllocatedBytes).toBe(native().cudaMemory()!.allocatedBytes);
   });
 
   test('setThreads changes the count and rejects bad values', () => {

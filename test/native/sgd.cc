@@ -1,6 +1,7 @@
 // Native test (CTest): the fused SGD + EMA pass against LibTorch's torch::optim::SGD followed by
 // the teacher's EMA in ATen ops, over several steps, two learning-rate groups, contiguous and
-// channels-last parameters and one parameter without a gradient. Exits 1 on a mismatch.
+// channels-last parameters and one parameter without a gradient; on CPU (the fused loop) and, with
+// a GPU, on CUDA (its ATen path). Exits 1 on a mismatch.
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -37,17 +38,19 @@ void Check(const std::string& what, const at::Tensor& got, const at::Tensor& wan
   if (!ok) ++failures;
 }
 
-std::vector<at::Tensor> Params(uint64_t seed) {
+std::vector<at::Tensor> Params(uint64_t seed, at::Device device) {
   at::manual_seed(seed);
-  return {at::randn({64, 32, 3, 3}).contiguous(at::MemoryFormat::ChannelsLast), at::randn({64}), at::randn({100000}),
-          at::randn({11, 256}), at::randn({7})};
+  std::vector<at::Tensor> p = {at::randn({64, 32, 3, 3}).contiguous(at::MemoryFormat::ChannelsLast), at::randn({64}),
+                               at::randn({100000}), at::randn({11, 256}), at::randn({7})};
+  for (auto& t : p) t = t.to(device);
+  return p;
 }
 
-}  // namespace
-
-int main() {
+void Run(at::Device device) {
+  std::printf("on %s\n", device.str().c_str());
   const double momentum = 0.9, weight_decay = 1e-4, decay = 0.99;
-  std::vector<at::Tensor> fused = Params(1), plain = Params(1), teacher = Params(2), teacher_plain = Params(2);
+  std::vector<at::Tensor> fused = Params(1, device), plain = Params(1, device), teacher = Params(2, device),
+                          teacher_plain = Params(2, device);
   for (auto* set : {&fused, &plain}) for (auto& p : *set) p.requires_grad_(true);
   u2pl::train::MomentumSgd sgd({{fused[0], fused[1]}, {fused[2], fused[3], fused[4]}}, momentum, weight_decay);
   using torch::optim::SGDOptions;
@@ -63,7 +66,8 @@ int main() {
     static_cast<SGDOptions&>(reference.param_groups()[1].options()).lr(lr_head);
     at::manual_seed(100 + step);
     std::vector<at::Tensor> grads;
-    for (size_t i = 0; i < fused.size(); ++i) grads.push_back(at::randn(fused[i].sizes()).contiguous(fused[i].suggest_memory_format()));
+    for (size_t i = 0; i < fused.size(); ++i)
+      grads.push_back(at::randn(fused[i].sizes()).to(device).contiguous(fused[i].suggest_memory_format()));
     sgd.ZeroGrad();
     reference.zero_grad();
     for (size_t i = 0; i < fused.size(); ++i) {
@@ -87,6 +91,13 @@ int main() {
     auto& state = static_cast<torch::optim::SGDParamState&>(StateOf(reference.state(), plain[i]));
     Check("momentum buffer " + std::to_string(i), sgd.momentum_buffers()[i], state.momentum_buffer());
   }
+}
+
+}  // namespace
+
+int main() {
+  Run(at::kCPU);
+  if (at::hasCUDA()) Run(at::kCUDA);
   std::printf("%s\n", failures ? "FAILED" : "passed");
   return failures ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1,9 +1,14 @@
 // The contrastive loss's fused stages on CUDA: InfoNCE with one block per anchor (the anchor's
 // keys are read once from the bank, dot products reduced across the block), and the per-pixel
 // class masks with one thread per pixel.
-#include <ATen/ATen.h>
-#include <c10/cuda/CUDAStream.h>
+// Tensor and the few operators used, not ATen/ATen.h: nvcc parses a TU once per architecture.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "loss/cuda/interpolation.cuh"
 #include "loss/cuda/loss_kernels_cuda.h"
@@ -106,11 +111,14 @@ __global__ void ClassMasksKernel(const float* q, const int64_t* label, const boo
 
 std::pair<at::Tensor, at::Tensor> InfoNce(const at::Tensor& anchors_in, const at::Tensor& prototype_in,
                                           const at::Tensor& keys_in, const at::Tensor& index_in, double temperature) {
+  // The launch goes to the current device's stream: make that the tensors' device (a rank's cuda:N).
+  const c10::cuda::CUDAGuard guard(anchors_in.device());
   const at::Tensor anchors = anchors_in.contiguous(), prototype = prototype_in.contiguous();
   const at::Tensor keys = keys_in.contiguous(), index = index_in.contiguous();
   const int64_t q = anchors.size(0), d = anchors.size(1), k = index.size(1);
   at::Tensor loss = at::empty({q}, anchors.options());
   at::Tensor grad = at::empty_like(anchors);
+  if (q == 0) return {at::zeros({}, anchors.options()), grad};  // no blocks to launch
   const size_t shared = (kBlock / 32 + 3 * (k + 1)) * sizeof(float);
   InfoNceKernel<<<q, kBlock, shared, c10::cuda::getCurrentCUDAStream()>>>(
       anchors.data_ptr<float>(), prototype.data_ptr<float>(), keys.data_ptr<float>(), index.data_ptr<int64_t>(),
@@ -123,6 +131,7 @@ std::pair<at::Tensor, at::Tensor> InfoNce(const at::Tensor& anchors_in, const at
 std::pair<at::Tensor, at::Tensor> ClassMasks(const at::Tensor& q_in, const at::Tensor& label_in, const at::Tensor& low_in,
                                              const at::Tensor& high_in, int64_t m_labeled, double delta_p, double delta_n,
                                              int64_t low_rank, int64_t high_rank, bool paper_negatives) {
+  const c10::cuda::CUDAGuard guard(q_in.device());
   const at::Tensor q = q_in.contiguous(), label = label_in.contiguous();
   const at::Tensor low = low_in.to(at::kBool).contiguous(), high = high_in.to(at::kBool).contiguous();
   const int64_t m = q.size(0), classes = q.size(1);

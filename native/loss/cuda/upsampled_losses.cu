@@ -1,8 +1,12 @@
 // Entropy and cross-entropy of upsampled logits on CUDA: one thread per output pixel, the
 // upsampled logits are never stored; the CE gradient is pulled back with atomics.
-#include <ATen/ATen.h>
-#include <c10/cuda/CUDAStream.h>
+// Tensor and the few operators used, not ATen/ATen.h: nvcc parses a TU once per architecture.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros_like.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "loss/cuda/interpolation.cuh"
 #include "loss/cuda/loss_kernels_cuda.h"
@@ -66,6 +70,8 @@ __global__ void CrossEntropyKernel(const float* logits, const int64_t* labels, f
 }  // namespace
 
 at::Tensor UpsampledEntropy(const at::Tensor& logits_in, int64_t out_h, int64_t out_w) {
+  // The launch goes to the current device's stream: make that the tensors' device (a rank's cuda:N).
+  const c10::cuda::CUDAGuard guard(logits_in.device());
   const at::Tensor logits = logits_in.to(at::kFloat).contiguous();
   const int64_t n = logits.size(0);
   at::Tensor out = at::empty({n, out_h, out_w}, logits.options());
@@ -78,6 +84,7 @@ at::Tensor UpsampledEntropy(const at::Tensor& logits_in, int64_t out_h, int64_t 
 
 std::pair<at::Tensor, at::Tensor> UpsampledCrossEntropy(const at::Tensor& logits_in, const at::Tensor& labels_in,
                                                         int64_t ignore_index) {
+  const c10::cuda::CUDAGuard guard(logits_in.device());
   const at::Tensor logits = logits_in.contiguous(), labels = labels_in.contiguous();
   at::Tensor grad = at::zeros_like(logits);
   at::Tensor loss = at::empty(labels.sizes(), logits.options());
