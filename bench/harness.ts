@@ -1,7 +1,7 @@
 /** Timing harness for `npm run bench`: medians after warm-up, one JSON line per measurement. */
 import { spawnSync } from 'child_process';
 import path from 'path';
-import { packageRoot } from '../lib/native';
+import { native, packageRoot } from '../lib/native';
 
 export interface Measurement {
   name: string;
@@ -15,8 +15,12 @@ export interface Measurement {
 export interface BenchContext {
   quick: boolean;
   threads: number;
-  /** `--precision fp32,bf16+cl`: the step cases' precisions (default: all). */
+  /** `--precision fp32,bf16+cl`: the step cases' precisions (default: all; on CUDA fp32 and bf16+cl). */
   precisions?: string[];
+  /** `--device cuda`: the step case's two sides on the GPU (default cpu). */
+  device: 'cpu' | 'cuda';
+  /** `--recipe voc-513,camvid-small`: the step case's recipes (default: voc-321; on CUDA voc-513 and camvid-small). */
+  recipes?: string[];
   results: Measurement[];
 }
 
@@ -24,6 +28,22 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+let machine: Record<string, string> | undefined;
+
+/**
+ * The machine every line was measured on: the CPU model, the instruction set that decides its speed
+ * (avx2, avx512, avx512-bf16 or amx-bf16) and what oneDNN dispatches to; figures from different
+ * machine types are not comparable (BENCHMARKS.md keeps a table per type).
+ */
+export function machineFields(): Record<string, string> {
+  if (!machine) {
+    const c = native().info().cpu;
+    const isa = c.amxBf16 ? 'amx-bf16' : c.avx512Bf16 ? 'avx512-bf16' : c.avx512f ? 'avx512' : c.avx2 ? 'avx2' : 'sse';
+    machine = { cpu: c.model || 'unknown', isa, onednn: c.onednnIsa || 'unknown' };
+  }
+  return machine;
 }
 
 /** Records a measurement taken elsewhere (e.g. by the Python side) and prints its JSON line. */
@@ -35,6 +55,7 @@ export function record(ctx: BenchContext, name: string, seconds: number[], field
     runs: seconds.length,
     threads: ctx.threads,
     ...fields,
+    ...machineFields(),
   };
   ctx.results.push(m);
   process.stdout.write(`${JSON.stringify(m)}\n`);
@@ -78,7 +99,7 @@ export function runPythonBench(python: string, script: string, args: Record<stri
 export function printTable(results: Measurement[]): void {
   const rows = results.map((m) => {
     const extra = Object.entries(m)
-      .filter(([k]) => !['name', 'median_s', 'min_s', 'runs', 'threads'].includes(k))
+      .filter(([k]) => !['name', 'median_s', 'min_s', 'runs', 'threads', 'cpu', 'isa', 'onednn'].includes(k))
       .map(([k, v]) => `${k}=${v}`)
       .join(' ');
     return [m.name, m.median_s.toFixed(4), m.min_s.toFixed(4), String(m.runs), String(m.threads), extra];
@@ -86,6 +107,7 @@ export function printTable(results: Measurement[]): void {
   const header = ['name', 'median s', 'min s', 'runs', 'thr', 'details'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 5 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  process.stdout.write(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  const m = machineFields();
+  process.stdout.write(`\n# ${m.cpu}, ${m.isa} (oneDNN: ${m.onednn})\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
 }

@@ -4,10 +4,18 @@
  * same initial weights, full memory banks and batches; fp32, fp32 + channels-last and bf16 +
  * channels-last (`--precision` picks), each side in the same layout; the fp32 + channels-last lines
  * are also compared with PyTorch's plain fp32 step (`vs_python_fp32`: the reference as users run it).
+ * With `--device cuda` both sides run on the GPU (fp32 and bf16 autocast + channels-last by default)
+ * and each line also gives the side's peak GPU memory (the CUDA caching allocator's peak allocated
+ * bytes, the same counter on both sides: torch.cuda.max_memory_allocated).
  *   camvid-small: experiments/camvid-small (240x180 CamVid, crop 161, batch 2 + 2, R50 deep stem
- *     OS16, 11 classes), real CamVid batches; U2PL, warm-up and supervised-only steps and their floors.
+ *     OS16, 11 classes), real CamVid batches (synthetic ones of the same shape in the step case
+ *     where CamVid is absent); `--only camvid`: U2PL, warm-up and supervised-only steps and their
+ *     floors; in the step case the U2PL step and its floor.
  *   voc-321: R50 deep stem OS8, 321 x 321, batch 2 + 2, 21 classes, synthetic batches; the U2PL step
  *     and its floor.
+ *   voc-513: the reference's VOC recipe per GPU: R101 deep stem OS8, 513 x 513, batch 2 + 2, 21
+ *     classes, synthetic batches; the U2PL step and its floor.
+ *   smoke: camvid-small's network on 65 x 65 synthetic batches, the U2PL step only (scripts/gpu-check.sh --cpu-only).
  * A floor is the same network passes and SGD step with a plain CE and nothing else.
  */
 import { spawnSync } from 'child_process';
@@ -22,6 +30,7 @@ import { SemiSupervisedSampler } from '../../lib/data/sampler';
 import { AddonTrainerOptions, native, packageRoot, Tensor } from '../../lib/native';
 import { trainerOptions } from '../../lib/train/train';
 import { BenchContext, pythonWithTorch, record } from '../harness';
+import { networkMacs, practicalPeak, stepGflop } from './utilisation';
 
 type StepBatch = { labeled_images: Tensor; labels: Tensor; unlabeled_images: Tensor };
 
@@ -44,30 +53,55 @@ const STEPS = 6;
 /** The precisions a run compares: name, autocast dtype, channels-last. */
 export const PRECISIONS = [['fp32', null, false], ['fp32+cl', null, true], ['bf16+cl', 'bfloat16', true]] as const;
 
+/** The step case's recipes (`--recipe`). */
+export const RECIPES = ['voc-321', 'voc-513', 'camvid-small', 'smoke'];
+
 function lcg(seed: number): () => number {
   let s = seed;
   return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
 }
 
-function camvidRecipe(): Recipe | undefined {
+/** Random images and labels in blobs (8 x 8 cells of one class): a realistic number of classes and anchors per image. */
+function syntheticBatches(size: number, classes: number): StepBatch[] {
+  const rand = lcg(5);
+  const images = () => ({ data: Float32Array.from({ length: 2 * 3 * size * size }, () => rand() * 4 - 2), shape: [2, 3, size, size] });
+  const labels = () => {
+    const data = new Uint8Array(2 * size * size);
+    const cells = Array.from({ length: 2 * 64 }, () => Math.floor(rand() * classes));
+    for (let b = 0; b < 2; b++) for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
+      data[(b * size + y) * size + x] = cells[b * 64 + Math.floor((y * 8) / size) * 8 + Math.floor((x * 8) / size)];
+    }
+    return { data, shape: [2, size, size] };
+  };
+  return Array.from({ length: STEPS }, () => ({ labeled_images: images(), labels: labels(), unlabeled_images: images() }));
+}
+
+/**
+ * camvid-small; `all`: every step kind on real data (skipped without CamVid), else the U2PL step and
+ * its floor. `smoke`: its network on 65 x 65 synthetic batches, a quick run of both sides' code.
+ */
+function camvidRecipe(all: boolean, smoke = false): Recipe | undefined {
   const root = packageRoot();
   const semiConfig = loadConfig(path.join(root, 'experiments/camvid-small/u2pl/config.yaml'));
   const supConfig = loadConfig(path.join(root, 'experiments/camvid-small/suponly/config.yaml'));
-  if (!fs.existsSync(semiConfig.dataset.train.dataRoot)) {
+  const real = !smoke && fs.existsSync(semiConfig.dataset.train.dataRoot);
+  if (!real && all) {
     process.stdout.write(`# step camvid-small: CamVid not found at ${semiConfig.dataset.train.dataRoot} (set U2PL_DATA_ROOT); skipped\n`);
     return undefined;
   }
+  if (!real && !smoke) process.stdout.write(`# step camvid-small: CamVid not found at ${semiConfig.dataset.train.dataRoot}: synthetic batches of its shape\n`);
   const raw = semiConfig.raw.trainer as Record<string, unknown>;
   return {
-    name: 'camvid',
+    name: smoke ? 'smoke' : 'camvid',
     semi: trainerOptions(semiConfig),
     supervised: trainerOptions(supConfig),
-    fields: { recipe: 'camvid-small', size: 161, batch: '2+2', depth: 50, os: 16, classes: 11 },
-    kinds: ['u2pl', 'floor.u2pl', 'warmup', 'floor.warmup', 'supervised', 'floor.supervised'],
+    fields: { recipe: smoke ? 'smoke' : 'camvid-small', size: smoke ? 65 : 161, batch: '2+2', depth: 50, os: 16, classes: 11, data: real ? 'camvid' : 'synthetic' },
+    kinds: all ? ['u2pl', 'floor.u2pl', 'warmup', 'floor.warmup', 'supervised', 'floor.supervised'] : smoke ? ['u2pl'] : ['u2pl', 'floor.u2pl'],
     python: { classes: 11, contrastive: raw.contrastive },
     epochs: semiConfig.trainer.epochs,
-    runs: 8,
+    runs: smoke ? 2 : 8,
     batches: async () => {
+      if (!real) return syntheticBatches(smoke ? 65 : 161, 11);
       const data = await prepareData(semiConfig.dataset, 11);
       const plan = new SemiSupervisedSampler(data.labeled.length, data.unlabeled.length, 2, 0).epoch(0);
       const base = { augment: semiConfig.dataset.train.augment, train: true, labelOptions: data.info.labelOptions, classes: 11, ignoreLabel: 255, seed: 0 };
@@ -87,36 +121,24 @@ function camvidRecipe(): Recipe | undefined {
   };
 }
 
-function vocRecipe(): Recipe {
-  const model = { depth: 50, numClasses: 21, repHead: true, multiGrid: true, replaceStrideWithDilation: [false, true, true] as [boolean, boolean, boolean] };
+/** The VOC recipes at OS8, synthetic batches: voc-321 (R50) and the reference's per-GPU voc-513 (R101). */
+function vocRecipe(size: 321 | 513): Recipe {
+  const depth = size === 513 ? 101 : 50;
+  const model = { depth, deepStem: true, numClasses: 21, repHead: true, multiGrid: true, replaceStrideWithDilation: [false, true, true] as [boolean, boolean, boolean] };
   const contrastive = {
     negative_high_entropy: true, low_rank: 3, high_rank: 20, current_class_threshold: 0.3, current_class_negative_threshold: 1,
     low_entropy_threshold: 20, num_negatives: 50, num_queries: 256, temperature: 0.5, loss_weight: 1,
   };
   return {
-    name: 'voc321',
+    name: `voc${size}`,
     semi: { model, semi: true, seed: 0, momentum: 0.9, weightDecay: 1e-4, mix: 'cutmix', unsupervised: { weight: 1 }, contrastive: { weight: 1 } },
     supervised: { model: { ...model, repHead: false }, semi: false, seed: 0 },
-    fields: { recipe: 'voc-321', size: 321, batch: '2+2', depth: 50, os: 8, classes: 21 },
+    fields: { recipe: `voc-${size}`, size, batch: '2+2', depth, os: 8, classes: 21 },
     kinds: ['u2pl', 'floor.u2pl'],
-    python: { classes: 21, contrastive, net: { replace_stride_with_dilation: [false, true, true], dilations: [12, 24, 36] } },
+    python: { classes: 21, contrastive, net: { depth, replace_stride_with_dilation: [false, true, true], dilations: [12, 24, 36] } },
     epochs: 80,
-    runs: 4,  // ~25 s a step
-    batches: async () => {
-      const rand = lcg(5);
-      const size = 321;
-      const images = () => ({ data: Float32Array.from({ length: 2 * 3 * size * size }, () => rand() * 4 - 2), shape: [2, 3, size, size] });
-      // Labels in blobs (8 x 8 cells of one class): a realistic number of classes and anchors per image.
-      const labels = () => {
-        const data = new Uint8Array(2 * size * size);
-        const cells = Array.from({ length: 2 * 64 }, () => Math.floor(rand() * 21));
-        for (let b = 0; b < 2; b++) for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
-          data[(b * size + y) * size + x] = cells[b * 64 + Math.floor((y * 8) / size) * 8 + Math.floor((x * 8) / size)];
-        }
-        return { data, shape: [2, size, size] };
-      };
-      return Array.from({ length: STEPS }, () => ({ labeled_images: images(), labels: labels(), unlabeled_images: images() }));
-    },
+    runs: size === 513 ? 6 : 4,  // voc-321 on 2 CPU cores: ~25 s a step
+    batches: async () => syntheticBatches(size, 21),
   };
 }
 
@@ -161,14 +183,28 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
     }
     const runs = ctx.quick ? 2 : recipe.runs;
     const warmup = ctx.quick ? 1 : 2;
-    const python = pythonWithTorch();
+    const { device } = ctx;
+    const python = pythonOn(device);
     const schedule = { dropPercentile: 100 - 20 * (1 - 1 / recipe.epochs), alpha: 20 * (1 - 1 / recipe.epochs) };
+    // The steps' work (multiply-adds of their passes, bench/python/count_macs.py) and, on the CPU, the
+    // machine's practical peak: each line gets its achieved GFLOP/s and its share of that peak.
+    const size = recipe.fields.size as number;
+    const macs = { joint: networkMacs(recipe.python, size, 4), half: networkMacs(recipe.python, size, 2) };
+    const peak = device === 'cpu' && macs.joint ? await practicalPeak(ctx) : undefined;
+    const utilisation = (m: Record<string, unknown>, kind: string, impl: 'u2pl' | 'python') => {
+      if (!macs.joint || !macs.half) return;
+      const gflops = stepGflop(kind, macs.joint, macs.half, impl) / (m.median_s as number);
+      m.gflops = Number(gflops.toFixed(1));
+      if (peak) m.pct_of_peak = Number((100 * gflops / peak).toFixed(0));
+    };
     const plainPython: Record<string, number> = {};
+    const precisions = ctx.precisions ?? (device === 'cuda' ? ['fp32', 'bf16+cl'] : PRECISIONS.map(([name]) => name));
     for (const [precision, autocast, channelsLast] of PRECISIONS) {
-      if (ctx.precisions && !ctx.precisions.includes(precision)) continue;
-      const fields = { ...recipe.fields, precision };
-      const semi = { ...recipe.semi, autocast, channelsLast };
-      const supervised = { ...recipe.supervised, autocast, channelsLast };
+      if (!precisions.includes(precision)) continue;
+      const fields = { ...recipe.fields, precision, device };
+      const onDevice = (o: AddonTrainerOptions): AddonTrainerOptions => ({ ...o, autocast, channelsLast, device, model: { ...o.model, device } });
+      const semi = onDevice(recipe.semi);
+      const supervised = onDevice(recipe.supervised);
       const ours: Record<string, any> = {};
       const py: Record<string, any> = {};
       for (const kind of recipe.kinds) {
@@ -180,22 +216,27 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
           })], `the u2pl step (${recipe.name}, ${kind})`);
           for (const k of pair) ours[k] = r;
         }
-        if (python && ['u2pl', 'floor.u2pl', 'warmup', 'supervised'].includes(kind)) {
+        // On CUDA the reference's U2PL step only: each Python process is a GPU context and a cuDNN autotune.
+        if (python && (device === 'cuda' ? ['u2pl'] : ['u2pl', 'floor.u2pl', 'warmup', 'supervised']).includes(kind)) {
           py[kind] = child(python, [path.join(root, 'bench/python/u2pl_step.py'), JSON.stringify({
             ...recipe.python, init, batches, autocast: autocast !== null, channels_last: channelsLast, warmup, runs, threads: ctx.threads,
-            lr: 0.01, kinds: [kind], epochs: recipe.epochs,
+            lr: 0.01, kinds: [kind], epochs: recipe.epochs, device,
           })], `the Python reference step (${recipe.name}, ${kind})`);
         }
       }
       for (const kind of recipe.kinds) {
         const m = record(ctx, `step.${recipe.name}.${kind}`, ours[kind].steps[kind].seconds, { ...fields, impl: 'u2pl' });
+        utilisation(m, kind, 'u2pl');
         m.peak_rss_mb = Math.round(ours[kind].peak_rss_mb as number);
+        if (ours[kind].peak_gpu_mb !== undefined) m.peak_gpu_mb = Math.round(ours[kind].peak_gpu_mb as number);
         const floor = ours[`floor.${kind}`];
         if (floor) m.overhead_vs_floor = Number((m.median_s / median(floor.steps[`floor.${kind}`].seconds)).toFixed(3));
         const theirs = py[kind];
         if (theirs) {
           const p = record(ctx, `step.${recipe.name}.${kind}`, theirs.steps[kind].seconds, { ...fields, impl: `python-torch-${theirs.torch as string}` });
+          utilisation(p, kind, 'python');
           p.peak_rss_mb = Math.round(theirs.peak_rss_mb as number);
+          if (theirs.steps[kind].peak_gpu_mb !== undefined) p.peak_gpu_mb = Math.round(theirs.steps[kind].peak_gpu_mb as number);
           m.vs_python = Number((p.median_s / m.median_s).toFixed(3));
           if (precision === 'fp32') plainPython[kind] = p.median_s;
         }
@@ -203,7 +244,7 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
         process.stdout.write(`# ${recipe.name} ${precision} ${kind}: u2pl ${fmt(ours[kind].steps[kind].phases)}\n`);
         if (theirs) process.stdout.write(`# ${recipe.name} ${precision} ${kind}: python ${fmt(theirs.steps[kind].phases)}\n`);
       }
-      if (!python) process.stdout.write('# python3 with torch not found: the Python lines are skipped (apt-get install python3-torch)\n');
+      if (!python) process.stdout.write(`# python3 with torch${device === 'cuda' ? ' and CUDA' : ''} not found (U2PL_BENCH_PYTHON picks one): the Python lines are skipped\n`);
     }
   } finally {
     if (process.env.U2PL_BENCH_KEEP || process.env.U2PL_BENCH_PREPARE_ONLY) process.stdout.write(`# kept the inputs in ${dir}\n`);
@@ -211,11 +252,21 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
   }
 }
 
+/** The Python with torch for the reference's side (on CUDA: one whose torch sees the GPU), or null. */
+function pythonOn(device: 'cpu' | 'cuda'): string | null {
+  const python = pythonWithTorch();
+  if (!python || device === 'cpu') return python;
+  return spawnSync(python, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'], { stdio: 'ignore' }).status === 0 ? python : null;
+}
+
 export async function benchCamvid(ctx: BenchContext): Promise<void> {
-  const recipe = camvidRecipe();
+  const recipe = camvidRecipe(true);
   if (recipe) await compare(ctx, recipe);
 }
 
 export async function benchStep(ctx: BenchContext): Promise<void> {
-  await compare(ctx, vocRecipe());
+  for (const name of ctx.recipes ?? (ctx.device === 'cuda' ? ['voc-513', 'camvid-small'] : ['voc-321'])) {
+    const recipe = name === 'camvid-small' || name === 'smoke' ? camvidRecipe(false, name === 'smoke') : vocRecipe(name === 'voc-513' ? 513 : 321);
+    if (recipe) await compare(ctx, recipe);
+  }
 }

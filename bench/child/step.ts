@@ -36,6 +36,7 @@ const KINDS: Record<string, { phase: AddonStepInputs['phase']; semi: boolean }> 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2]) as Args;
   native().setThreads(args.threads);
+  const cuda = args.semi.device === 'cuda';
   const steps = ((await readCheckpoint(args.batches)) as { steps: Step[] }).steps;
   const out: Record<string, { seconds: number[]; phases: Partial<StepPhases> }> = {};
   // Kinds of one trainer (a step and its floor) run interleaved on it, step by step, so that the
@@ -65,7 +66,9 @@ async function main(): Promise<void> {
     }
     trainer.dispose();
   }
-  process.stdout.write(`${JSON.stringify({ steps: out, peak_rss_mb: process.resourceUsage().maxRSS / 1024 })}\n`);
+  // On CUDA, the caching allocator's peak (what torch.cuda.max_memory_allocated gives the Python side).
+  const gpu = cuda ? native().cudaMemory() : null;
+  process.stdout.write(`${JSON.stringify({ steps: out, peak_rss_mb: process.resourceUsage().maxRSS / 1024, ...(gpu ? { peak_gpu_mb: gpu.peakAllocatedBytes / 2 ** 20 } : {}) })}\n`);
 }
 
 main().catch((e) => {

@@ -1,12 +1,15 @@
-"""The Python side of the camvid-small step bench: the reference's training step (train_semi.py
-and utils/loss_helper.py of the original U2PL code, the CUDA calls dropped) in plain torch.nn, on
-the same LibTorch as the addon, from the same initial weights, memory banks and batches.
+"""The Python side of the step benches: the reference's training step (train_semi.py and
+utils/loss_helper.py of the original U2PL code) in plain torch.nn, from the same initial weights,
+memory banks and batches as the addon; on the CPU (the same LibTorch as the addon) or, with
+"device": "cuda", on the GPU as the reference runs it (cuDNN benchmark mode, memory banks on the
+host, .cuda() where it calls it).
 
   python3 u2pl_step.py '{"init": ".../init.pth", "batches": ".../batches.pth", "threads": 2,
                          "autocast": false, "channels_last": false, "warmup": 2, "runs": 5, ...}'
 
 Prints one JSON object: per step kind ("u2pl", "warmup", "supervised", "floor.u2pl", ...) the
-seconds of each timed step and the mean seconds of each phase; the peak RSS of the process."""
+seconds of each timed step, the mean seconds of each phase and on CUDA the peak GPU memory
+(torch.cuda.max_memory_allocated, MiB); the peak RSS of the process."""
 import json
 import resource
 import sys
@@ -20,6 +23,10 @@ from reference_net import Model
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
+DEV = torch.device(args.get("device", "cpu"))
+CUDA = DEV.type == "cuda"
+if CUDA:
+    torch.backends.cudnn.benchmark = True  # as the reference's train_semi.py
 torch.manual_seed(0)
 np.random.seed(0)
 CLASSES = args["classes"]
@@ -30,10 +37,11 @@ EPOCHS = args.get("epochs", 6)
 
 
 def autocast():
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args["autocast"])
+    return torch.autocast(DEV.type, dtype=torch.bfloat16, enabled=args["autocast"])
 
 
 def prepare(model):
+    model = model.to(DEV)
     return model.to(memory_format=torch.channels_last) if args["channels_last"] else model
 
 
@@ -45,7 +53,7 @@ def inputs(x):
 def label_onehot(inputs, num_segments):
     # As u2pl-method.md §10.2 reads the reference: ignored pixels (255) get an all-zero vector.
     batch_size, im_h, im_w = inputs.shape
-    outputs = torch.zeros([batch_size, num_segments, im_h, im_w])
+    outputs = torch.zeros([batch_size, num_segments, im_h, im_w], device=inputs.device)
     return outputs.scatter_(1, inputs.unsqueeze(1).clamp(max=num_segments - 1), 1.0) * (inputs != 255).unsqueeze(1)
 
 
@@ -64,7 +72,7 @@ def generate_unsup_data(data, target, logits):
     batch_size, _, im_h, im_w = data.shape
     new_data, new_target, new_logits = [], [], []
     for i in range(batch_size):
-        mix_mask = generate_cutout_mask([im_h, im_w])
+        mix_mask = generate_cutout_mask([im_h, im_w]).to(data.device)
         new_data.append((data[i] * mix_mask + data[(i + 1) % batch_size] * (1 - mix_mask)).unsqueeze(0))
         new_target.append((target[i] * mix_mask + target[(i + 1) % batch_size] * (1 - mix_mask)).unsqueeze(0))
         new_logits.append((logits[i] * mix_mask + logits[(i + 1) % batch_size] * (1 - mix_mask)).unsqueeze(0))
@@ -128,8 +136,8 @@ def compute_contra_memobank_loss(rep, label_l, label_u, prob_l, prob_u, low_mask
             seg_num_list.append(int(low_valid_pixel_seg.sum().item()))
             valid_classes.append(i)
     if len(seg_num_list) <= 1:
-        return torch.tensor(0.0) * rep.sum()
-    reco_loss = torch.tensor(0.0)
+        return torch.tensor(0.0, device=rep.device) * rep.sum()
+    reco_loss = torch.tensor(0.0, device=rep.device)
     seg_proto = torch.cat(seg_proto_list)
     valid_seg = len(seg_num_list)
     for i in range(valid_seg):
@@ -140,19 +148,19 @@ def compute_contra_memobank_loss(rep, label_l, label_u, prob_l, prob_u, low_mask
             reco_loss = reco_loss + 0 * rep.sum()
             continue
         with torch.no_grad():
-            negative_feat = memobank[valid_classes[i]][0].clone()
+            negative_feat = memobank[valid_classes[i]][0].clone().to(rep.device)
             high_entropy_idx = torch.randint(len(negative_feat), size=(num_queries * num_negatives,))
             negative_feat = negative_feat[high_entropy_idx].reshape(num_queries, num_negatives, num_feat)
             positive_feat = seg_proto[i].unsqueeze(0).unsqueeze(0).repeat(num_queries, 1, 1)
             all_feat = torch.cat((positive_feat, negative_feat), dim=1)
         seg_logits = torch.cosine_similarity(anchor_feat.unsqueeze(1), all_feat, dim=2)
-        reco_loss = reco_loss + F.cross_entropy(seg_logits / temp, torch.zeros(num_queries).long())
+        reco_loss = reco_loss + F.cross_entropy(seg_logits / temp, torch.zeros(num_queries, dtype=torch.long, device=rep.device))
     return reco_loss / valid_seg
 
 
 # ---- set-up: the addon's initial weights and banks, its batches --------------------------------------
-init = torch.load(args["init"])
-batches = torch.load(args["batches"])
+init = torch.load(args["init"], map_location="cpu")
+batches = torch.load(args["batches"], map_location="cpu")
 cfg = args["contrastive"]
 
 
@@ -174,13 +182,15 @@ class Clock:
         self.phases, self.last = {}, time.perf_counter()
 
     def mark(self, phase):
+        if CUDA:
+            torch.cuda.synchronize()  # a phase ends when its kernels have run
         now = time.perf_counter()
         self.phases[phase] = self.phases.get(phase, 0.0) + now - self.last
         self.last = now
 
 
 def batch(k):
-    b = batches["steps"][k % len(batches["steps"])]
+    b = {key: v.to(DEV) for key, v in batches["steps"][k % len(batches["steps"])].items()}  # the reference's .cuda() per step
     return inputs(b["labeled_images"]), b["labels"].long(), inputs(b["unlabeled_images"])
 
 
@@ -315,6 +325,8 @@ for kind, fn, semi, floor in [("u2pl", u2pl_step, True, False), ("floor.u2pl", u
     if kind not in args["kinds"]:
         continue
     s = state(semi)
+    if CUDA:
+        torch.cuda.reset_peak_memory_stats()
     seconds, phases = [], {}
     for k in range(args["warmup"] + args["runs"]):
         clock = Clock()
@@ -325,6 +337,10 @@ for kind, fn, semi, floor in [("u2pl", u2pl_step, True, False), ("floor.u2pl", u
             for name, v in clock.phases.items():
                 phases[name] = phases.get(name, 0.0) + v / args["runs"]
     out["steps"][kind] = {"seconds": seconds, "phases": phases}
+    if CUDA:
+        out["steps"][kind]["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     del s
+    if CUDA:
+        torch.cuda.empty_cache()
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))

@@ -1,0 +1,111 @@
+/**
+ * How far the steps are from what the machine can do (fp32):
+ *   peak.gemm, peak.conv3x3: the machine's practical peak, measured in the same run: a large matrix
+ *     product and a large 3x3 convolution through LibTorch (the convolution in both layouts);
+ *   layer.camvid-small: every convolution of camvid-small's network on its own, forward, at the
+ *     shapes a training step sees (4 images of 161 x 161), in both layouts: its achieved GFLOP/s
+ *     and its share of the network's multiply-adds, i.e. which layers run furthest from the peak.
+ * The multiply-adds come from bench/python/count_macs.py (the network's convolution shapes); the
+ * step case divides its steps' work by their time with the same counts (stepGflop).
+ */
+import { native } from '../../lib/native';
+import { BenchContext, pythonWithTorch, record, runPythonBench } from '../harness';
+
+export interface NetworkMacs {
+  /** One train-mode forward of the batch, all heads; per module and in total. */
+  full: { modules: Record<string, number>; total: number };
+  /** An eval-mode pass that needs only the logits (no representation or aux head). */
+  pred: { modules: Record<string, number>; total: number };
+  convs: { module: string; input: number[]; weight: number[]; stride: number; padding: number; dilation: number; groups: number; macs: number }[];
+}
+
+/** The multiply-adds of a network's passes over `batch` images of `size` (null without Python torch). */
+export function networkMacs(python: Record<string, unknown>, size: number, batch: number): NetworkMacs | null {
+  const py = pythonWithTorch();
+  if (!py) return null;
+  return runPythonBench(py, 'count_macs.py', { net: python.net ?? {}, classes: python.classes, size, batch }) as unknown as NetworkMacs;
+}
+
+/**
+ * The GFLOP (2 per multiply-add) of one training step of a kind, from the passes it makes:
+ *   u2pl: the teacher's eval pass on the unlabeled batch (logits only in u2pl; the reference's
+ *     computes every head), the student's forward and backward (twice the forward) on both
+ *     batches, the teacher's train-mode forward on both;
+ *   warmup: the student's forward and backward on the labeled batch and the teacher's forward on it;
+ *   supervised: the student's forward and backward on the labeled batch.
+ * `joint` counts both batches (labeled + unlabeled), `half` one of them.
+ */
+export function stepGflop(kind: string, joint: NetworkMacs, half: NetworkMacs, impl: 'u2pl' | 'python'): number {
+  const base = kind.replace(/^floor\./, '');
+  const macs = base === 'u2pl'
+    ? (impl === 'u2pl' ? half.pred.total : half.full.total) + 3 * joint.full.total + joint.full.total
+    : base === 'warmup' ? 3 * half.full.total + half.full.total
+      : 3 * half.full.total;
+  return (2 * macs) / 1e9;
+}
+
+const best = (s: number[]) => Math.min(...s);
+let measuredPeak: Promise<number> | undefined;
+
+/**
+ * The machine's practical fp32 peak in GFLOP/s, measured once per run (its lines recorded): the
+ * best of a large GEMM and a large 3x3 convolution in both layouts, through LibTorch.
+ */
+export function practicalPeak(ctx: BenchContext): Promise<number> {
+  measuredPeak ??= (async () => {
+    const addon = native();
+    const runs = ctx.quick ? 2 : 5;
+    const n = ctx.quick ? 1024 : 2048;
+    const gemm = await addon.timeKernel({ op: 'gemm', m: n, k: n, n }, { warmup: 1, runs });
+    const gemmGflops = (2 * n ** 3) / best(gemm) / 1e9;
+    record(ctx, 'peak.gemm', gemm, { shape: `${n}x${n}x${n}`, gflops: Number(gemmGflops.toFixed(1)) });
+    let peak = gemmGflops;
+    for (const channelsLast of [false, true]) {
+      const conv = { op: 'conv' as const, batch: 2, channels: 256, height: 64, outChannels: 256, kernel: 3, channelsLast };
+      const seconds = await addon.timeKernel(conv, { warmup: 1, runs });
+      const gflops = (2 * 2 * 256 * 256 * 9 * 64 * 64) / best(seconds) / 1e9;
+      peak = Math.max(peak, gflops);
+      record(ctx, 'peak.conv3x3', seconds, { shape: '2x256x64x64, 256 out', layout: channelsLast ? 'channels-last' : 'contiguous', gflops: Number(gflops.toFixed(1)) });
+    }
+    process.stdout.write(`# practical fp32 peak: ${peak.toFixed(1)} GFLOP/s (the best of the GEMM and the convolutions)\n`);
+    return peak;
+  })();
+  return measuredPeak;
+}
+
+export async function benchUtilisation(ctx: BenchContext): Promise<void> {
+  const addon = native();
+  const peak = await practicalPeak(ctx);
+
+  // camvid-small's network, layer by layer (4 images: a U2PL step's joint batch).
+  const macs = networkMacs({ classes: 11 }, 161, 4);
+  if (!macs) {
+    process.stdout.write('# layer.camvid-small skipped: needs python3 with torch (bench/python/count_macs.py counts the layers)\n');
+    return;
+  }
+  // Identical shapes (the repeated blocks of a stage) are timed once and counted as often as they occur.
+  const shapes = new Map<string, { conv: NetworkMacs['convs'][number]; count: number; modules: string[] }>();
+  for (const c of macs.convs) {
+    if (c.groups !== 1) continue;
+    const key = JSON.stringify([c.input, c.weight, c.stride, c.padding, c.dilation]);
+    const s = shapes.get(key) ?? { conv: c, count: 0, modules: [] };
+    s.count++;
+    s.modules.push(c.module);
+    shapes.set(key, s);
+  }
+  const total = macs.full.total;
+  for (const { conv: c, count, modules } of shapes.values()) {
+    for (const channelsLast of [false, true]) {
+      const seconds = await addon.timeKernel({
+        op: 'conv', batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3], outChannels: c.weight[0],
+        kernel: c.weight[2], stride: c.stride, padding: c.padding, dilation: c.dilation, channelsLast,
+      }, { warmup: 1, runs: ctx.quick ? 2 : 3 });
+      const gflops = (2 * c.macs) / best(seconds) / 1e9;
+      record(ctx, 'layer.camvid-small', seconds, {
+        module: modules[0] + (count > 1 ? ` (x${count})` : ''), shape: `${c.input.join('x')} ${c.weight.join('x')} s${c.stride} d${c.dilation}`,
+        layout: channelsLast ? 'channels-last' : 'contiguous', share_pct: Number((100 * count * c.macs / total).toFixed(1)),
+        gflops: Number(gflops.toFixed(1)), pct_of_peak: Number((100 * gflops / peak).toFixed(0)),
+      });
+    }
+  }
+}
