@@ -2,13 +2,36 @@
  * u2pl: semi-supervised semantic segmentation with U2PL on LibTorch.
  */
 import { native, NativeInfo, NativeTensor, Tensor, DType } from './native';
+import { AutocastDtype, choosePrecision } from './model/precision';
 
 export type { DType, NativeInfo, NativeTensor, Tensor, TypedArray } from './native';
 export { defaultThreadCount } from './native';
+export { choosePrecision } from './model/precision';
+export type { AutocastDtype, Precision, RuntimeSettings } from './model/precision';
 
-/** What the addon was built with and runs on (LibTorch version, threads, CUDA). */
-export function info(): NativeInfo {
-  return native().info();
+export interface Info extends NativeInfo {
+  /**
+   * What `runtime.autocast: auto` and `runtime.channels_last: auto` choose on this machine: for
+   * the CPU, and for each CUDA device (lib/model/precision.ts).
+   */
+  defaults: { cpu: DeviceDefaults; cuda: DeviceDefaults[] };
+}
+
+export interface DeviceDefaults {
+  autocast: AutocastDtype;
+  channelsLast: boolean;
+  /** What was chosen and why, as a run logs it. */
+  summary: string;
+}
+
+/** What the addon was built with and runs on (LibTorch, threads, CPU features, CUDA) and the defaults it leads to. */
+export function info(): Info {
+  const i = native().info();
+  const pick = (device: string): DeviceDefaults => {
+    const { autocast, channelsLast, summary } = choosePrecision({ device, autocast: 'auto', channelsLast: 'auto' }, i);
+    return { autocast, channelsLast, summary };
+  };
+  return { ...i, defaults: { cpu: pick('cpu'), cuda: i.cudaDevices.map((_, k) => pick(`cuda:${k}`)) } };
 }
 
 /** Sets LibTorch's intra-op thread count for this process; returns the count now in force. */

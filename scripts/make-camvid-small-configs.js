@@ -52,7 +52,7 @@ function base(semi, depth) {
       },
       decoder: { type: 'dec_deeplabv3_plus', kwargs: { inner_planes: 256, dilations: [6, 12, 18], rep_head: semi } },
     },
-    runtime: { autocast: '${U2PL_AUTOCAST:-bfloat16}', channels_last: true },
+    runtime: { autocast: '${U2PL_AUTOCAST:-auto}', channels_last: 'auto' },
   };
 }
 

@@ -101,7 +101,11 @@ function verify() {
   const probe = "const a=require('node-gyp-build')(process.argv[1]);const i=a.info();" +
     "console.log(`u2pl setup: addon ${i.addonVersion} loaded: LibTorch ${i.libtorchVersion} from ${i.libtorch.library} (${i.libtorch.source}), BLAS ${i.libtorch.blas || 'unknown'}, " +
     "distributed ${i.distributed.join(', ') || 'none (apt-get install libgloo-dev, then npx u2pl-setup)'}, CUDA ${i.cudaAvailable ? 'available' : 'not available'}, CUDA kernels ${i.cudaKernels ? 'compiled' : 'not compiled'}`);" +
-    "if (/\\/blas\\/libblas/.test(i.libtorch.blas)) console.log('u2pl setup: LibTorch calls the reference BLAS, slow where oneDNN does not run (one thread): apt-get install libopenblas0-openmp')";
+    "if (/\\/blas\\/libblas/.test(i.libtorch.blas)) console.log('u2pl setup: LibTorch calls the reference BLAS, slow where oneDNN does not run (one thread): apt-get install libopenblas0-openmp');" +
+    // The CPU features that decide speed, and (once the TypeScript is compiled) what runtime.autocast/channels_last auto choose.
+    "const c=i.cpu;console.log(`u2pl setup: CPU ${c.model || 'unknown'}: avx2 ${c.avx2}, avx512f ${c.avx512f}, avx512_bf16 ${c.avx512Bf16}, amx_bf16 ${c.amxBf16}; oneDNN dispatches to ${c.onednnIsa || 'unknown'}`);" +
+    "let p;try{p=require(require('path').join(process.argv[1],'dist/model/precision.js')).choosePrecision}catch{}" +
+    "if(p){for(const d of ['cpu',...i.cudaDevices.map((_,k)=>'cuda:'+k)])console.log('u2pl setup: auto: '+p({device:d,autocast:'auto',channelsLast:'auto'},i).summary)}";
   run(process.execPath, ['-e', probe, root]);
 }
 

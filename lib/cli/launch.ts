@@ -36,7 +36,7 @@ function rankCommand(): string[] {
 export async function launchRanks(nproc: number, io: CliOutput): Promise<number> {
   const port = await freePort();
   const threads = process.env.U2PL_THREADS ?? String(Math.max(1, Math.floor(os.availableParallelism() / nproc)));
-  io.err(`u2pl-train: ${nproc} ranks on 127.0.0.1:${port}, ${threads} thread(s) each\n`);
+  io.err(`u2pl-train: ${nproc} rank${nproc === 1 ? '' : 's'} on 127.0.0.1:${port}, ${threads} thread(s) each\n`);
   const children: ChildProcess[] = [];
   let firstFailure: { rank: number; code: number } | undefined;
   let interrupted = false;

@@ -26,6 +26,7 @@ interface TrainArgs {
   'data-root'?: string;
   threads?: number;
   'max-steps'?: number;
+  'allow-config-change': boolean;
   quiet: boolean;
 }
 
@@ -39,10 +40,12 @@ export async function trainMain(args: string[], io: CliOutput): Promise<number> 
     .option('threads', { type: 'string', requiresArg: true, coerce: integerFlag('threads', 1), describe: 'LibTorch threads, an integer >= 1 (default: available cores)' })
     .option('max-steps', { type: 'string', requiresArg: true, coerce: integerFlag('max-steps', 1), describe: 'stop (with a checkpoint) after this many steps, an integer >= 1' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress line' })
+    .option('allow-config-change', { type: 'boolean', default: false, describe: 'resume even where the config\'s training settings differ from those the checkpoint was saved under (refused otherwise, naming them)' })
     .option('nproc', { type: 'string', requiresArg: true, coerce: integerFlag('nproc', 1), describe: 'data-parallel processes on this machine (Gloo on CPU, NCCL with runtime.device cuda); several machines: run under torchrun or with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set' })
     .parse();
   const nproc = (argv.nproc as number | undefined) ?? 1;
-  if (nproc > 1 && process.env.WORLD_SIZE === undefined) return launchRanks(nproc, io);
+  // --nproc 1 too is a (one-rank) data-parallel job: one GPU drives every collective through NCCL.
+  if (argv.nproc !== undefined && process.env.WORLD_SIZE === undefined) return launchRanks(nproc, io);
   const dist = distributedFromEnv();
   if (dist) watchLauncher((code) => native().exitNow(code));
   const resume = argv.resume as string | undefined;
@@ -81,6 +84,7 @@ async function trainTargets(targets: string[], argv: TrainArgs, controller: Abor
       signal: controller.signal,
       resume: resume === undefined ? undefined : path.resolve(resume),
       maxSteps: argv['max-steps'] as number | undefined,
+      allowConfigChange: argv['allow-config-change'],
       onLog: (m) => io.err(`u2pl-train: ${m}\n`),
       onProgress: (p) => {
         if (argv.quiet) return;

@@ -129,8 +129,8 @@ export interface TrainerConfig {
 }
 
 /** `runtime.channels_last`: true, false, or auto (unset): see RuntimeConfig.channelsLast. */
-function channelsLast(v: unknown, device: string, autocast: string | null): boolean {
-  if (v === undefined || v === null || v === 'auto') return !device.startsWith('cuda') || autocast !== null;
+function channelsLast(v: unknown): boolean | 'auto' {
+  if (v === undefined || v === null || v === 'auto') return 'auto';
   if (typeof v !== 'boolean') throw new ConfigError('runtime.channels_last', `expected true, false or auto, got ${describe(v)}`);
   return v;
 }
@@ -138,13 +138,17 @@ function channelsLast(v: unknown, device: string, autocast: string | null): bool
 export interface RuntimeConfig {
   threads?: number;
   device: string;
-  autocast: 'bfloat16' | 'float16' | null;
+  /**
+   * Mixed precision (`runtime.autocast`): auto (the default) picks bf16 where the hardware computes
+   * it (CPUs with AVX512-BF16 or AMX, GPUs from compute capability 8.0), fp16 with loss scaling on
+   * older tensor-core GPUs, fp32 elsewhere; null (or empty) is fp32. lib/model/precision.ts resolves it.
+   */
+  autocast: 'auto' | 'bfloat16' | 'float16' | null;
   /**
    * Channels-last activations and weights (`runtime.channels_last`: true, false or auto, the
-   * default). auto: on for CPU (oneDNN's native layout: 5-10 % faster fp32 steps, see
-   * BENCHMARKS.md) and for CUDA with autocast (tensor cores); off for CUDA fp32.
+   * default): auto chooses per device and instruction set (lib/model/precision.ts).
    */
-  channelsLast: boolean;
+  channelsLast: boolean | 'auto';
   prefetch: number;
   /** Data parallel: the c10d backend (default nccl on CUDA, gloo otherwise) and the collectives' timeout. */
   distBackend?: 'gloo' | 'nccl';
@@ -272,6 +276,17 @@ function ignoreLabel(d: Section, w: Warner): number {
   return v;
 }
 
+/**
+ * `dataset.crop_label_pad`: the label of the crop's padding. 0 (the reference: class 0), or ignore
+ * (the config's ignore_label; the u2pl preset's); 255 is accepted where it is the ignore label.
+ */
+function cropLabelPad(d: Section, ignore: number): number {
+  const v = d.crop_label_pad;
+  if (v === undefined || v === 0) return 0;
+  if (v === 'ignore' || v === ignore) return ignore;
+  throw new ConfigError('dataset.crop_label_pad', `expected 0 (reference: class 0) or ignore (the ignore_label, ${ignore}), got ${describe(v)}${v === 255 ? `: 255 is neither a class nor this dataset's ignore_label` : ''}`);
+}
+
 function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
   const d = section(value, 'dataset');
   // Transform keys at the dataset level apply to both splits (the reference merges each split over it).
@@ -280,8 +295,8 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
     'resize', 'rand_resize', 'flip', 'GaussianBlur', 'crop', 'skip_unreadable', 'acp'], 'dataset');
   const type = str(d, 'type', undefined, 'dataset');
   const { kind, semi } = kindOf(type);
-  const labelPad = int(d, 'crop_label_pad', 0, 'dataset', 0);
-  if (labelPad !== 0 && labelPad !== 255) throw new ConfigError('dataset.crop_label_pad', `expected 0 (reference) or 255, got ${labelPad}`);
+  const ignore = ignoreLabel(d, w);
+  const labelPad = cropLabelPad(d, ignore);
   w.ignored(d, 'workers', 'dataset', "decoding and augmentation run on Node's libuv pool: set UV_THREADPOOL_SIZE for its threads and runtime.prefetch for the batches in flight");
   w.ignored(d, 'noise_std', 'dataset', 'unused by the reference too');
   const batchSize = int(d, 'batch_size', 1, 'dataset', 1);
@@ -324,7 +339,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
     val: split('val'),
     batchSize,
     nSup: d.n_sup === undefined ? undefined : int(d, 'n_sup', undefined, 'dataset', 1),
-    ignoreLabel: ignoreLabel(d, w),
+    ignoreLabel: ignore,
     headLrMultiplier: num(d, 'head_lr_multiplier', kind === 'voc' ? 10 : 1, 'dataset', 0),
     imageDir: d.image_dir === undefined ? undefined : str(d, 'image_dir', undefined, 'dataset'),
     labelDir: d.label_dir === undefined ? undefined : str(d, 'label_dir', undefined, 'dataset'),
@@ -515,8 +530,8 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     w.keys(runtime, ['threads', 'device', 'autocast', 'channels_last', 'prefetch', 'dist_backend', 'dist_timeout_s'], 'runtime');
     const distBackend = runtime.dist_backend === undefined ? undefined : str(runtime, 'dist_backend', undefined, 'runtime');
     if (distBackend !== undefined && distBackend !== 'gloo' && distBackend !== 'nccl') throw new ConfigError('runtime.dist_backend', `expected gloo or nccl, got '${distBackend}'`);
-    const autocast = runtime.autocast === undefined || runtime.autocast === null || runtime.autocast === '' ? null : str(runtime, 'autocast', undefined, 'runtime');
-    if (autocast !== null && autocast !== 'bfloat16' && autocast !== 'float16') throw new ConfigError('runtime.autocast', `expected bfloat16, float16 or null, got '${autocast}'`);
+    const autocast = runtime.autocast === undefined ? 'auto' : runtime.autocast === null || runtime.autocast === '' ? null : str(runtime, 'autocast', undefined, 'runtime');
+    if (autocast !== null && autocast !== 'auto' && autocast !== 'bfloat16' && autocast !== 'float16') throw new ConfigError('runtime.autocast', `expected auto, bfloat16, float16 or null (fp32), got '${autocast}'`);
     const net = parseNetConfig(raw.net);
     const classWeight = parseClassWeight(ck.class_weight, net.model.numClasses);
     const ael = aelMode ? parseAel(raw, net.model.numClasses, dataset.kind === 'cityscapes', w) : undefined;
@@ -526,6 +541,7 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     if (trainer.contrastive && !net.model.repHead) throw new ConfigError('net.decoder.kwargs.rep_head', 'must be true when trainer.contrastive is set');
     if (dataset.semi && !aelMode && !trainer.unsupervised) w.warnings.push('trainer.unsupervised: missing for a semi-supervised dataset type; using drop_percent 100 and no mixing');
     const device = str(runtime, 'device', 'cpu', 'runtime');
+    if (autocast === 'float16' && !device.startsWith('cuda')) throw new ConfigError('runtime.autocast', `float16 is for CUDA devices (runtime.device is '${device}'); on a CPU use auto (bf16 where the CPU computes it natively, else fp32) or bfloat16`);
     net.model.device = device;
     const pretrain = saver.pretrain === undefined || saver.pretrain === '' ? undefined : path.resolve(dir, str(saver, 'pretrain', undefined, 'saver'));
     if (net.pretrained) net.pretrained = path.resolve(dir, net.pretrained);
@@ -544,7 +560,7 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
       runtime: {
         threads: runtime.threads === undefined ? undefined : int(runtime, 'threads', undefined, 'runtime', 1),
         device, autocast: autocast as RuntimeConfig['autocast'],
-        channelsLast: channelsLast(runtime.channels_last, device, autocast),
+        channelsLast: channelsLast(runtime.channels_last),
         prefetch: int(runtime, 'prefetch', 2, 'runtime', 1),
         distBackend: distBackend as RuntimeConfig['distBackend'],
         distTimeoutS: num(runtime, 'dist_timeout_s', 300, 'runtime', 1),

@@ -24,7 +24,7 @@ export type PresetName = 'reference' | 'u2pl';
 export const PRESETS: Record<PresetName, Record<string, unknown>> = {
   reference: {},
   u2pl: {
-    'dataset.crop_label_pad': 255,
+    'dataset.crop_label_pad': 'ignore',
     'trainer.teacher_init': 'copy',
     'trainer.unsupervised.distribution_alignment': 'hard',
   },

@@ -51,8 +51,12 @@ export interface DatasetSummary {
  * Images that decoded completely before, by path, size and modification time, so that checking a
  * dataset again (a resumed run, a second check) decodes only what changed. Kept as JSON.
  */
+/** Files that decoded: "path|size|mtime" -> [width, height]. */
+export type DecodedFiles = Record<string, [number, number]>;
+
 export class DecodeCache {
-  private readonly entries: Record<string, [number, number]>;
+  private readonly entries: DecodedFiles;
+  private readonly fresh: DecodedFiles = {};
   private dirty = false;
 
   constructor(readonly file?: string) {
@@ -84,7 +88,21 @@ export class DecodeCache {
     const k = DecodeCache.key(file);
     if (k === undefined) return;
     this.entries[k] = size;
+    this.fresh[k] = size;
     this.dirty = true;
+  }
+
+  /** What this process decoded since it read the file (data parallel: gathered to the rank that saves). */
+  added(): DecodedFiles {
+    return { ...this.fresh };
+  }
+
+  merge(entries: DecodedFiles): void {
+    for (const [k, v] of Object.entries(entries)) {
+      if (this.entries[k]) continue;
+      this.entries[k] = v;
+      this.dirty = true;
+    }
   }
 
   save(): void {
@@ -145,6 +163,21 @@ export async function checkSamples(
 }
 
 /** Throws one error listing the problems (the first ten) when there are any. */
+/** One summary of several parts of a list (data parallel: each rank checked a share). */
+export function mergeSummaries(parts: DatasetSummary[]): DatasetSummary {
+  const classes = parts[0].frequencies.pixels.length;
+  const out: DatasetSummary = { images: 0, sizes: {}, frequencies: emptyFrequencies(classes), ignorePixels: 0, problems: [] };
+  for (const p of parts) {
+    out.images += p.images;
+    for (const [k, n] of Object.entries(p.sizes)) out.sizes[k] = (out.sizes[k] ?? 0) + n;
+    p.frequencies.pixels.forEach((n, c) => { out.frequencies.pixels[c] += n; });
+    p.frequencies.imagePixels.forEach((n, c) => { out.frequencies.imagePixels[c] += n; });
+    out.ignorePixels += p.ignorePixels;
+    out.problems.push(...p.problems);
+  }
+  return out;
+}
+
 export function throwOnProblems(summaries: DatasetSummary[]): void {
   const problems = summaries.flatMap((s) => s.problems);
   if (problems.length === 0) return;

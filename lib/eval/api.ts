@@ -9,7 +9,7 @@ import { BatchLoader } from '../data/loader';
 import { prepareData } from '../data/prepare';
 import { Model } from '../model/model';
 import { InferenceOptions, NativeTensor } from '../native';
-import { BEST_CHECKPOINT, CHECKPOINT } from '../train/train';
+import { BEST_CHECKPOINT, CHECKPOINT, runtimePrecision } from '../train/train';
 import { evaluateFullImages, EvalResult } from './evaluate';
 import { normalise } from './render';
 
@@ -27,13 +27,13 @@ export function slidingWindow(config: U2plConfig): [number, number] {
 
 /**
  * The config's network with a checkpoint's weights (teacher_state when present, §14), in the
- * memory layout of `runtime.channels_last` (on CPUs by default: faster convolutions, same results).
+ * memory layout `runtime.channels_last` chooses for this machine (lib/model/precision.ts; same results).
  */
 export async function loadModel(config: U2plConfig, checkpoint = defaultCheckpoint(config)): Promise<Model> {
   const model = new Model(config.net.model);
   const report = await model.load(checkpoint);
   if (report.missing.length) throw new FileError(checkpoint, `${report.missing.length} weights missing for this config's network (e.g. ${report.missing[0]}): was it trained with another net section?`);
-  if (config.runtime.channelsLast) model.setChannelsLast(true);
+  if (runtimePrecision(config).channelsLast) model.setChannelsLast(true);
   return model;
 }
 

@@ -13,6 +13,12 @@ export interface DistributedSettings {
   localRank: number;
   masterAddr: string;
   masterPort: number;
+  /**
+   * torchrun (2.x, and 1.x with its static rendezvous) serves the rendezvous store in its agent and
+   * says so with TORCHELASTIC_USE_AGENT_STORE=True: then every rank connects as a client, with the
+   * keys of the restart attempt (TORCHELASTIC_RESTART_COUNT) under a prefix of their own.
+   */
+  agentStore?: { prefix: string };
 }
 
 function envInt(env: NodeJS.ProcessEnv, name: string, min: number, fallback?: number): number {
@@ -26,9 +32,19 @@ function envInt(env: NodeJS.ProcessEnv, name: string, min: number, fallback?: nu
   return n;
 }
 
-/** The job this process is part of, or undefined for a single process (no WORLD_SIZE, or 1). */
+/**
+ * Whether WORLD_SIZE=1 means a data-parallel job of one rank: under torchrun (TORCHELASTIC_RUN_ID)
+ * or `u2pl-train --nproc 1` (U2PL_LAUNCHER_PID), so that one GPU drives every collective through
+ * NCCL; a stray WORLD_SIZE=1 elsewhere is one plain process.
+ */
+function singleRankJob(env: NodeJS.ProcessEnv): boolean {
+  return !!env.TORCHELASTIC_RUN_ID || !!env.U2PL_LAUNCHER_PID;
+}
+
+/** The job this process is part of, or undefined for a single process (no WORLD_SIZE, or 1 outside a launcher). */
 export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): DistributedSettings | undefined {
-  if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '' || env.WORLD_SIZE === '1') return undefined;
+  if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '') return undefined;
+  if (env.WORLD_SIZE === '1' && !singleRankJob(env)) return undefined;
   const worldSize = envInt(env, 'WORLD_SIZE', 1);
   const rank = envInt(env, 'RANK', 0);
   if (rank >= worldSize) throw new InputError(`RANK ${rank} is not below WORLD_SIZE ${worldSize}`);
@@ -36,7 +52,8 @@ export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): Distri
   if (masterPort > 65535) throw new InputError(`MASTER_PORT: expected a port (1-65535), got ${masterPort}`);
   const masterAddr = env.MASTER_ADDR;
   if (!masterAddr) throw new InputError('MASTER_ADDR is not set: the address of the rank-0 machine (127.0.0.1 on one machine)');
-  return { rank, worldSize, localRank: envInt(env, 'LOCAL_RANK', 0, rank), masterAddr, masterPort };
+  const agentStore = env.TORCHELASTIC_USE_AGENT_STORE === 'True' ? { prefix: `/worker/attempt_${envInt(env, 'TORCHELASTIC_RESTART_COUNT', 0, 0)}/u2pl` } : undefined;
+  return { rank, worldSize, localRank: envInt(env, 'LOCAL_RANK', 0, rank), masterAddr, masterPort, ...(agentStore ? { agentStore } : {}) };
 }
 
 /** The device of this rank: runtime.device cuda maps LOCAL_RANK to its GPU. */

@@ -12,7 +12,7 @@ import { copyAtomic, lockRunDir, removeStaleTemporaries } from './run-dir';
 import { defaultBackend, DistributedSettings, distributedFromEnv, rankDevice } from './distributed';
 import { DataError } from '../data/image-io';
 import { Batch, BatchLoader } from '../data/loader';
-import { checkSamples, datasetWarnings, DecodeCache, prepareData, RunData, throwOnProblems } from '../data/prepare';
+import { checkSamples, DatasetSummary, datasetWarnings, DecodeCache, DecodedFiles, mergeSummaries, prepareData, RunData, throwOnProblems } from '../data/prepare';
 import { deriveSeed } from '../data/random';
 import { SemiSupervisedSampler, SupervisedSampler } from '../data/sampler';
 import { evaluateLoader, EvalResult, EvalShard } from '../eval/evaluate';
@@ -21,7 +21,9 @@ import { ReportSample, writeReport } from '../eval/report';
 import { AddonProcessGroup, AddonStepInputs, AddonStepResult, AddonTrainer, AddonTrainerOptions, AelPlan, native, ProcessGroupOptions } from '../native';
 import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
 import { AlignmentState, DistributionAlignment } from './alignment';
-import { ClassFrequencies, classFrequencies, medianFrequencyWeights } from '../data/class-frequency';
+import { ClassFrequencies, medianFrequencyWeights } from '../data/class-frequency';
+import { choosePrecision, Precision } from '../model/precision';
+import { changedSettings, trainingSettings } from '../config/training-settings';
 
 /** What a step does: the supervised-only baseline, U2PL's warm-up and U2PL steps, or the AEL variant's. */
 export type TrainPhase = 'supervised' | 'warmup' | 'semi' | 'ael';
@@ -61,6 +63,11 @@ export interface TrainOptions {
   /** Stop (with a checkpoint) once this many global steps are done. */
   maxSteps?: number;
   /**
+   * Resume even where the config's training settings differ from those the checkpoint was saved
+   * under (lib/config/training-settings.ts; default: refused, with the changed keys named).
+   */
+  allowConfigChange?: boolean;
+  /**
    * This process's place in a data-parallel job (default: torchrun's variables, RANK, WORLD_SIZE,
    * ... when WORLD_SIZE > 1; null forces a single process). Rank 0 logs, checks the data and
    * writes the run folder; every rank trains its share of each batch.
@@ -79,6 +86,8 @@ export interface TrainResult {
 }
 
 export const CHECKPOINT = 'ckpt.pth';
+/** Loss scaling: this many skipped steps in a row stop the run (GradScaler alone would go on halving the scale). */
+export const MAX_SKIPPED_STEPS = 50;
 export const BEST_CHECKPOINT = 'ckpt_best.pth';
 
 /**
@@ -86,7 +95,9 @@ export const BEST_CHECKPOINT = 'ckpt_best.pth';
  * is needed for the AEL variant, `medianFrequencyWeights` (the labeled split's, see
  * lib/data/class-frequency.ts) for criterion.kwargs.class_weight: median_frequency.
  */
-export function trainerOptions(c: U2plConfig, unlabeledCount = 0, medianFrequencyWeights?: number[]): AddonTrainerOptions {
+export function trainerOptions(
+  c: U2plConfig, unlabeledCount = 0, medianFrequencyWeights?: number[], precision: Precision = runtimePrecision(c),
+): AddonTrainerOptions {
   const t = c.trainer;
   const classWeight = c.criterion.classWeight === 'median_frequency' ? medianFrequencyWeights : c.criterion.classWeight;
   if (c.criterion.classWeight === 'median_frequency' && !classWeight) throw new Error('criterion.kwargs.class_weight: median_frequency needs the labeled split\'s weights');
@@ -98,8 +109,9 @@ export function trainerOptions(c: U2plConfig, unlabeledCount = 0, medianFrequenc
     momentum: t.optimizer.momentum,
     weightDecay: t.optimizer.weightDecay,
     seed: c.seed,
-    autocast: c.runtime.autocast,
-    channelsLast: c.runtime.channelsLast,
+    autocast: precision.autocast,
+    channelsLast: precision.channelsLast,
+    lossScaling: precision.lossScaling ? {} : null,
     device: c.runtime.device,
     supervised: {
       ohem: c.criterion.type === 'ohem', thresh: c.criterion.thresh, minKept: c.criterion.minKept,
@@ -133,25 +145,42 @@ export function trainerOptions(c: U2plConfig, unlabeledCount = 0, medianFrequenc
   };
 }
 
+/** runtime.autocast and runtime.channels_last resolved for this machine (on `device`: a rank's GPU). */
+export function runtimePrecision(c: U2plConfig, device = c.runtime.device): Precision {
+  return choosePrecision({ device, autocast: c.runtime.autocast, channelsLast: c.runtime.channelsLast }, native().info());
+}
+
 /** Where a run keeps the list of images that decoded, so that a resumed run checks only what changed. */
 export const DECODE_CACHE = '.u2pl-decoded.json';
 
 /**
  * Checks every list and file of the run, every image decoded (throws one error listing the
  * problems); what is legal but probably a mistake goes to `log` as warnings. Returns the labeled
- * split's class frequencies, counted on the way.
+ * split's class frequencies, counted on the way. Data parallel (`group`): each rank decodes 1/R of
+ * every list (R times faster, and inside the collectives' timeout however large the dataset) and
+ * the ranks' findings are gathered, so that every rank knows the whole verdict and frequencies.
  */
-export async function preflight(c: U2plConfig, data: RunData, log: (m: string) => void = () => undefined): Promise<ClassFrequencies> {
+export async function preflight(c: U2plConfig, data: RunData, log: (m: string) => void = () => undefined, group?: AddonProcessGroup): Promise<ClassFrequencies> {
   const classes = c.net.model.numClasses;
   const ignore = c.dataset.ignoreLabel;
+  const rank = group?.rank() ?? 0, ranks = group?.worldSize() ?? 1;
+  const share = <T>(list: T[]) => (ranks === 1 ? list : list.filter((_, i) => i % ranks === rank));
   const cache = new DecodeCache(path.join(c.saver.snapshotDir, DECODE_CACHE));
-  const summaries = [
-    await checkSamples(data.labeled, data.info, classes, ignore, true, 8, cache),
-    await checkSamples(data.unlabeled, data.info, classes, ignore, false, 8, cache),
-    await checkSamples(data.val, data.info, classes, ignore, true, 8, cache),
+  let summaries = [
+    await checkSamples(share(data.labeled), data.info, classes, ignore, true, 8, cache),
+    await checkSamples(share(data.unlabeled), data.info, classes, ignore, false, 8, cache),
+    await checkSamples(share(data.val), data.info, classes, ignore, true, 8, cache),
   ];
-  cache.save();
+  if (group) {
+    const mine = Buffer.from(JSON.stringify({ summaries, decoded: cache.added() }));
+    const all = await group.allGather({ data: new Uint8Array(mine.buffer, mine.byteOffset, mine.length), shape: [mine.length] });
+    const parts = all.map((t) => JSON.parse(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('utf8')) as { summaries: DatasetSummary[]; decoded: DecodedFiles });
+    summaries = summaries.map((_, k) => mergeSummaries(parts.map((p) => p.summaries[k])));
+    for (const p of parts) cache.merge(p.decoded);
+  }
+  if (rank === 0) cache.save();
   for (const w of datasetWarnings(c.dataset, data, summaries)) log(`warning: ${w}`);
+  if (rank !== 0 && summaries.some((s) => s.problems.length)) throw new InputError(`the data check found problems (rank 0's output lists them); rank ${rank} stops too`);
   throwOnProblems(summaries);
   return summaries[0].frequencies;
 }
@@ -208,18 +237,18 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
     }
     group = await joinOnce({
       backend, rank: dist.rank, worldSize: dist.worldSize, masterAddr: dist.masterAddr, masterPort: dist.masterPort, timeoutMs: c.runtime.distTimeoutS * 1000,
+      device: backend === 'nccl' ? rankDevice(c.runtime.device, dist) : 'cpu',
+      ...(dist.agentStore ? { agentStore: true, storePrefix: dist.agentStore.prefix } : {}),
     });
     log(`rank 0 of ${dist.worldSize} (${backend}, rendezvous at ${dist.masterAddr}:${dist.masterPort}); each rank trains dataset.batch_size ${c.dataset.train.batchSize} images of each kind per step`);
   }
-  // Rank 0 owns the run folder: its lock, the data checks, the metrics and checkpoints.
+  // Rank 0 owns the run folder: its lock, the metrics and checkpoints.
   let release = () => undefined as void;
   let failed: unknown;
-  let labeledFrequencies: ClassFrequencies | undefined;
   if (lead) {
     try {
       fs.mkdirSync(c.saver.snapshotDir, { recursive: true });
       release = lockRunDir(c.saver.snapshotDir, log);
-      labeledFrequencies = await preflight(c, data, log);
       removeStaleTemporaries(c.saver.snapshotDir, log);
     } catch (e) {
       failed = e;
@@ -227,11 +256,13 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
   }
   try {
     if (group) {
-      // Every rank learns whether rank 0's checks passed (instead of waiting for it at the first collective).
+      // Every rank learns whether rank 0 has the run folder (instead of waiting for it at the first collective).
       const verdict = await group.allReduceSum({ data: new Int32Array([failed ? 1 : 0]), shape: [1] });
       if (!failed && verdict.data[0] > 0) throw new InputError(`rank 0 stopped before training (its output says why); rank ${dist?.rank} stops too`);
     }
     if (failed) throw failed;
+    // Every rank checks its share of the data; all learn the whole verdict.
+    const labeledFrequencies = await preflight(c, data, log, group);
     return await trainLocked(c, data, options, log, group, dist, labeledFrequencies);
   } finally {
     release();
@@ -240,7 +271,7 @@ export async function train(c: U2plConfig, options: TrainOptions = {}): Promise<
 
 async function trainLocked(
   c: U2plConfig, data: RunData, options: TrainOptions, log: (m: string) => void, group: AddonProcessGroup | undefined,
-  dist: DistributedSettings | undefined, labeledFrequencies: ClassFrequencies | undefined,
+  dist: DistributedSettings | undefined, labeledFrequencies: ClassFrequencies,
 ): Promise<TrainResult> {
   const lead = !dist || dist.rank === 0;
   const shard = dist ? { rank: dist.rank, worldSize: dist.worldSize } : {};
@@ -283,10 +314,12 @@ async function trainLocked(
   const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
 
   const device = rankDevice(c.runtime.device, dist);
-  // Rank 0 counted the labeled labels in preflight; the other ranks count them here.
-  const frequencyWeights = c.criterion.classWeight === 'median_frequency'
-    ? medianFrequencyWeights(labeledFrequencies ?? await classFrequencies(data.labeled, classes, data.info.labelOptions)) : undefined;
-  const base = trainerOptions(c, data.unlabeled.length, frequencyWeights);
+  // The labeled labels' class frequencies, counted by the data check (every rank has them all).
+  const frequencyWeights = c.criterion.classWeight === 'median_frequency' ? medianFrequencyWeights(labeledFrequencies) : undefined;
+  const precision = runtimePrecision(c, device);
+  log(precision.summary);
+  for (const w of precision.warnings) log(`warning: ${w}`);
+  const base = trainerOptions(c, data.unlabeled.length, frequencyWeights, precision);
   if (base.supervised?.classWeight) log(`class weights of the cross-entropy: ${base.supervised.classWeight.map((x) => x.toFixed(3)).join(' ')}`);
   const trainer: AddonTrainer = new (native().AddonTrainer)({ ...base, device, model: { ...base.model, device }, processGroup: group });
   try {
@@ -314,6 +347,14 @@ async function trainLocked(
         extra = await trainer.load(resumeFrom);
       } catch (e) {
         throw resumeError(resumeFrom, options.resume === undefined, e as Error);
+      }
+      if (typeof extra.training_settings === 'string') {
+        const changed = changedSettings(JSON.parse(extra.training_settings) as Record<string, unknown>, trainingSettings(c));
+        if (changed.length && !options.allowConfigChange) {
+          throw new InputError(`${resumeFrom} was saved under other training settings than this config's (${changed.join('; ')}): resuming would change the run mid-way. ` +
+            'Restore those settings, start a new run (another saver.snapshot_dir), or resume anyway with --allow-config-change');
+        }
+        if (changed.length) log(`warning: resuming under changed training settings (--allow-config-change): ${changed.join('; ')}`);
       }
       startEpoch = Number(extra.epoch ?? 0);
       startStep = Number(extra.step_in_epoch ?? 0);
@@ -347,7 +388,7 @@ async function trainLocked(
     const lrAt = (k: number) => (t.lrScheduler.mode === 'poly' ? polyLr(baseLr, k, K, t.lrScheduler.power) : cosineLr(baseLr, t.lrScheduler.targetLr, k, K));
     const extraState = (epoch: number, stepInEpoch: number) => ({
       epoch, step_in_epoch: stepInEpoch, global_step: epoch * L + stepInEpoch, steps_per_epoch: L, best_miou: bestMiou ?? 0, validated: bestMiou !== null,
-      config: JSON.stringify(c.raw), u2pl_version: native().info().addonVersion, epoch_stats: JSON.stringify(epochStats),
+      config: JSON.stringify(c.raw), training_settings: JSON.stringify(trainingSettings(c)), u2pl_version: native().info().addonVersion, epoch_stats: JSON.stringify(epochStats),
       class_distributions: JSON.stringify(alignment),
       world_size: dist?.worldSize ?? 1,
     });
@@ -359,6 +400,7 @@ async function trainLocked(
     const runStart = Date.now();
     const stepsAtStart = globalStep;
     let interrupted = false;
+    let skippedInARow = 0;  // loss scaling: steps skipped for inf/NaN gradients since the last good one
 
     for (let epoch = startEpoch; epoch < E && !interrupted; epoch++) {
       const epochStart = Date.now();
@@ -417,7 +459,11 @@ async function trainLocked(
         });
         alignment.update(result);
         plan = result.nextPlan;
-        if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
+        // With loss scaling (fp16) an overflow skips the step and lowers the scale, as GradScaler does;
+        // many in a row, or a non-finite loss without it, mean the run diverged.
+        skippedInARow = result.skipped ? skippedInARow + 1 : 0;
+        if (skippedInARow >= MAX_SKIPPED_STEPS) throw new Error(`the gradients were inf or NaN for ${skippedInARow} steps in a row up to epoch ${epoch + 1}, step ${step + 1} (loss ${result.loss}, loss scale now ${result.lossScale}): fp16 cannot hold this run's values; lower trainer.optimizer.kwargs.lr or use runtime.autocast bfloat16 or null`);
+        if (!result.skipped && !Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at epoch ${epoch + 1}, step ${step + 1}: lower trainer.optimizer.kwargs.lr`);
         if (phase === 'semi' || phase === 'ael') addStepStats(epochStats, result);
         globalStep++;
         const elapsed = (Date.now() - runStart) / 1000;

@@ -3,6 +3,7 @@ import path from 'path';
 import { loadConfig, parseConfig } from '../../lib/config/config';
 import { ConfigError } from '../../lib';
 import { PRESETS, PRESET_CRITERION } from '../../lib/config/preset';
+import { changedSettings, trainingSettings } from '../../lib/config/training-settings';
 import { tinyConfig } from '../helpers/experiment';
 import { tempDir } from '../helpers/temp';
 
@@ -30,14 +31,13 @@ describe('config validation', () => {
     expect(c.warnings).toEqual([]);
   });
 
-  test('runtime.channels_last: auto (the default) is on for CPU and for CUDA with autocast, off for CUDA fp32; true and false win', () => {
-    const layout = (runtime: Obj) => parseConfig(withChange((x) => { x.runtime = runtime; }), dir).runtime.channelsLast;
-    expect(layout({})).toBe(true);
-    expect(layout({ channels_last: 'auto', autocast: 'bfloat16' })).toBe(true);
-    expect(layout({ device: 'cuda' })).toBe(false);
-    expect(layout({ device: 'cuda:1', autocast: 'float16' })).toBe(true);
-    expect(layout({ channels_last: false })).toBe(false);
-    expect(layout({ device: 'cuda', channels_last: true })).toBe(true);
+  test('runtime.autocast and runtime.channels_last: auto by default (resolved per machine, lib/model/precision.ts); explicit values kept', () => {
+    const runtime = (r: Obj) => parseConfig(withChange((x) => { x.runtime = r; }), dir).runtime;
+    expect(runtime({})).toMatchObject({ autocast: 'auto', channelsLast: 'auto' });
+    expect(runtime({ channels_last: 'auto', autocast: 'bfloat16' })).toMatchObject({ autocast: 'bfloat16', channelsLast: 'auto' });
+    expect(runtime({ autocast: null, channels_last: false })).toMatchObject({ autocast: null, channelsLast: false });
+    expect(runtime({ autocast: '' }).autocast).toBeNull();
+    expect(runtime({ device: 'cuda', autocast: 'float16', channels_last: true })).toMatchObject({ autocast: 'float16', channelsLast: true });
   });
 
   test('pascal gets the 10x head learning rate; env expansion with defaults', () => {
@@ -120,7 +120,8 @@ describe('config validation', () => {
     ["dataset.train.crop.type: expected rand or center, got 'random'", (x: Obj) => { x.dataset.train.crop.type = 'random'; }],
     ['dataset.train.crop.size: expected 2 positive integers', (x: Obj) => { x.dataset.train.crop.size = [32]; }],
     ['dataset.train.rand_resize: expected [s_min <= 1, s_max >= 1]', (x: Obj) => { x.dataset.train.rand_resize = [1.5, 2]; }],
-    ['dataset.crop_label_pad: expected 0 (reference) or 255, got 7', (x: Obj) => { x.dataset.crop_label_pad = 7; }],
+    ['dataset.crop_label_pad: expected 0 (reference: class 0) or ignore (the ignore_label, 255), got number 7', (x: Obj) => { x.dataset.crop_label_pad = 7; }],
+    ["dataset.crop_label_pad: expected 0 (reference: class 0) or ignore (the ignore_label, 11), got number 255: 255 is neither a class nor this dataset's ignore_label", (x: Obj) => { x.dataset.ignore_label = 11; x.dataset.crop_label_pad = 255; }],
     ['dataset.batch_size: expected an integer >= 1, got 0', (x: Obj) => { x.dataset.batch_size = 0; }],
     ["trainer.unsupervised.apply_aug: expected cutmix, cutout or classmix, got 'mixup'", (x: Obj) => { x.trainer.unsupervised.apply_aug = 'mixup'; }],
     ['trainer.unsupervised.drop_percent: expected a number in [0, 100], got 120', (x: Obj) => { x.trainer.unsupervised.drop_percent = 120; }],
@@ -130,7 +131,8 @@ describe('config validation', () => {
     ['trainer.optimizer.kwargs.lr: required', (x: Obj) => { delete x.trainer.optimizer.kwargs.lr; }],
     ["trainer.lr_scheduler.mode: expected poly or cosine, got 'step'", (x: Obj) => { x.trainer.lr_scheduler.mode = 'step'; }],
     ['net.decoder.kwargs.rep_head: must be true when trainer.contrastive is set', (x: Obj) => { x.net.decoder.kwargs.rep_head = false; }],
-    ["runtime.autocast: expected bfloat16, float16 or null, got 'int8'", (x: Obj) => { x.runtime = { autocast: 'int8' }; }],
+    ["runtime.autocast: expected auto, bfloat16, float16 or null (fp32), got 'int8'", (x: Obj) => { x.runtime = { autocast: 'int8' }; }],
+    ["runtime.autocast: float16 is for CUDA devices (runtime.device is 'cpu')", (x: Obj) => { x.runtime = { autocast: 'float16' }; }],
     ["runtime.channels_last: expected true, false or auto, got the string 'yes'", (x: Obj) => { x.runtime = { channels_last: 'yes' }; }],
     ['net.num_classes: required', (x: Obj) => { delete x.net.num_classes; }],
   ] as [string, (x: Obj) => void][])('%s', (message, change) => {
@@ -192,6 +194,48 @@ describe('presets', () => {
     // The same values written out give the same parsed config: the preset is only defaults.
     const spelled = parseConfig(c.raw, dir);
     expect({ ...spelled, raw: undefined }).toEqual({ ...c, raw: undefined });
+  });
+
+  test('u2pl pads crops with the config\'s ignore_label, whatever it is (255 would be neither a class nor ignored elsewhere)', () => {
+    const pad = (ignore: number | undefined, value?: unknown) => parseConfig(withChange((x) => {
+      x.preset = 'u2pl';
+      if (ignore !== undefined) x.dataset.ignore_label = ignore;
+      if (value !== undefined) x.dataset.crop_label_pad = value;
+    }), dir).dataset.train.augment.labelPad;
+    expect(pad(undefined)).toBe(255);
+    expect(pad(11)).toBe(11);
+    expect(pad(11, 'ignore')).toBe(11);
+    expect(pad(11, 11)).toBe(11);
+    expect(pad(11, 0)).toBe(0);
+  });
+
+  test('training settings: the expanded config (preset and defaults) without what does not change training', () => {
+    const base = parseConfig(withChange((x) => { x.preset = 'u2pl'; }), dir);
+    const settings = trainingSettings(base);
+    expect(settings['trainer.unsupervised.distributionAlignment']).toBe('hard');  // from the preset, not the file
+    expect(settings['dataset.train.augment.labelPad']).toBe(255);
+    expect(Object.keys(settings).filter((k) => /^(raw|saver|file|dir|warnings)\.|threads|logEvery|dataRoot|snapshotDir/.test(k))).toEqual([]);
+    // What a run may change on resume: threads, logging, validation cadence, the run folder, where the data lives.
+    const harmless = parseConfig(withChange((x) => {
+      x.preset = 'u2pl';
+      x.runtime = { threads: 3, prefetch: 4, channels_last: false };
+      x.trainer.log_every = 7;
+      x.trainer.eval_every = 2;
+      x.saver.snapshot_dir = 'elsewhere';
+      x.dataset.train.data_root = '/mnt/moved';
+    }), dir);
+    expect(changedSettings(settings, trainingSettings(harmless))).toEqual([]);
+    // What a preset's upgrade or an edit would change mid-run is named, old and new.
+    const changed = parseConfig(withChange((x) => {
+      x.preset = 'u2pl';
+      x.trainer.unsupervised.distribution_alignment = 'none';
+      x.runtime = { autocast: 'bfloat16' };
+    }), dir);
+    expect(changedSettings(settings, trainingSettings(changed))).toEqual([
+      'runtime.autocast: "auto" -> "bfloat16"',
+      'trainer.unsupervised.distributionAlignment: "hard" -> "none"',
+    ]);
+    expect(changedSettings({ ...settings, 'trainer.gone': 1 }, settings)).toEqual(['trainer.gone: 1 -> (unset)']);
   });
 
   test('keys the config sets win over the preset; a preset adds no section the config lacks', () => {

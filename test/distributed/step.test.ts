@@ -114,7 +114,15 @@ describeGloo('data-parallel steps (Gloo, 2 ranks)', () => {
         part: r, parts: 2, lr: 1 });
     }
     const dist = (await readCheckpoint(path.join(dir, 'dist.rank0.pth'))) as Obj;
+    // Without SyncBN each rank's BN statistics come from its own half; rank 0's are broadcast after
+    // the step (as DDP's broadcast_buffers), so that validation and checkpoints see one network.
+    const dist1 = (await readCheckpoint(path.join(dir, 'dist.rank1.pth'))) as Obj;
+    const buffers = (name: string) => /running_/.test(name);
+    expect(Object.keys(dist.model_state).filter(buffers).length).toBeGreaterThan(0);
+    expectStatesClose(dist, dist1, ['model_state', 'teacher_state'], 0, buffers);
     const halves = (await Promise.all([0, 1].map((r) => readCheckpoint(path.join(dir, `half${r}.rank0.pth`))))) as Obj[];
+    expectStatesClose(dist, halves[0], ['model_state', 'teacher_state'], 0, buffers);  // rank 0's own statistics
+    expect(maxAbsDiff(Array.from(halves[0].model_state['encoder.bn1.running_mean'].data as Float32Array), Array.from(halves[1].model_state['encoder.bn1.running_mean'].data as Float32Array))).toBeGreaterThan(0);
     for (const name of Object.keys(dist.model_state).filter(isParameter)) {
       const got = Array.from(dist.model_state[name].data as Float32Array);
       const a = halves[0].model_state[name].data as Float32Array, b = halves[1].model_state[name].data as Float32Array;
@@ -125,16 +133,17 @@ describeGloo('data-parallel steps (Gloo, 2 ranks)', () => {
     // The class statistics distribution alignment reads are sums over the ranks, alike on each.
     const stats = (out: string) => JSON.parse(fs.readFileSync(path.join(dir, `${out}.class-stats.json`), 'utf8'))[0];
     const [d0, d1, h0, h1] = [stats('dist.rank0'), stats('dist.rank1'), stats('half0.rank0'), stats('half1.rank0')];
+    for (const key of ['labeledClassPixels', 'teacherClassMass', 'pseudoClassPixels']) expect([key, d0[key].length, h0[key].length]).toEqual([key, 4, 4]);
     expect(d1).toEqual(d0);
     for (const key of ['labeledClassPixels', 'pseudoClassPixels']) expect([key, d0[key]]).toEqual([key, h0[key].map((v: number, c: number) => v + h1[key][c])]);
     d0.teacherClassMass.forEach((v: number, c: number) => expect(v).toBeCloseTo(h0.teacherClassMass[c] + h1.teacherClassMass[c], 1));
   }, 240000);
 
-  test('U2PL steps with SyncBN and the contrastive loss: every rank holds the same weights, teacher and banks', async () => {
+  test('U2PL steps with SyncBN and the contrastive loss: every rank holds the same weights, teacher and banks (channels-last: staged collectives)', async () => {
     const dir = tempDir('dist');
     const file = await batches(dir, 3, true);
     const trainer: AddonTrainerOptions = {
-      model: { ...model, repHead: true }, semi: true, seed: 9, mix: 'cutmix', unsupervised: { weight: 1 },
+      model: { ...model, repHead: true }, semi: true, seed: 9, mix: 'cutmix', unsupervised: { weight: 1 }, channelsLast: true,
       contrastive: { lowRank: 1, highRank: 3, numQueries: 8, numNegatives: 4, weight: 0.1, queueSize: [200, 200, 200, 200] },
     };
     await runRanks(2, { phase: 'semi', trainer, batches: file, out: path.join(dir, 'dist') });
@@ -168,7 +177,19 @@ describeGloo('data-parallel steps (Gloo, 2 ranks)', () => {
     const same = (x: Obj, y: Obj) => Buffer.from(x.data.buffer).equals(Buffer.from(y.data.buffer));
     expect(same(r0.class_criterion, r1.class_criterion)).toBe(ranks === 'shared');
     expect(same(r0.cutmix_bank, r1.cutmix_bank)).toBe(ranks === 'shared');
-  }, 240000);
+    if (ranks === 'shared') return;
+    // Every rank's kappa and bank are in the file rank 0 writes: N steps = N/2, resume, N/2 on every rank.
+    expect(r0.ael_ranks).toHaveLength(2);
+    expect(same(r0.ael_ranks[1].class_criterion, r1.class_criterion)).toBe(true);
+    await runRanks(2, { phase: 'ael', trainer, batches: file, out: path.join(dir, 'first'), count: 1 });
+    await runRanks(2, { phase: 'ael', trainer, batches: file, out: path.join(dir, 'second'), first: 1, init: path.join(dir, 'first.rank0.pth') });
+    const resumed = (await Promise.all([0, 1].map((r) => readCheckpoint(path.join(dir, `second.rank${r}.pth`))))) as Obj[];
+    for (const r of [0, 1]) {
+      const straight = [r0, r1][r];
+      expect([r, same(resumed[r].class_criterion, straight.class_criterion), same(resumed[r].cutmix_bank, straight.cutmix_bank)]).toEqual([r, true, true]);
+      expectStatesClose(resumed[r], straight, ['model_state', 'teacher_state'], 0);
+    }
+  }, 360000);
 });
 
 // NCCL: where a CUDA LibTorch is built in and two GPUs are visible (a GPU machine); skipped, and said so, elsewhere.

@@ -26,6 +26,9 @@ interface Args {
   lr?: number;
   /** nccl: one GPU per rank (device cuda:<rank>). */
   backend?: 'gloo' | 'nccl';
+  /** The batches to run: `count` from index `first` (default: all); steps are numbered by batch index. */
+  first?: number;
+  count?: number;
 }
 
 type Batch = { labeled: Tensor<Float32Array>; labels: Tensor<Uint8Array>; unlabeled?: Tensor<Float32Array> };
@@ -45,7 +48,9 @@ async function main(): Promise<void> {
   if (a.saveInit) await trainer.save(a.saveInit);
   const { batches } = (await readCheckpoint(a.batches)) as { batches: Batch[] };
   const classStats: Pick<AddonStepResult, 'labeledClassPixels' | 'teacherClassMass' | 'pseudoClassPixels'>[] = [];
-  for (const [step, b] of batches.entries()) {
+  const first = a.first ?? 0;
+  for (const [i, b] of batches.slice(first, a.count === undefined ? undefined : first + a.count).entries()) {
+    const step = first + i;
     const n = b.labeled.shape[0];
     const [part, parts] = a.parts ? [a.part ?? 0, a.parts] : a.rows === 'all' ? [0, 1] : [a.rank, a.world];
     const [from, to] = [(part * n) / parts, ((part + 1) * n) / parts];

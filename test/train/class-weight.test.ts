@@ -54,6 +54,18 @@ describe('class-weighted cross-entropy in training', () => {
     expect(logged).toHaveLength(C);
     logged.forEach((x, i) => expect(x).toBeCloseTo(expected[i], 3));
     expect(new Set(expected.map((x) => x.toFixed(3))).size).toBeGreaterThan(1);
+    // The trainer used exactly those weights: the same steps with them spelled out give the same
+    // losses, and plain cross-entropy other ones.
+    const losses = async (d: string) => {
+      if (d !== dir) await train(loadConfig(d), { maxSteps: 2 });
+      return fs.readFileSync(path.join(d, 'checkpoints/metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"type":"step"')).map((l) => JSON.parse(l).supervised as number);
+    };
+    const used = await losses(dir);
+    expect(used).toHaveLength(2);
+    expect(await losses(writeExperiment(tinyConfig(false, { criterion: { type: 'CELoss', kwargs: { class_weight: expected } } })))).toEqual(used);
+    const plain = await losses(writeExperiment(tinyConfig(false)));
+    expect(plain).toHaveLength(2);
+    expect(plain[0]).not.toBe(used[0]);
     // u2pl-data check shows the same weights beside the labeled split's class shares.
     const check = (await runTool('u2pl-data', dataMain, ['check', dir])).out;
     const labeledPart = check.slice(check.indexOf('labeled:'), check.indexOf('unlabeled:'));

@@ -172,17 +172,20 @@ describe('u2pl-eval, u2pl-infer and u2pl-data on a trained run', () => {
 });
 
 describe('loadModel()', () => {
-  test('takes the layout of runtime.channels_last (auto: channels-last on CPU) and predicts the same classes either way', async () => {
+  test('takes the layout runtime.channels_last chooses (auto: per instruction set) and predicts the same classes either way', async () => {
     const { loadModel, predict } = await import('../../lib/eval/api');
+    const { runtimePrecision } = await import('../../lib/train/train');
     const dir = writeExperiment(tinyConfig(false, { trainer: { ...(tinyConfig(false).trainer as object), epochs: 1 } }));
     const config = loadConfig(dir);
     await train(config);
     const auto = await loadModel(config);
-    expect(auto.channelsLast).toBe(true);
+    expect(auto.channelsLast).toBe(runtimePrecision(config).channelsLast);
+    const channelsLast = await loadModel({ ...config, runtime: { ...config.runtime, channelsLast: true } });
+    expect(channelsLast.channelsLast).toBe(true);
     const contiguous = await loadModel({ ...config, runtime: { ...config.runtime, channelsLast: false } });
     expect(contiguous.channelsLast).toBe(false);
     const image = path.join(dir, 'data/images/val_0016.png');
-    const [a, b] = [await predict(auto, image), await predict(contiguous, image)];
+    const [a, b] = [await predict(channelsLast, image), await predict(contiguous, image)];
     expect(Array.from(a.prediction.data)).toEqual(Array.from(b.prediction.data));
     expect(maxAbsDiff(a.confidence.data, b.confidence.data)).toBeLessThan(1e-4);
   }, 120000);
