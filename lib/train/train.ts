@@ -16,8 +16,9 @@ import { checkSamples, DatasetSummary, datasetWarnings, DecodeCache, DecodedFile
 import { deriveSeed } from '../data/random';
 import { SemiSupervisedSampler, SupervisedSampler } from '../data/sampler';
 import { evaluateLoader, EvalResult, EvalShard } from '../eval/evaluate';
-import { colourise, denormalise, pngDataUri } from '../eval/render';
-import { ReportSample, writeReport } from '../eval/report';
+import { writeReport, writeRunInfo } from '../eval/report';
+import { methodImages, sampleImages } from '../eval/report/collect';
+import { readMetrics } from '../eval/report/metrics';
 import { AddonProcessGroup, AddonStepInputs, AddonStepResult, AddonTrainer, AddonTrainerOptions, AelPlan, native, ProcessGroupOptions } from '../native';
 import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
 import { AlignmentState, DistributionAlignment } from './alignment';
@@ -473,8 +474,12 @@ async function trainLocked(
             type: 'step', epoch, step, global_step: globalStep - 1, phase, loss: result.loss, supervised: result.supervised,
             unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
             ...(phase === 'semi' || phase === 'ael' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
+            // The schedules the report draws on the step axis (#35): the teacher's EMA decay and q of §9.
+            ...(phase === 'semi' || phase === 'ael' ? { ema_decay: emaDecay(globalStep - 1, L, warmup, c.net.emaDecay ?? 0.99) } : {}),
+            ...(phase === 'semi' ? { drop_percentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100) } : {}),
             ...(phase === 'ael' ? { pasted: result.pasted, component_boxes: result.componentBoxes } : {}),
             ...(result.pseudoLabelPixels ? { pseudo_label_accuracy: result.pseudoLabelCorrect / result.pseudoLabelPixels } : {}),
+            ...(precision.lossScaling ? { loss_scale: result.lossScale, skipped: result.skipped } : {}),
           });
         }
         if (lead) {
@@ -521,7 +526,7 @@ async function trainLocked(
           best_miou: bestMiou, seconds: summary.seconds, ...stats,
         });
         if (lead && (evalResult || epoch === E - 1)) options.onEpoch?.(summary);
-        if (lead && validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase);
+        if (lead && validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase, epoch, L);
       }
     }
     return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
@@ -659,36 +664,50 @@ function classShares(a: DistributionAlignment): Record<string, unknown> {
   };
 }
 
+/**
+ * report.html and run.json after a validated epoch (#35): the curves and U2PL signals from
+ * metrics.jsonl, sample predictions spread over the validation list and, once the teacher labels
+ * the unlabeled images, the method on a few of them (prediction, entropy, unreliable pixels).
+ */
 async function writeRunReport(
   c: U2plConfig, data: RunData, trainer: AddonTrainer, valLoader: BatchLoader | undefined, metricsPath: string, reportPath: string,
-  phase: string,
+  phase: TrainPhase, epoch: number, stepsPerEpoch: number,
 ): Promise<void> {
-  const records = readJsonl(metricsPath);
-  const samples: ReportSample[] = [];
-  if (valLoader) {
-    const model = phase === 'semi' || phase === 'ael' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
-    const aug = c.dataset.val?.augment ?? c.dataset.train.augment;
-    for (let i = 0; i < Math.min(4, valLoader.length); i++) {
-      const b = await valLoader.loadBatch([i], 0, 0);  // one at a time: whole val images may differ in size
-      const { prediction } = await model.predict({ data: b.images, shape: [1, 3, b.height, b.width] });
-      samples.push({
-        id: b.ids[0],
-        image: await pngDataUri(denormalise(b.images, b.height, b.width, aug.mean, aug.std), b.width, b.height),
-        groundTruth: await pngDataUri(colourise(b.labels as Uint8Array, data.info.palette), b.width, b.height),
-        prediction: await pngDataUri(colourise(prediction.data, data.info.palette), b.width, b.height),
-      });
-    }
-  }
-  const epochs = records.filter((r) => r.type === 'epoch' && r.miou !== null).map((r) => ({ epoch: r.epoch as number, miou: r.miou as number, iou: r.iou as number[] }));
+  const metrics = readMetrics(metricsPath);
+  const u2pl = phase === 'semi' || phase === 'ael';
+  const model = u2pl ? (trainer.teacher() ?? trainer.student()) : trainer.student();
+  const aug = c.dataset.val?.augment ?? c.dataset.train.augment;
+  const render = { palette: data.info.palette, mean: aug.mean, std: aug.std, classes: c.net.model.numClasses, ignoreLabel: c.dataset.ignoreLabel };
+  const shown = valLoader ? await sampleImages(model, valLoader, render) : { samples: [], worst: [], scored: 0 };
+  const teacher = u2pl ? trainer.teacher() : null;
+  // q of the epoch (§9); the AEL variant's negatives are above a fixed percentile instead.
+  const q = phase === 'ael' ? (c.ael?.negativePercentile ?? 80) : dropPercentile(epoch, c.trainer.epochs, c.trainer.unsupervised?.dropPercent ?? 100);
+  const method = teacher && data.unlabeled.length
+    ? { epoch, phase, percentile: q, maxEntropy: Math.log(c.net.model.numClasses), images: await methodImages(teacher, data.unlabeled, aug, data.info.labelOptions, q, render) }
+    : undefined;
+  const validated = metrics.epochs.filter((e) => e.miou !== null);
+  // The config as the user named it: relative to the working folder when it is below it.
+  const where = path.relative(process.cwd(), c.file ?? c.dir);
+  const config = where.startsWith('..') || path.isAbsolute(where) ? c.file ?? c.dir : where;
+  const title = `u2pl: ${config}`;
+  const warmup = c.dataset.semi && !c.ael ? Math.min(c.trainer.supOnlyEpoch, c.trainer.epochs) : 0;
+  writeRunInfo(path.dirname(reportPath), {
+    title, config: c.file ?? c.dir, dataset: c.dataset.type, classNames: data.info.classNames, epochs: c.trainer.epochs, stepsPerEpoch,
+    warmupEpochs: warmup, semi: c.dataset.semi, seed: c.seed, labeled: data.labeled.length, unlabeled: data.unlabeled.length, validation: data.val.length,
+  });
   writeReport(reportPath, {
-    title: `u2pl: ${c.file ?? c.dir}`,
-    steps: records.filter((r) => r.type === 'step') as unknown as { global_step: number; loss: number }[],
-    epochs,
+    title,
+    steps: metrics.steps,
+    epochs: metrics.epochs,
+    epochsTotal: c.trainer.epochs,
     classNames: data.info.classNames,
-    samples,
+    palette: data.info.palette,
+    method,
+    ...shown,
     summary: {
-      dataset: c.dataset.type, labeled: data.labeled.length, unlabeled: data.unlabeled.length, validation: data.val.length,
-      'best mIoU %': epochs.length ? (100 * Math.max(...epochs.map((e) => e.miou))).toFixed(2) : '-',
+      config, dataset: c.dataset.type, labeled: data.labeled.length, unlabeled: data.unlabeled.length, validation: data.val.length, seed: c.seed,
+      progress: `epoch ${epoch + 1} of ${c.trainer.epochs}, ${stepsPerEpoch} steps each`,
+      'best mIoU %': validated.length ? (100 * Math.max(...validated.map((e) => e.miou as number))).toFixed(2) : '-',
       updated: new Date().toISOString(),
     },
   });
