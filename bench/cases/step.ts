@@ -30,7 +30,7 @@ import { SemiSupervisedSampler } from '../../lib/data/sampler';
 import { AddonTrainerOptions, native, packageRoot, Tensor } from '../../lib/native';
 import { trainerOptions } from '../../lib/train/train';
 import { BenchContext, pythonWithTorch, record } from '../harness';
-import { networkMacs, practicalPeak, stepGflop } from './utilisation';
+import { practicalPeak, stepGflop, stepMacs } from './utilisation';
 
 type StepBatch = { labeled_images: Tensor; labels: Tensor; unlabeled_images: Tensor };
 
@@ -189,10 +189,10 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
     // The steps' work (multiply-adds of their passes, bench/python/count_macs.py) and, on the CPU, the
     // machine's practical peak: each line gets its achieved GFLOP/s and its share of that peak.
     const size = recipe.fields.size as number;
-    const macs = { joint: networkMacs(recipe.python, size, 4), half: networkMacs(recipe.python, size, 2) };
-    const peak = device === 'cpu' && macs.joint ? await practicalPeak(ctx) : undefined;
+    const macs = stepMacs(recipe.python, size);
+    const peak = device === 'cpu' && macs ? await practicalPeak(ctx) : undefined;
     const utilisation = (m: Record<string, unknown>, kind: string, impl: 'u2pl' | 'python') => {
-      if (!macs.joint || !macs.half) return;
+      if (!macs) return;
       const gflops = stepGflop(kind, macs.joint, macs.half, impl) / (m.median_s as number);
       m.gflops = Number(gflops.toFixed(1));
       if (peak) m.pct_of_peak = Number((100 * gflops / peak).toFixed(0));

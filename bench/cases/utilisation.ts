@@ -23,7 +23,21 @@ export interface NetworkMacs {
 export function networkMacs(python: Record<string, unknown>, size: number, batch: number): NetworkMacs | null {
   const py = pythonWithTorch();
   if (!py) return null;
-  return runPythonBench(py, 'count_macs.py', { net: python.net ?? {}, classes: python.classes, size, batch }) as unknown as NetworkMacs;
+  const one = runPythonBench(py, 'count_macs.py', { net: python.net ?? {}, classes: python.classes, size }) as unknown as NetworkMacs;
+  // Counted for one image: every layer's work grows with the batch.
+  const scale = (p: NetworkMacs['full']) => ({ modules: Object.fromEntries(Object.entries(p.modules).map(([k, v]) => [k, v * batch])), total: p.total * batch });
+  return {
+    full: scale(one.full), pred: scale(one.pred),
+    convs: one.convs.map((c) => ({ ...c, input: [batch, ...c.input.slice(1)], macs: c.macs * batch })),
+  };
+}
+
+/** Both batch sizes of a step from one count. */
+export function stepMacs(python: Record<string, unknown>, size: number): { joint: NetworkMacs; half: NetworkMacs } | null {
+  const joint = networkMacs(python, size, 4);
+  if (!joint) return null;
+  const half = (p: NetworkMacs['full']) => ({ modules: Object.fromEntries(Object.entries(p.modules).map(([k, v]) => [k, v / 2])), total: p.total / 2 });
+  return { joint, half: { full: half(joint.full), pred: half(joint.pred), convs: [] } };
 }
 
 /**

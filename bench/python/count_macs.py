@@ -2,11 +2,10 @@
 (forward hooks on reference_net.Model, the same architecture as the addon's): what the bench divides
 a step's time by for its achieved FLOP/s.
 
-  python3 count_macs.py '{"net": {"depth": 50, ...}, "classes": 11, "size": 161, "batch": 4}'
+  python3 count_macs.py '{"net": {"depth": 50, ...}, "classes": 11, "size": 161}'
 
-Prints one JSON object:
-  full: MACs of one train-mode forward of `batch` images (all heads), per module ("encoder.layer3", ...)
-        and in total;
+Prints one JSON object, for one image (multiply-adds grow with the batch):
+  full: MACs of one train-mode forward (all heads), per module ("encoder.layer3", ...) and in total;
   pred: the same for an eval-mode pass that needs only the logits (no representation or aux head);
   convs: every convolution of the full pass: its module, input and weight shapes, stride, padding,
          dilation and MACs, for timing the layers one by one."""
@@ -22,8 +21,9 @@ args = json.loads(sys.argv[1])
 net = dict(depth=50, num_classes=args["classes"], multi_grid=True, replace_stride_with_dilation=(False, False, True), dilations=(6, 12, 18))
 net.update({k: tuple(v) if isinstance(v, list) else v for k, v in args.get("net", {}).items()})
 size = args["size"]
-batch = args["batch"]
-model = Model(**net).eval()
+# Shapes only matter: one image, on the GPU where there is one (an R101 at 513 x 513 is slow on a CPU).
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+model = Model(**net).eval().to(device)
 
 
 def group(name):
@@ -55,7 +55,7 @@ def count(skip=()):
                 per[group(name)] = per.get(group(name), 0) + out.numel() * mod.in_features
             handles.append(m.register_forward_hook(hook))
     with torch.no_grad():
-        model(torch.zeros(batch, 3, size, size))
+        model(torch.zeros(1, 3, size, size, device=device))
     for h in handles:
         h.remove()
     return {"modules": per, "total": sum(per.values())}, convs

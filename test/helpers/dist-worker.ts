@@ -26,9 +26,10 @@ interface Args {
   lr?: number;
   /** nccl: one GPU per rank (device cuda:<rank>). */
   backend?: 'gloo' | 'nccl';
-  /** The batches to run: `count` from index `first` (default: all); steps are numbered by batch index. */
+  /** The batches to run: from index `first` (default 0); steps are numbered by batch index. */
   first?: number;
-  count?: number;
+  /** Also save every rank's state after the step of this batch index, as `out`.after<i>.rank<r>.pth. */
+  saveAfter?: number;
 }
 
 type Batch = { labeled: Tensor<Float32Array>; labels: Tensor<Uint8Array>; unlabeled?: Tensor<Float32Array> };
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   const { batches } = (await readCheckpoint(a.batches)) as { batches: Batch[] };
   const classStats: Pick<AddonStepResult, 'labeledClassPixels' | 'teacherClassMass' | 'pseudoClassPixels'>[] = [];
   const first = a.first ?? 0;
-  for (const [i, b] of batches.slice(first, a.count === undefined ? undefined : first + a.count).entries()) {
+  for (const [i, b] of batches.slice(first).entries()) {
     const step = first + i;
     const n = b.labeled.shape[0];
     const [part, parts] = a.parts ? [a.part ?? 0, a.parts] : a.rows === 'all' ? [0, 1] : [a.rank, a.world];
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
       lrBackbone: a.lr ?? 0.01, lrHead: (a.lr ?? 0.01) * 10, emaDecay: 0.9, dropPercentile: 80, alpha: 20, ...ael,
     });
     if (!Number.isFinite(r.loss)) throw new Error(`loss ${r.loss}`);
+    if (step === a.saveAfter) await trainer.save(`${a.out}.after${step}.rank${a.rank}.pth`, {}, { everyRank: true });
     classStats.push({ labeledClassPixels: r.labeledClassPixels, teacherClassMass: r.teacherClassMass, pseudoClassPixels: r.pseudoClassPixels });
   }
   await trainer.save(`${a.out}.rank${a.rank}.pth`, {}, { everyRank: true });
