@@ -25,7 +25,7 @@ export async function dataMain(args: string[], io: CliOutput): Promise<number> {
       for (const w of config.warnings) io.out(`warning: ${w}\n`);
       const classes = config.net.model.numClasses;
       const data = await prepareData(config.dataset, classes);
-      const parts: [string, typeof data.labeled, boolean][] = [['labeled', data.labeled, true], ['unlabeled', data.unlabeled, false], ['val', data.val, true]];
+      const parts: [string, typeof data.labeled, boolean][] = [['labeled', data.labeled, true], ['unlabeled', data.unlabeled, false], ['val', data.val, true], ['test', data.test, true]];
       // A run's folder keeps the images that decoded before; a check there decodes only what changed.
       const cache = new DecodeCache(path.join(config.saver.snapshotDir, DECODE_CACHE));
       let problems = 0;

@@ -21,7 +21,8 @@ export async function evalMain(args: string[], io: CliOutput): Promise<number> {
       y.positional('experiment', { type: 'string', default: '.', describe: 'experiment folder or config file' }))
     .option('config', { type: 'string', requiresArg: true })
     .option('checkpoint', { type: 'string', requiresArg: true, describe: 'default: snapshot_dir/ckpt_best.pth, else ckpt.pth' })
-    .option('list', { type: 'string', requiresArg: true, describe: 'list file to evaluate (default: dataset.val.data_list)' })
+    .option('split', { choices: ['val', 'test'] as const, default: 'val' as const, describe: "the config's list to evaluate: dataset.val or dataset.test" })
+    .option('list', { type: 'string', requiresArg: true, describe: 'list file to evaluate (default: the --split list)' })
     .option('mode', { choices: ['whole', 'slide'] as const, default: 'whole' as const })
     .option('scales', { type: 'string', requiresArg: true, default: '1', coerce: positiveListFlag('scales'), describe: 'comma-separated positive numbers, e.g. 0.75,1,1.25' })
     .option('flip', { type: 'boolean', default: false })
@@ -37,9 +38,10 @@ export async function evalMain(args: string[], io: CliOutput): Promise<number> {
   const checkpoint = argv.checkpoint ? path.resolve(argv.checkpoint) : defaultCheckpoint(config);
   const model = await loadModel(config, checkpoint);
   const data = await prepareData(config.dataset, config.net.model.numClasses);
-  const split = config.dataset.val ?? config.dataset.train;
-  const samples = argv.list ? listSamples({ kind: config.dataset.kind, root: split.dataRoot, imageDir: config.dataset.imageDir, labelDir: config.dataset.labelDir, labelExt: config.dataset.labelExt, palette: config.dataset.palette }, path.resolve(argv.list)) : data.val;
-  if (samples.length === 0) throw new ConfigError('dataset.val', 'nothing to evaluate: the config has no dataset.val (give --list)');
+  const which = argv.split;
+  const split = config.dataset[which] ?? config.dataset.val ?? config.dataset.train;
+  const samples = argv.list ? listSamples({ kind: config.dataset.kind, root: split.dataRoot, imageDir: config.dataset.imageDir, labelDir: config.dataset.labelDir, labelExt: config.dataset.labelExt, palette: config.dataset.palette }, path.resolve(argv.list)) : data[which];
+  if (samples.length === 0) throw new ConfigError(`dataset.${which}`, `nothing to evaluate: the config has no dataset.${which} (give --list)`);
   const loader = new BatchLoader({
     samples, augment: split.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions,
     classes: config.net.model.numClasses, ignoreLabel: config.dataset.ignoreLabel, seed: 0,

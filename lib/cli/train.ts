@@ -98,7 +98,8 @@ async function trainTargets(targets: string[], argv: TrainArgs, controller: Abor
       onEpoch: (e) => {
         if (tty && !argv.quiet) io.err('\n');
         const miou = Number.isNaN(e.miou) ? 'no validation' : `mIoU ${(100 * e.miou).toFixed(2)} (best ${(100 * (e.bestMiou ?? e.miou)).toFixed(2)})`;
-        io.err(`epoch ${e.epoch + 1}: ${miou}, ${formatSeconds(e.seconds)}\n`);
+        const test = e.testMiou === undefined ? '' : `, test mIoU ${(100 * e.testMiou).toFixed(2)}`;
+        io.err(`epoch ${e.epoch + 1}: ${miou}${test}, ${formatSeconds(e.seconds)}\n`);
       },
     });
     results.push({ name, best: result.bestMiou, last: result.lastMiou });

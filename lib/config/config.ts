@@ -30,6 +30,12 @@ export interface DatasetConfig {
   semi: boolean;
   train: SplitConfig;
   val?: SplitConfig;
+  /**
+   * Port-only: held-out images scored beside the validation after each validation (test_miou in
+   * metrics.jsonl) and never used to choose anything (the best checkpoint follows val), so that
+   * figures reported from it come from images no decision was taken on.
+   */
+  test?: SplitConfig;
   batchSize: number;
   /**
    * The reference's n_sup: semi-supervised epochs have N_u = (labeled + unlabeled) - n_sup steps'
@@ -290,7 +296,7 @@ function cropLabelPad(d: Section, ignore: number): number {
 function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
   const d = section(value, 'dataset');
   // Transform keys at the dataset level apply to both splits (the reference merges each split over it).
-  w.keys(d, ['type', 'train', 'val', 'batch_size', 'n_sup', 'workers', 'mean', 'std', 'ignore_label', 'noise_std', 'crop_label_pad',
+  w.keys(d, ['type', 'train', 'val', 'test', 'batch_size', 'n_sup', 'workers', 'mean', 'std', 'ignore_label', 'noise_std', 'crop_label_pad',
     'head_lr_multiplier', 'image_dir', 'label_dir', 'label_ext', 'palette', 'class_names', 'procedural', 'cache_mb',
     'resize', 'rand_resize', 'flip', 'GaussianBlur', 'crop', 'skip_unreadable', 'acp'], 'dataset');
   const type = str(d, 'type', undefined, 'dataset');
@@ -300,7 +306,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
   w.ignored(d, 'workers', 'dataset', "decoding and augmentation run on Node's libuv pool: set UV_THREADPOOL_SIZE for its threads and runtime.prefetch for the batches in flight");
   w.ignored(d, 'noise_std', 'dataset', 'unused by the reference too');
   const batchSize = int(d, 'batch_size', 1, 'dataset', 1);
-  const split = (name: 'train' | 'val'): SplitConfig | undefined => {
+  const split = (name: 'train' | 'val' | 'test'): SplitConfig | undefined => {
     if (d[name] === undefined) {
       if (name === 'train') throw new ConfigError('dataset.train', 'required');
       return undefined;
@@ -337,6 +343,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
     type, kind, semi,
     train: split('train') as SplitConfig,
     val: split('val'),
+    test: split('test'),
     batchSize,
     nSup: d.n_sup === undefined ? undefined : int(d, 'n_sup', undefined, 'dataset', 1),
     ignoreLabel: ignore,

@@ -5,7 +5,7 @@
  * run that resumes would otherwise switch its method mid-run without a word.
  *
  * Left out: what does not change the numbers trained — the run folder and how it is saved, where
- * the data lives (a run moves between machines), validation and logging, threads, prefetching,
+ * the data lives (a run moves between machines), validation, held-out tests and logging, threads, prefetching,
  * caches, the memory layout and the device (same maths), and the data-parallel backend.
  */
 import { U2plConfig } from './config';
@@ -16,7 +16,7 @@ const IGNORED: RegExp[] = [
   /^runtime\.(threads|prefetch|distTimeoutS|distBackend|channelsLast|device)$/,
   /^dataset\.(cacheMb|skipUnreadable|imageDir|labelDir|labelExt|palette|classNames)(\.|$)/,
   /^dataset\.train\.(dataRoot|dataList)$/,
-  /^dataset\.val(\.|$)/,
+  /^dataset\.(val|test)(\.|$)/,
   /^trainer\.(logEvery|evalEvery|evalOn|pseudoLabelMetrics)$/,
   /^net\.pretrained$/,
   /^net\.model\.device$/,

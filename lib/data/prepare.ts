@@ -17,6 +17,8 @@ export interface RunData {
   labeled: Sample[];
   unlabeled: Sample[];
   val: Sample[];
+  /** dataset.test: held-out images, scored and never chosen on. */
+  test: Sample[];
 }
 
 function layoutFor(d: DatasetConfig, root: string): DatasetLayout {
@@ -30,7 +32,8 @@ export async function prepareData(d: DatasetConfig, numClasses: number): Promise
   const labeled = listSamples(layoutFor(d, d.train.dataRoot), d.train.dataList);
   const unlabeled = d.semi ? listSamples(layoutFor(d, d.train.dataRoot), unlabeledListFor(d.train.dataList)) : [];
   const val = d.val ? listSamples(layoutFor(d, d.val.dataRoot), d.val.dataList) : [];
-  return { info, labeled, unlabeled, val };
+  const test = d.test ? listSamples(layoutFor(d, d.test.dataRoot), d.test.dataList) : [];
+  return { info, labeled, unlabeled, val, test };
 }
 
 export interface DataProblem {
@@ -196,6 +199,7 @@ export function datasetWarnings(d: DatasetConfig, data: RunData, summaries?: Dat
     ['dataset.train.data_list', d.train.dataList, data.labeled],
     ['the unlabeled list', unlabeledListFor(d.train.dataList), data.unlabeled],
     ['dataset.val.data_list', d.val?.dataList ?? '', data.val],
+    ['dataset.test.data_list', d.test?.dataList ?? '', data.test],
   ];
   for (const [key, file, samples] of lists) {
     const seen = new Set<string>();
@@ -204,12 +208,19 @@ export function datasetWarnings(d: DatasetConfig, data: RunData, summaries?: Dat
     if (twice.size) warnings.push(`${key}: ${file} lists ${twice.size} image(s) more than once (e.g. ${[...twice][0]})`);
   }
   const images = (samples: Sample[]) => new Set(samples.map((s) => s.image));
-  const val = images(data.val);
-  for (const [name, samples] of [['labeled', data.labeled], ['unlabeled', data.unlabeled]] as const) {
-    const leaked = samples.filter((s) => val.has(s.image));
-    if (leaked.length) {
-      warnings.push(`dataset.val.data_list: ${leaked.length} validation image(s) are also in the ${name} training list (e.g. ${leaked[0].image}): the validation score would not measure unseen images`);
+  for (const [split, what, held] of [['val', 'validation', data.val], ['test', 'test', data.test]] as const) {
+    const heldOut = images(held);
+    for (const [name, samples] of [['labeled', data.labeled], ['unlabeled', data.unlabeled]] as const) {
+      const leaked = samples.filter((s) => heldOut.has(s.image));
+      if (leaked.length) {
+        warnings.push(`dataset.${split}.data_list: ${leaked.length} ${what} image(s) are also in the ${name} training list (e.g. ${leaked[0].image}): the ${what} score would not measure unseen images`);
+      }
     }
+  }
+  const val = images(data.val);
+  const shared = data.test.filter((s) => val.has(s.image));
+  if (shared.length) {
+    warnings.push(`dataset.test.data_list: ${shared.length} test image(s) are also validation images (e.g. ${shared[0].image}): the best checkpoint is chosen on them, so the test score is not held out`);
   }
   const labeled = images(data.labeled);
   const both = data.unlabeled.filter((s) => labeled.has(s.image));

@@ -14,6 +14,7 @@ import { DataError } from '../data/image-io';
 import { Batch, BatchLoader } from '../data/loader';
 import { checkSamples, DatasetSummary, datasetWarnings, DecodeCache, DecodedFiles, mergeSummaries, prepareData, RunData, throwOnProblems } from '../data/prepare';
 import { deriveSeed } from '../data/random';
+import { Sample } from '../data/datasets';
 import { SemiSupervisedSampler, SupervisedSampler } from '../data/sampler';
 import { evaluateLoader, EvalResult, EvalShard } from '../eval/evaluate';
 import { writeReport, writeRunInfo } from '../eval/report';
@@ -50,6 +51,8 @@ export interface EpochSummary {
   iou: number[];
   /** Best validation mIoU so far (null while no validation has run). */
   bestMiou: number | null;
+  /** mIoU on dataset.test, where the config has one. */
+  testMiou?: number;
   seconds: number;
 }
 
@@ -171,6 +174,7 @@ export async function preflight(c: U2plConfig, data: RunData, log: (m: string) =
     await checkSamples(share(data.labeled), data.info, classes, ignore, true, 8, cache),
     await checkSamples(share(data.unlabeled), data.info, classes, ignore, false, 8, cache),
     await checkSamples(share(data.val), data.info, classes, ignore, true, 8, cache),
+    await checkSamples(share(data.test), data.info, classes, ignore, true, 8, cache),
   ];
   if (group) {
     const mine = Buffer.from(JSON.stringify({ summaries, decoded: cache.added() }));
@@ -312,7 +316,10 @@ async function trainLocked(
   const unlabeledLoader = semi ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 1, strong: t.unsupervised?.strongAugment }) : undefined;
   // AEL: the bank partners of the unlabeled images, each in a view of its own (A5.2 step 4).
   const bankLoader = ael ? new BatchLoader({ ...loaderBase, samples: data.unlabeled, augment: d.train.augment, train: true, withLabels: unlabeledTruth, labelOptions: data.info.labelOptions, seed: c.seed + 2, prefetch: 1 }) : undefined;
-  const valLoader = d.val && data.val.length ? new BatchLoader({ ...loaderBase, samples: data.val, augment: d.val.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
+  const heldOutLoader = (split: SplitConfig | undefined, samples: Sample[]) =>
+    split && samples.length ? new BatchLoader({ ...loaderBase, samples, augment: split.augment, train: false, withLabels: true, labelOptions: data.info.labelOptions, seed: c.seed, prefetch: 2 }) : undefined;
+  const valLoader = heldOutLoader(d.val, data.val);
+  const testLoader = heldOutLoader(d.test, data.test);
 
   const device = rankDevice(c.runtime.device, dist);
   // The labeled labels' class frequencies, counted by the data check (every rank has them all).
@@ -502,17 +509,23 @@ async function trainLocked(
       {
         // End of the epoch: validate (the student until the teacher exists, §11.3), checkpoint, report.
         let evalResult: EvalResult | undefined;
+        let testResult: EvalResult | undefined;
         const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
-        if (t.evalOn && valLoader && validateNow) {
+        if (t.evalOn && (valLoader || testLoader) && validateNow) {
           const model = phase === 'semi' || phase === 'ael' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
-          try {
-            // Data parallel: each rank scores its share of the list; the confusion matrices add up.
-            const sum = group ? async (m: BigInt64Array) => (await group.allReduceSum({ data: m, shape: [m.length] })).data : undefined;
-            evalResult = await evaluateLoader(model, valLoader, (d.val as SplitConfig).batchSize, d.ignoreLabel, dist ? { ...shard, sum } as EvalShard : undefined);
-          } catch (e) {
-            throw await stopOnBadFile(e, dist ? undefined : () => save(epoch + 1, 0), `the validation after epoch ${epoch + 1} (the next run starts at epoch ${epoch + 2})`, ckptPath);
-          }
-          lastMiou = evalResult.miou;
+          // Data parallel: each rank scores its share of the list; the confusion matrices add up.
+          const sum = group ? async (m: BigInt64Array) => (await group.allReduceSum({ data: m, shape: [m.length] })).data : undefined;
+          const score = async (loader: BatchLoader | undefined, split: SplitConfig | undefined, what: string) => {
+            if (!loader || !split) return undefined;
+            try {
+              return await evaluateLoader(model, loader, split.batchSize, d.ignoreLabel, dist ? { ...shard, sum } as EvalShard : undefined);
+            } catch (e) {
+              throw await stopOnBadFile(e, dist ? undefined : () => save(epoch + 1, 0), `the ${what} after epoch ${epoch + 1} (the next run starts at epoch ${epoch + 2})`, ckptPath);
+            }
+          };
+          evalResult = await score(valLoader, d.val, 'validation');
+          testResult = await score(testLoader, d.test, 'test');
+          if (evalResult) lastMiou = evalResult.miou;
         }
         const improved = evalResult !== undefined && (bestMiou === null || evalResult.miou > bestMiou);
         if (improved) bestMiou = (evalResult as EvalResult).miou;
@@ -520,13 +533,18 @@ async function trainLocked(
         epochStats = emptyStats();
         await save(epoch + 1, 0);
         if (lead && (improved || (!evalResult && epoch === E - 1))) copyAtomic(ckptPath, bestPath);
-        const summary: EpochSummary = { epoch, miou: evalResult?.miou ?? NaN, iou: evalResult?.iou ?? [], bestMiou, seconds: (Date.now() - epochStart) / 1000 };
+        const summary: EpochSummary = {
+          epoch, miou: evalResult?.miou ?? NaN, iou: evalResult?.iou ?? [], bestMiou, seconds: (Date.now() - epochStart) / 1000,
+          ...(testResult ? { testMiou: testResult.miou } : {}),
+        };
         appendRecord(metricsPath, {
           type: 'epoch', epoch, phase, miou: evalResult?.miou ?? null, iou: evalResult?.iou ?? null, pixel_accuracy: evalResult?.pixelAccuracy ?? null,
-          best_miou: bestMiou, seconds: summary.seconds, ...stats,
+          best_miou: bestMiou,
+          ...(testResult ? { test_miou: testResult.miou, test_iou: testResult.iou, test_pixel_accuracy: testResult.pixelAccuracy } : {}),
+          seconds: summary.seconds, ...stats,
         });
-        if (lead && (evalResult || epoch === E - 1)) options.onEpoch?.(summary);
-        if (lead && validateNow) await writeRunReport(c, data, trainer, valLoader, metricsPath, reportPath, phase, epoch, L);
+        if (lead && (evalResult || testResult || epoch === E - 1)) options.onEpoch?.(summary);
+        if (lead && validateNow) await writeRunReport(c, data, trainer, valLoader ?? testLoader, metricsPath, reportPath, phase, epoch, L);
       }
     }
     return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
@@ -670,15 +688,16 @@ function classShares(a: DistributionAlignment): Record<string, unknown> {
  * the unlabeled images, the method on a few of them (prediction, entropy, unreliable pixels).
  */
 async function writeRunReport(
-  c: U2plConfig, data: RunData, trainer: AddonTrainer, valLoader: BatchLoader | undefined, metricsPath: string, reportPath: string,
+  c: U2plConfig, data: RunData, trainer: AddonTrainer, sampleLoader: BatchLoader | undefined, metricsPath: string, reportPath: string,
   phase: TrainPhase, epoch: number, stepsPerEpoch: number,
 ): Promise<void> {
   const metrics = readMetrics(metricsPath);
   const u2pl = phase === 'semi' || phase === 'ael';
   const model = u2pl ? (trainer.teacher() ?? trainer.student()) : trainer.student();
-  const aug = c.dataset.val?.augment ?? c.dataset.train.augment;
+  // Samples from the validation list (the test list where a config has no val: showing them chooses nothing).
+  const aug = c.dataset.val?.augment ?? c.dataset.test?.augment ?? c.dataset.train.augment;
   const render = { palette: data.info.palette, mean: aug.mean, std: aug.std, classes: c.net.model.numClasses, ignoreLabel: c.dataset.ignoreLabel };
-  const shown = valLoader ? await sampleImages(model, valLoader, render) : { samples: [], worst: [], scored: 0 };
+  const shown = sampleLoader ? await sampleImages(model, sampleLoader, render) : { samples: [], worst: [], scored: 0 };
   const teacher = u2pl ? trainer.teacher() : null;
   // q of the epoch (§9); the AEL variant's negatives are above a fixed percentile instead.
   const q = phase === 'ael' ? (c.ael?.negativePercentile ?? 80) : dropPercentile(epoch, c.trainer.epochs, c.trainer.unsupervised?.dropPercent ?? 100);

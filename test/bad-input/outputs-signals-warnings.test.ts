@@ -2,6 +2,7 @@
 import { spawn } from 'child_process';
 import fs from 'fs';
 import path from 'path';
+import yaml from 'js-yaml';
 import sharp from 'sharp';
 import { dataMain } from '../../lib/cli/data';
 import { inferMain } from '../../lib/cli/infer';
@@ -130,6 +131,21 @@ describe('warnings by key', () => {
     const logs: string[] = [];
     await train(loadConfig(e), { maxSteps: 1, onLog: (m) => logs.push(m) });
     expect(logs.filter((m) => m.startsWith('warning: dataset.'))).toHaveLength(2);
+  });
+
+  test('a held-out test list that overlaps validation or training is warned about, by key', async () => {
+    const e = writeExperiment(tinyConfig(true));
+    await prepareData(loadConfig(e).dataset, 4);
+    fs.writeFileSync(path.join(e, 'data/test.txt'), 'images/val_0016.png\nimages/train_0004.png\n');
+    const base = tinyConfig(true);
+    fs.writeFileSync(path.join(e, 'config.yaml'), yaml.dump({ ...base, dataset: { ...(base.dataset as object), test: { data_root: 'data', data_list: 'data/test.txt' } } }));
+    const config = loadConfig(e);
+    const data = await prepareData(config.dataset, 4);
+    expect(data.test.map((s) => path.basename(s.image))).toEqual(['val_0016.png', 'train_0004.png']);
+    expect(datasetWarnings(config.dataset, data)).toEqual([
+      `dataset.test.data_list: 1 test image(s) are also in the unlabeled training list (e.g. ${path.join(e, 'data/images/train_0004.png')}): the test score would not measure unseen images`,
+      `dataset.test.data_list: 1 test image(s) are also validation images (e.g. ${path.join(e, 'data/images/val_0016.png')}): the best checkpoint is chosen on them, so the test score is not held out`,
+    ]);
   });
 
   test('a run that never validated says so instead of "best mIoU 0.00"', async () => {

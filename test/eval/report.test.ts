@@ -95,6 +95,20 @@ describe('report.html', () => {
     expect(html).toContain('the entropy filter drops the worse ones');
   });
 
+  test('a held-out test list: a second mIoU curve and its figure at a glance; a run with no val list shows the test list\'s classes', () => {
+    const r = run(100);
+    r.epochs = r.epochs.map((e) => ({ ...e, test_miou: 0.4 + e.epoch / 1000, test_iou: [0.3, 0.5] }));
+    const html = renderReport(r);
+    expect(chartPaths(html, 'Validation mIoU')).toHaveLength(2);
+    expect(html).toContain('data-name="test mIoU (held out)"');
+    expect(html).toContain('Held-out test mIoU <b>47.9</b> (dataset.test: images no choice was made on)');
+    const testOnly = renderReport({ ...r, epochs: r.epochs.map((e) => ({ ...e, miou: null, iou: null })) });
+    expect(chartPaths(testOnly, 'Validation mIoU')).toHaveLength(1);
+    expect(testOnly).toContain('Held-out test mIoU <b>47.9</b> after epoch 80 of 80 (dataset.test; no validation list)');
+    expect(testOnly).toContain('Per-class IoU over epochs (test list)');
+    expect(testOnly).not.toMatch(/\bNaN\b|undefined/);
+  });
+
   test('downsampling keeps short series whole and averages long ones per bucket', () => {
     const short: [number, number][] = [[0, 1], [1, 2], [2, 3]];
     expect(downsample(short, 10)).toEqual(short);
@@ -185,6 +199,19 @@ describe('u2pl-report', () => {
     expect(miou).toContain('data-name="u2pl (mean of 3)"');
     expect(miou).toMatch(/at training step 30<\/title>/);  // the last epoch of both schedules ends at step 30
     expect(html).toContain('aria-label="Pseudo-label accuracy"');
+    expect(html).not.toContain('held-out test mIoU');  // no run has a test list
+  });
+
+  test('runs with a held-out test list: its final mIoU per group beside val\'s', async () => {
+    const root = tempDir('compare-test');
+    const withTest = (lines: unknown[], offset: number) => lines.map((l) => ((l as { type: string }).type === 'epoch' ? { ...(l as object), test_miou: (l as { miou: number }).miou - offset } : l));
+    writeRun(path.join(root, 'a/checkpoints/seed-0'), withTest(records(2, 3, 0.2, 0.01), 0.05));
+    writeRun(path.join(root, 'a/checkpoints/seed-1'), withTest(records(2, 3, 0.22, 0.01), 0.03));
+    const out = path.join(root, 'compare.html');
+    expect((await runTool('u2pl-report', reportMain, [path.join(root, 'a'), '--out', out])).code).toBe(0);
+    const html = fs.readFileSync(out, 'utf8');
+    expect(html).toContain('>final held-out test mIoU %, mean ± std</th>');
+    expect(html).toContain('<td class="num">18.0 ± 2.8</td>');  // final test mIoU 0.21 - 0.05 and 0.23 - 0.03
   });
 
   test('means over runs where they have values: missing epochs shrink n instead of adding zeros', () => {

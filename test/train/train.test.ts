@@ -146,15 +146,33 @@ describe('u2pl-eval, u2pl-infer and u2pl-data on a trained run', () => {
     child.on('exit', (code) => resolve({ code, out, err }));
   });
 
-  test('evaluation table, predictions written, dataset check summary', async () => {
-    const dir = writeExperiment(tinyConfig(false, { trainer: { ...(tinyConfig(false).trainer as object), epochs: 1 } }));
+  test('evaluation table, predictions written, dataset check summary; a held-out test list scored each epoch', async () => {
+    const base = tinyConfig(false, { trainer: { ...(tinyConfig(false).trainer as object), epochs: 1 } });
+    const dataset = base.dataset as Record<string, any>;
+    // The procedural val list halved: val picks the best checkpoint, test is only scored.
+    const dir = writeExperiment({
+      ...base,
+      dataset: { ...dataset, val: { ...dataset.val, data_list: 'val-select.txt' }, test: { ...dataset.val, data_list: 'val-report.txt' } },
+    });
+    fs.writeFileSync(path.join(dir, 'val-select.txt'), 'images/val_0016.png\nimages/val_0017.png\n');
+    fs.writeFileSync(path.join(dir, 'val-report.txt'), 'images/val_0018.png\nimages/val_0019.png\n');
     await train(loadConfig(dir));
+    const [epoch] = readMetrics(dir).filter((m) => m.type === 'epoch');
+    expect(epoch.test_iou).toHaveLength(4);
+    expect(epoch.test_miou).toBeCloseTo(epoch.test_iou.reduce((a: number, b: number) => a + b, 0) / 4, 12);
+    expect(epoch.best_miou).toBe(epoch.miou);
+    expect(fs.readFileSync(path.join(dir, 'checkpoints/report.html'), 'utf8')).toContain('test mIoU (held out)');
+    // u2pl-eval --split test scores the same two images with the same model (one at a time, whole).
+    const held = await run('eval', [dir, '--split', 'test']);
+    expect(held.code).toBe(0);
+    expect(held.err).toContain('u2pl-eval: 2 images');
+    expect(Math.abs(Number(/mIoU\s+(\d+\.\d\d)/.exec(held.out)?.[1]) - 100 * epoch.test_miou)).toBeLessThan(0.5);
     const saveDir = path.join(dir, 'eval');
     const ev = await run('eval', [dir, '--save-dir', saveDir, '--scales', '1,1.25', '--flip']);
     expect(ev.code).toBe(0);
     expect(ev.out).toMatch(/^class\s+IoU %/);
     expect(ev.out).toMatch(/mIoU\s+\d+\.\d\d/);
-    expect(fs.readdirSync(saveDir).filter((f) => f.endsWith('_colour.png'))).toHaveLength(4);
+    expect(fs.readdirSync(saveDir).filter((f) => f.endsWith('_colour.png'))).toHaveLength(2);
     const slide = await run('eval', [dir, '--mode', 'slide', '--crop', '32']);
     expect(slide.code).toBe(0);
     const out = path.join(dir, 'pred');
@@ -164,6 +182,7 @@ describe('u2pl-eval, u2pl-infer and u2pl-data on a trained run', () => {
     const check = await run('data', ['check', dir]);
     expect(check.code).toBe(0);
     expect(check.out).toContain('labeled: 4 images, sizes 40x40 x4');
+    expect(check.out).toContain('test: 2 images, sizes 40x40 x2');
     expect(check.out).toContain('no problems found');
     const bad = await run('train', [path.join(dir, 'nope')]);
     expect(bad.code).toBe(2);

@@ -203,15 +203,19 @@ function runsTable(groups: RunGroup[]): string {
 function summaryTable(groups: RunGroup[]): string {
   const base = groups[0];
   const baseMean = meanStd(base.runs.map((r) => finalOf(r).epoch?.miou ?? NaN)).mean;
+  const tested = groups.some((g) => g.runs.some((r) => finalOf(r).epoch?.test_miou !== undefined));
   const rows = groups.map((g, i) => {
     const finals = g.runs.map((r) => finalOf(r).epoch?.miou ?? NaN);
     const bests = g.runs.map((r) => finalOf(r).best?.miou ?? NaN);
     const m = meanStd(finals).mean;
     const delta = i === 0 || !Number.isFinite(m) || !Number.isFinite(baseMean) ? '–' : `${m >= baseMean ? '+' : '−'}${(100 * Math.abs(m - baseMean)).toFixed(1)}`;
-    return [`<span class="swatch" style="background:${g.colour}"></span>${esc(g.name)}`, String(meanStd(finals).n), meanText(finals), delta, meanText(bests),
+    const tests = tested ? [meanText(g.runs.map((r) => finalOf(r).epoch?.test_miou ?? NaN))] : [];
+    return [`<span class="swatch" style="background:${g.colour}"></span>${esc(g.name)}`, String(meanStd(finals).n), meanText(finals), delta, meanText(bests), ...tests,
       finals.map((v) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '–')).join(', ')];
   });
-  return table(['group', 'runs', 'final mIoU %, mean ± std', `Δ vs ${esc(base.name)}`, 'best mIoU %, mean ± std', 'final, per run'], rows, [false, true, true, true, true, false]);
+  const testHeader = tested ? ['final held-out test mIoU %, mean ± std'] : [];
+  return table(['group', 'runs', 'final mIoU %, mean ± std', `Δ vs ${esc(base.name)}`, 'best mIoU %, mean ± std', ...testHeader, 'final, per run'], rows,
+    [false, true, true, true, true, ...testHeader.map(() => true), false]);
 }
 
 function perClassTable(groups: RunGroup[], classNames: string[]): string {

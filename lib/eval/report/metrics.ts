@@ -36,6 +36,9 @@ export interface EpochRecord {
   iou: number[] | null;
   pixel_accuracy?: number | null;
   best_miou?: number | null;
+  /** dataset.test: held-out images, never chosen on. */
+  test_miou?: number;
+  test_iou?: number[];
   seconds?: number;
   kept_share?: number | null;
   mixed_share?: number | null;

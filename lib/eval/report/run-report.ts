@@ -126,13 +126,18 @@ function scheduleCharts(steps: StepRecord[]): string {
 
 function validationCharts(r: ReportData): string {
   const validated = r.epochs.filter((e) => e.miou !== null);
-  const miou = lineChart([{ name: 'mIoU', colour: PALETTE[3], points: validated.map((e) => [e.epoch + 1, (e.miou as number) * 100]), markers: true }],
-    { title: 'Validation mIoU', xLabel: 'epoch', yLabel: 'mIoU (%)', integerX: true, xMin: 1, xMax: Math.max(r.epochsTotal ?? 1, ...validated.map((e) => e.epoch + 1)) });
+  const tested = r.epochs.filter((e) => e.test_miou !== undefined);
+  const miou = lineChart([
+    { name: 'val mIoU', colour: PALETTE[3], points: validated.map((e) => [e.epoch + 1, (e.miou as number) * 100]), markers: true },
+    ...(tested.length ? [{ name: 'test mIoU (held out)', colour: PALETTE[4], points: tested.map((e) => [e.epoch + 1, (e.test_miou as number) * 100] as [number, number]), markers: true }] : []),
+  ], { title: 'Validation mIoU', xLabel: 'epoch', yLabel: 'mIoU (%)', integerX: true, xMin: 1, xMax: Math.max(r.epochsTotal ?? 1, ...validated.map((e) => e.epoch + 1)) });
+  // A run scored on a test list only (no val) shows that list's classes.
+  const [scored, iouOf] = validated.length ? [validated, (e: EpochRecord) => e.iou] : [tested, (e: EpochRecord) => e.test_iou];
   const heat = heatMap({
-    title: 'Per-class IoU', rows: r.classNames, cols: validated.map((e) => e.epoch + 1), xLabel: 'epoch',
-    values: r.classNames.map((_, c) => validated.map((e) => e.iou?.[c] ?? null)), min: 0, max: 1, factor: 100, unit: 'IoU %',
+    title: 'Per-class IoU', rows: r.classNames, cols: scored.map((e) => e.epoch + 1), xLabel: 'epoch',
+    values: r.classNames.map((_, c) => scored.map((e) => iouOf(e)?.[c] ?? null)), min: 0, max: 1, factor: 100, unit: 'IoU %',
   });
-  return `<div class="grid">${figure('Validation mIoU', miou)}${figure('Per-class IoU over epochs', heat)}</div>`;
+  return `<div class="grid">${figure('Validation mIoU', miou)}${figure(validated.length ? 'Per-class IoU over epochs' : 'Per-class IoU over epochs (test list)', heat)}</div>`;
 }
 
 function iouTable(r: ReportData): string {
@@ -154,7 +159,11 @@ function glance(r: ReportData): string {
   const last = validated[validated.length - 1];
   if (last) {
     const best = validated.reduce((a, b) => ((b.miou as number) > (a.miou as number) ? b : a));
-    items.push(`Validation mIoU <b>${pct(last.miou)}</b> after epoch ${last.epoch + 1}${r.epochsTotal ? ` of ${r.epochsTotal}` : ''}; best ${pct(best.miou)} (epoch ${best.epoch + 1}).`);
+    items.push(`Validation mIoU <b>${pct(last.miou)}</b> after epoch ${last.epoch + 1}${r.epochsTotal ? ` of ${r.epochsTotal}` : ''}; best ${pct(best.miou)} (epoch ${best.epoch + 1}).` +
+      (last.test_miou !== undefined ? ` Held-out test mIoU <b>${pct(last.test_miou)}</b> (dataset.test: images no choice was made on).` : ''));
+  } else {
+    const tested = r.epochs.filter((e) => e.test_miou !== undefined).pop();
+    if (tested) items.push(`Held-out test mIoU <b>${pct(tested.test_miou)}</b> after epoch ${tested.epoch + 1}${r.epochsTotal ? ` of ${r.epochsTotal}` : ''} (dataset.test; no validation list).`);
   }
   const u2pl = r.epochs.filter((e) => isU2plPhase(e.phase));
   if (u2pl.length === 0) return items.length ? `<ul class="glance">${items.map((i) => `<li>${i}</li>`).join('')}</ul>` : '';
