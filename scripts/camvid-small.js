@@ -7,6 +7,8 @@
 //   node scripts/camvid-small.js table [--write]   (--write: into the README between its markers)
 // A variant is a folder under experiments/camvid-small with a config.yaml (`u2pl`, `study/pad255`);
 // a run lives in <variant>/checkpoints/seed-<seed>/ and resumes where it stopped (saver.auto_resume).
+// A variant named reference-* runs its config.yaml through the original U2PL code
+// (scripts/reference/train_sup.py, with U2PL_PYTHON or Debian's python3 and U2PL_REFERENCE) instead of u2pl-train.
 // `collect` keeps what the table needs of each finished run (its epoch lines, step times, the
 // commit and threads) in results/<variant>.seed-<seed>.json, a small file meant to be committed.
 const { spawn } = require('child_process');
@@ -42,6 +44,11 @@ function option(args, name, fallback) {
 function commitOf() {
   const r = require('child_process').spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: __dirname, encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : 'unknown';
+}
+
+// Debian's python3 has python3-torch; a pyenv or venv python3 earlier on PATH may not.
+function python() {
+  return process.env.U2PL_PYTHON || (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 }
 
 function runDir(variant, seed) {
@@ -91,8 +98,11 @@ async function run(args) {
       }, null, 1));
       process.stdout.write(`start ${v} seed ${seed}\n`);
       const code = await new Promise((resolve) => {
-        const argv = [cli, path.join(root, v), '--quiet', ...(threads ? ['--threads', threads] : [])];
-        spawn(process.execPath, argv, { stdio: ['ignore', log, log], env: { ...process.env, U2PL_SEED: String(seed) } }).on('exit', resolve);
+        const reference = path.basename(v).startsWith('reference-');
+        const [exe, ...argv] = reference
+          ? [python(), path.join(__dirname, 'reference/train_sup.py'), path.join(root, v), ...(threads ? ['--threads', threads] : [])]
+          : [process.execPath, cli, path.join(root, v), '--quiet', ...(threads ? ['--threads', threads] : [])];
+        spawn(exe, argv, { stdio: ['ignore', log, log], env: { ...process.env, U2PL_SEED: String(seed) } }).on('exit', resolve);
       });
       fs.closeSync(log);
       if (code === 0) fs.writeFileSync(about, JSON.stringify({ ...JSON.parse(fs.readFileSync(about, 'utf8')), finished: new Date().toISOString() }, null, 1));
@@ -175,13 +185,21 @@ function std(xs) {
   return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
 }
 
-const CLASSES = ['Sky', 'Building', 'Pole', 'Road', 'Sidewalk', 'Tree', 'Sign', 'Fence', 'Car', 'Pedestrian', 'Bicyclist'];
+// The per-class columns: the study's dataset.class_names (facade-small), else CamVid's.
+function classNames() {
+  for (const v of variants()) {
+    const m = /^ {2}class_names: \[(.*)\]$/m.exec(fs.readFileSync(path.join(root, v, 'config.yaml'), 'utf8'));
+    if (m) return m[1].split(', ');
+  }
+  return ['Sky', 'Building', 'Pole', 'Road', 'Sidewalk', 'Tree', 'Sign', 'Fence', 'Car', 'Pedestrian', 'Bicyclist'];
+}
 
 function table() {
   const runs = loadResults();
   const lines = [];
-  lines.push('| variant | seed | val mIoU (end) | best | mIoU after each epoch | pseudo-label acc. (first → last U2PL epoch) | kept share (last) | step (warm-up / U2PL) | wall |');
-  lines.push('|---|---|---|---|---|---|---|---|---|');
+  // Runs with a held-out test list (dataset.test, since the val list was split) show its mIoU beside val's.
+  lines.push('| variant | seed | val mIoU (end) | best | test mIoU (end) | mIoU after each epoch | pseudo-label acc. (first → last U2PL epoch) | kept share (last) | step (warm-up / U2PL) | wall |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of runs) {
     const last = r.epochs[r.epochs.length - 1];
     const perEpoch = r.epochs.filter((e) => e.miou !== null).map((e) => pct(e.miou));
@@ -191,22 +209,31 @@ function table() {
     const kept = semi.length ? pct(semi[semi.length - 1].kept_share) : '–';
     const s = r.median_step_s;
     const step = s.semi ? `${s.warmup ? s.warmup.toFixed(2) : '–'} / ${s.semi.toFixed(2)} s` : s.ael ? `– / ${s.ael.toFixed(2)} s` : `${(s.supervised ?? 0).toFixed(2)} s`;
-    lines.push(`| ${r.variant} | ${r.seed} | ${pct(last.miou)} | ${pct(last.best_miou)} | ${curve} | ${pl} | ${kept} | ${step} | ${r.wall_minutes.toFixed(0)} min |`);
+    lines.push(`| ${r.variant} | ${r.seed} | ${pct(last.miou)} | ${pct(last.best_miou)} | ${pct(last.test_miou)} | ${curve} | ${pl} | ${kept} | ${step} | ${r.wall_minutes.toFixed(0)} min |`);
   }
   lines.push('');
-  lines.push(`Per-class IoU at the end (%):`);
+  // Per class on the held-out test list where the runs have one, else on val.
+  const classes = classNames();
+  const tested = runs.some((r) => r.epochs[r.epochs.length - 1].test_iou);
+  lines.push(`Per-class IoU at the end (%, ${tested ? 'test list; val where a run has none' : 'val'}):`);
   lines.push('');
-  lines.push(`| variant | seed | ${CLASSES.join(' | ')} |`);
-  lines.push(`|---|---|${CLASSES.map(() => '---').join('|')}|`);
-  for (const r of runs) lines.push(`| ${r.variant} | ${r.seed} | ${r.epochs[r.epochs.length - 1].iou.map(pct).join(' | ')} |`);
+  lines.push(`| variant | seed | ${classes.join(' | ')} |`);
+  lines.push(`|---|---|${classes.map(() => '---').join('|')}|`);
+  for (const r of runs) {
+    const last = r.epochs[r.epochs.length - 1];
+    lines.push(`| ${r.variant} | ${r.seed} | ${(last.test_iou ?? last.iou).map(pct).join(' | ')} |`);
+  }
   const groups = {};
-  for (const r of runs) (groups[r.variant] = groups[r.variant] || []).push(r.epochs[r.epochs.length - 1].miou);
-  const multi = Object.entries(groups).filter(([, xs]) => xs.length > 1);
+  for (const r of runs) (groups[r.variant] = groups[r.variant] || []).push(r.epochs[r.epochs.length - 1]);
+  const multi = Object.entries(groups).filter(([, es]) => es.length > 1);
   if (multi.length) {
+    const spread = (xs) => (xs.every((x) => x !== undefined && x !== null) ? `${pct(mean(xs))} ± ${pct(std(xs))}` : '–');
     lines.push('');
-    lines.push('| variant | seeds | val mIoU at the end, mean ± std | per seed |');
-    lines.push('|---|---|---|---|');
-    for (const [v, xs] of multi) lines.push(`| ${v} | ${xs.length} | ${pct(mean(xs))} ± ${pct(std(xs))} | ${xs.map(pct).join(', ')} |`);
+    lines.push('| variant | seeds | val mIoU at the end, mean ± std | test mIoU at the end, mean ± std | per seed (val / test) |');
+    lines.push('|---|---|---|---|---|');
+    for (const [v, es] of multi) {
+      lines.push(`| ${v} | ${es.length} | ${spread(es.map((e) => e.miou))} | ${spread(es.map((e) => e.test_miou))} | ${es.map((e) => `${pct(e.miou)} / ${pct(e.test_miou)}`).join(', ')} |`);
+    }
   }
   const how = [...new Set(runs.map((r) => `${r.threads ?? '?'} thread(s), ${r.parallel ?? '?'} run(s) at a time, commit ${r.commit}`))];
   lines.push('');

@@ -23,7 +23,10 @@ function run(root: string, variant: string, epochs: number, done: number, about:
   const lines: unknown[] = [];
   for (let e = 0; e < done; e++) {
     for (let s = 0; s < 3; s++) lines.push({ type: 'step', epoch: e, step: s, phase: 'semi', step_s: 1 + s, data_s: 0 });
-    lines.push({ type: 'epoch', epoch: e, phase: 'semi', miou: 0.1 * (e + 1), best_miou: 0.1 * (e + 1), iou: Array(11).fill(0.5), seconds: 60, pseudo_label_accuracy: 0.5 + 0.1 * e, kept_share: 0.8 });
+    lines.push({
+      type: 'epoch', epoch: e, phase: 'semi', miou: 0.1 * (e + 1), best_miou: 0.1 * (e + 1), iou: Array(11).fill(0.5), test_miou: 0.15 * (e + 1), test_iou: Array(11).fill(0.25),
+      seconds: 60, pseudo_label_accuracy: 0.5 + 0.1 * e, kept_share: 0.8,
+    });
   }
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(about));
@@ -42,9 +45,22 @@ test('collect: finished runs only, their epochs, median step time and wall time 
   expect(r).toMatchObject({ variant: 'u2pl', seed: 0, commit: 'abc1234', threads: 1, parallel: 2, steps: 6, median_step_s: { semi: 2 }, wall_minutes: 45 });
   expect(r.epochs.map((e: { miou: number }) => e.miou)).toEqual([0.1, 0.2]);
   const table = study(root, ['table']);
-  expect(table).toMatch(/\| u2pl \| 0 \| 20\.0 \| 20\.0 \| 10\.0 20\.0 \| 50\.0 → 60\.0 \| 80\.0 \| – \/ 2\.00 s \| 45 min \|/);
+  expect(table).toMatch(/\| u2pl \| 0 \| 20\.0 \| 20\.0 \| 30\.0 \| 10\.0 20\.0 \| 50\.0 → 60\.0 \| 80\.0 \| – \/ 2\.00 s \| 45 min \|/);
+  expect(table).toContain('Per-class IoU at the end (%, test list; val where a run has none):');
+  expect(table).toContain(`| u2pl | 0 | ${Array(11).fill('25.0').join(' | ')} |`);
   expect(table).not.toContain('unfinished');
   expect(table).toContain('Runs: 1 thread(s), 2 run(s) at a time, commit abc1234.');
   // `run` skips what is collected: nothing is left to do for u2pl.
   expect(study(root, ['run', 'u2pl', '--parallel', '1'])).toContain('0 runs to do');
+});
+
+test("run: a reference-* variant goes to the original code's runner (scripts/reference/train_sup.py) with its folder and threads", () => {
+  const root = tempDir('study');
+  fs.mkdirSync(path.join(root, 'reference-suponly'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'reference-suponly', 'config.yaml'), 'seed: 0\ntrainer:\n  epochs: 2\n');
+  // /bin/echo in place of python3 writes the command line it was given into the run's train.log.
+  const r = spawnSync(process.execPath, [script, 'run', 'reference-suponly', '--threads', '1'], { env: { ...process.env, U2PL_STUDY_ROOT: root, U2PL_PYTHON: '/bin/echo' }, encoding: 'utf8' });
+  expect(r.stdout).toContain('done reference-suponly seed 0');
+  const log = fs.readFileSync(path.join(root, 'reference-suponly/checkpoints/seed-0/train.log'), 'utf8');
+  expect(log.trim()).toBe(`${path.join(__dirname, '../../scripts/reference/train_sup.py')} ${path.join(root, 'reference-suponly')} --threads 1`);
 });
