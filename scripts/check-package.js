@@ -4,8 +4,8 @@
 // tarball (its install script builds the addon from the packed sources) and uses it the way the
 // README says: require('u2pl').info(), the README's API example type-checked by tsc (node16 and
 // bundler resolution), npx u2pl-train --help, u2pl-data check on a generated dataset, a 3-step
-// u2pl-train run, u2pl-eval and u2pl-infer on its checkpoint, and the CLI's error contract (one
-// line, exit 2, no stack). Also checks that every command and flag the README names exists.
+// u2pl-train run, u2pl-eval and u2pl-infer on its checkpoint, u2pl-report on its folder, and the
+// CLI's error contract (one line, exit 2, no stack). Also checks that every command and flag the README names exists.
 //   node scripts/check-package.js [--keep]     (--keep leaves the temporary project in place)
 // Needs the npm registry for the consumer's typescript; reuses ccache when present.
 const fs = require('fs');
@@ -147,6 +147,9 @@ const evaluated = npx(['u2pl-eval', 'exp']).stdout;
 if (!/mIoU/.test(evaluated)) fail(`u2pl-eval printed no mIoU:\n${evaluated}`);
 npx(['u2pl-infer', '--config', 'exp/config.yaml', '--out', 'masks', 'exp/data/images']);
 if (!fs.readdirSync(path.join(project, 'masks')).some((f) => f.endsWith('_overlay.png'))) fail('u2pl-infer wrote no masks');
+if (!fs.existsSync(path.join(exp, 'checkpoints', 'report.html'))) fail('u2pl-train wrote no report.html');
+npx(['u2pl-report', 'exp', '--out', 'compare.html']);
+if (!/<svg/.test(fs.readFileSync(path.join(project, 'compare.html'), 'utf8'))) fail('u2pl-report wrote no comparison with charts');
 
 // ---- 5. Errors: one line naming the problem, exit 2, no yargs help, no stack ------------------------
 function expectInputError(args, pattern) {
@@ -164,6 +167,7 @@ expectInputError(['u2pl-train', 'exp', '--threads', 'abc'], /--threads: expected
 expectInputError(['u2pl-train', 'exp', '--bogus-flag'], /Unknown argument: bogus-flag/);
 expectInputError(['u2pl-train', 'missing-folder'], /missing-folder: no such file or folder/);
 expectInputError(['u2pl-eval', 'exp', '--checkpoint', 'nope.pth'], /nope\.pth: --checkpoint: no such file/);
+expectInputError(['u2pl-report', 'bad'], /bad.*metrics\.jsonl/);
 
 if (!keep) fs.rmSync(work, { recursive: true, force: true });
 else log(`kept ${work}`);
