@@ -145,6 +145,15 @@ function fullLabels(depth, over = {}) {
   return c;
 }
 
+// Round 10 (issue #37): the shipped preset with one of its decisions undone, to re-state each decision
+// on val-select. Without the class weights it is study/preset-unweighted (OHEM alone).
+const presetWithout = {
+  'teacher-copy': [{ trainer: { teacher_init: 'reference' } }, 'the teacher as the reference makes it (teacher_init: reference)'],
+  'pad-ignore': [{ dataset: { crop_label_pad: 0 } }, 'crop padding labelled class 0, as the reference does'],
+  'alignment': [{ trainer: { unsupervised: { distribution_alignment: 'none' } } }, 'no distribution alignment of the pseudo-labels'],
+  'ohem': [{ criterion: { type: 'CELoss', kwargs: mfw } }, 'class-weighted plain cross-entropy on the labeled images instead of OHEM'],
+};
+
 const variants = {
   suponly: { semi: false, about: 'supervised-only baseline: 46 labeled images, 43 epochs of 23 steps' },
   // The same config.yaml run by the original U2PL code (scripts/reference/train_sup.py), not by u2pl-train.
@@ -172,6 +181,10 @@ const variants = {
   'study/preset-ohem-strong': { semi: true, over: { preset: 'u2pl', criterion: ohem, trainer: { unsupervised: { strong_augment: true } } }, about: `the u2pl preset with ${ohemAbout} and the student on strong views of the unlabeled images` },
   // Single switches on top of the preset of rounds 5-8 (OHEM, no class weights): round 1's and the later rounds' (presetStudy).
   ...Object.fromEntries(Object.entries(presetStudy).map(([name, [over, about]]) => [`study/preset-${name}`, { config: (depth) => merge(base(true, depth), { preset: 'u2pl', criterion: presetOhem, ...over }), about: `the u2pl preset of rounds 5-8 (OHEM, no class weights) with ${about}` }])),
+  ...Object.fromEntries(Object.entries(presetWithout).map(([name, [over, about]]) => [`study/preset-without-${name}`, {
+    config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', ...over }); if (!over.criterion) delete c.criterion; return c; },
+    about: `the u2pl preset as shipped (class-weighted OHEM) with ${about}`,
+  }])),
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
   ...Object.fromEntries(Object.entries(study).map(([name, [over, about]]) => [`study/${name}`, { semi: true, over, about: `u2pl with ${about}` }])),
 };

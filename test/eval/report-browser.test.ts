@@ -32,16 +32,18 @@ function spreadList(list: string, count: number, out: string): string[] {
   return kept;
 }
 
-/** camvid-small/<variant> as it is, shortened: 2 epochs of 2 steps, 12 validation images, 24 unlabeled, fp32. */
+/** camvid-small/<variant> as it is, shortened: 2 epochs of 2 steps, 12 validation and 6 test images, 24 unlabeled, fp32. */
 function shortRun(variant: string, root: string): U2plConfig {
   const c = loadConfig(path.join(EXPERIMENTS, variant), { ...process.env, U2PL_DATA_ROOT: CAMVID, U2PL_SEED: '0', U2PL_AUTOCAST: '' });
   const splits = path.join(root, 'splits');
   fs.mkdirSync(path.join(splits, '46'), { recursive: true });
   fs.copyFileSync(path.join(CAMVID, 'splits/46/labeled.txt'), path.join(splits, '46/labeled.txt'));
   spreadList(path.join(CAMVID, 'splits/46/unlabeled.txt'), 24, path.join(splits, '46/unlabeled.txt'));
-  spreadList(path.join(CAMVID, 'val.txt'), 12, path.join(splits, 'val.txt'));
+  spreadList(path.join(EXPERIMENTS, 'splits/val-select.txt'), 12, path.join(splits, 'val.txt'));
+  spreadList(path.join(EXPERIMENTS, 'splits/val-report.txt'), 6, path.join(splits, 'test.txt'));
   c.dataset.train.dataList = path.join(splits, '46/labeled.txt');
   if (c.dataset.val) c.dataset.val.dataList = path.join(splits, 'val.txt');
+  if (c.dataset.test) c.dataset.test.dataList = path.join(splits, 'test.txt');
   c.trainer.epochs = 2;
   c.trainer.stepsPerEpoch = 2;
   c.runtime.autocast = null;  // bf16 is emulated (slow) on CPUs without bf16 instructions
@@ -100,6 +102,10 @@ describeWithChromium('report.html and u2pl-report in Chromium (#35)', () => {
       'Pseudo-labels per epoch', 'Valid contrastive classes', 'Memory bank fill', 'Class shares, epoch 2']) {
       expect(titles).toContain(t);
     }
+    // The held-out test list (val-report) beside val (val-select): two mIoU curves, 2 validated epochs each.
+    const curves = await page.$$eval('svg.chart[aria-label="Validation mIoU"] g.legend .legend-item', (items) => items.map((i) => i.getAttribute('data-name')));
+    expect(curves).toEqual(['val mIoU', 'test mIoU (held out)']);
+    expect(await page.$$eval('svg.chart[aria-label="Validation mIoU"] g.series circle', (c) => c.length)).toBe(4);
     // The losses: each of the four drawn smoothed, with its raw series faint behind.
     const losses = await page.$$eval('svg.chart[aria-label="Training losses"] g.series', (gs) => gs.map((g) => `${g.getAttribute('data-name')}${g.classList.contains('faint') ? ' (faint)' : ''}`));
     expect(losses).toEqual(expect.arrayContaining(['total', 'supervised', 'unsupervised', 'contrastive', 'total (raw) (faint)']));
@@ -168,6 +174,8 @@ describeWithChromium('report.html and u2pl-report in Chromium (#35)', () => {
     // Both runs' mIoU at the end of each epoch, on the step axis: 2 points each.
     const points = await page.$$eval('svg.chart[aria-label="Validation mIoU"] g.series circle', (c) => c.length);
     expect(points).toBe(4);
+    const headers = await page.$$eval('table th', (ths) => ths.map((th) => th.textContent ?? ''));
+    expect(headers).toContain('final held-out test mIoU %, mean ± std');
     const rows = await page.$$eval('#per-class-table tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
     expect(rows.map((r) => r[0])).toEqual(['sky', 'building', 'pole', 'road', 'pavement', 'tree', 'signsymbol', 'fence', 'car', 'pedestrian', 'bicyclist', 'mIoU']);
     for (const row of rows) expect(row.slice(1).every((v) => /^\d+\.\d$/.test(v))).toBe(true);
