@@ -15,16 +15,16 @@ function study(root: string, args: string[]) {
   return r.stdout;
 }
 
-function run(root: string, variant: string, epochs: number, done: number, about: Record<string, unknown>) {
+function run(root: string, variant: string, epochs: number, done: number, about: Record<string, unknown>, phase = 'semi', testMiou = (e: number) => 0.15 * (e + 1)) {
   fs.mkdirSync(path.join(root, variant), { recursive: true });
   fs.writeFileSync(path.join(root, variant, 'config.yaml'), `seed: 0\ntrainer:\n  epochs: ${epochs}\n`);
   const dir = path.join(root, variant, 'checkpoints', 'seed-0');
   fs.mkdirSync(dir, { recursive: true });
   const lines: unknown[] = [];
   for (let e = 0; e < done; e++) {
-    for (let s = 0; s < 3; s++) lines.push({ type: 'step', epoch: e, step: s, phase: 'semi', step_s: 1 + s, data_s: 0 });
+    for (let s = 0; s < 3; s++) lines.push({ type: 'step', epoch: e, step: s, phase, step_s: 1 + s, data_s: 0 });
     lines.push({
-      type: 'epoch', epoch: e, phase: 'semi', miou: 0.1 * (e + 1), best_miou: 0.1 * (e + 1), iou: Array(11).fill(0.5), test_miou: 0.15 * (e + 1), test_iou: Array(11).fill(0.25),
+      type: 'epoch', epoch: e, phase, miou: 0.1 * (e + 1), best_miou: 0.1 * (e + 1), iou: Array(11).fill(0.5), test_miou: testMiou(e), test_iou: Array(11).fill(0.25),
       seconds: 60, pseudo_label_accuracy: 0.5 + 0.1 * e, kept_share: 0.8,
     });
   }
@@ -63,4 +63,16 @@ test("run: a reference-* variant goes to the original code's runner (scripts/ref
   expect(r.stdout).toContain('done reference-suponly seed 0');
   const log = fs.readFileSync(path.join(root, 'reference-suponly/checkpoints/seed-0/train.log'), 'utf8');
   expect(log.trim()).toBe(`${path.join(__dirname, '../../scripts/reference/train_sup.py')} ${path.join(root, 'reference-suponly')} --threads 1`);
+});
+
+test('table: the share of the gap between 46 and all labels that each U2PL variant closes, on the test list', () => {
+  const root = tempDir('study');
+  const about = { commit: 'abc1234', threads: 1, parallel: 2 };
+  run(root, 'suponly', 1, 1, about, 'supervised', () => 0.2);
+  run(root, 'suponly-full', 1, 1, about, 'supervised', () => 0.4);
+  run(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.35);
+  study(root, ['collect']);
+  const table = study(root, ['table']);
+  expect(table).toContain('| variant | mIoU, mean | share of the gap suponly → suponly-full closed |');
+  expect(table).toContain('| u2pl-preset | 35.0 | 75 % (20.0 → 40.0) |');
 });
