@@ -60,6 +60,9 @@ function readRecords(file) {
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
+// How and when each run ran (threads, runs sharing the machine, commit, start and end), beside its metrics.
+const STUDY_RECORD = 'study-run.json';
+
 function collected(variant, seed) {
   return fs.existsSync(path.join(root, 'results', `${variant.replace(/\//g, '.')}.seed-${seed}.json`));
 }
@@ -90,7 +93,8 @@ async function run(args) {
       fs.mkdirSync(dir, { recursive: true });
       const log = fs.openSync(path.join(dir, 'train.log'), 'a');
       const start = Date.now();
-      const about = path.join(dir, 'run.json');
+      // Not run.json: that is u2pl-train's own record of the run (the report reads it) and would replace this one.
+      const about = path.join(dir, STUDY_RECORD);
       const previous = fs.existsSync(about) ? JSON.parse(fs.readFileSync(about, 'utf8')) : {};
       fs.writeFileSync(about, JSON.stringify({
         ...previous, variant: v, seed, threads: threads ? Number(threads) : require('os').availableParallelism(), parallel: sharing,
@@ -126,7 +130,7 @@ function collectRun(variant, seed, paused) {
   const records = readRecords(path.join(dir, 'metrics.jsonl'));
   const epochs = records.filter((r) => r.type === 'epoch');
   const steps = records.filter((r) => r.type === 'step');
-  const about = fs.existsSync(path.join(dir, 'run.json')) ? JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) : {};
+  const about = fs.existsSync(path.join(dir, STUDY_RECORD)) ? JSON.parse(fs.readFileSync(path.join(dir, STUDY_RECORD), 'utf8')) : {};
   const stepSeconds = {};
   for (const phase of new Set(steps.map((r) => r.phase))) stepSeconds[phase] = median(steps.filter((r) => r.phase === phase).map((r) => r.step_s));
   const trainMinutes = steps.reduce((a, r) => a + r.step_s + r.data_s, 0) / 60;

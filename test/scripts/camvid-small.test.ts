@@ -29,7 +29,7 @@ function run(root: string, variant: string, epochs: number, done: number, about:
     });
   }
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(about));
+  fs.writeFileSync(path.join(dir, 'study-run.json'), JSON.stringify(about));
 }
 
 test('collect: finished runs only, their epochs, median step time and wall time without the pauses; table reads them', () => {
@@ -61,8 +61,14 @@ test("run: a reference-* variant goes to the original code's runner (scripts/ref
   // /bin/echo in place of python3 writes the command line it was given into the run's train.log.
   const r = spawnSync(process.execPath, [script, 'run', 'reference-suponly', '--threads', '1'], { env: { ...process.env, U2PL_STUDY_ROOT: root, U2PL_PYTHON: '/bin/echo' }, encoding: 'utf8' });
   expect(r.stdout).toContain('done reference-suponly seed 0');
-  const log = fs.readFileSync(path.join(root, 'reference-suponly/checkpoints/seed-0/train.log'), 'utf8');
+  const dir = path.join(root, 'reference-suponly/checkpoints/seed-0');
+  const log = fs.readFileSync(path.join(dir, 'train.log'), 'utf8');
   expect(log.trim()).toBe(`${path.join(__dirname, '../../scripts/reference/train_sup.py')} ${path.join(root, 'reference-suponly')} --threads 1`);
+  // The study's record of the run sits apart from u2pl-train's run.json, which would otherwise replace it.
+  const about = JSON.parse(fs.readFileSync(path.join(dir, 'study-run.json'), 'utf8'));
+  expect(about).toMatchObject({ variant: 'reference-suponly', seed: 0, threads: 1, parallel: 1 });
+  expect(Date.parse(about.finished)).toBeGreaterThanOrEqual(Date.parse(about.started));
+  expect(fs.existsSync(path.join(dir, 'run.json'))).toBe(false);
 });
 
 test('table: the share of the gap between 46 and all labels that each U2PL variant closes, on the test list', () => {
