@@ -2,6 +2,9 @@
 import sharp from 'sharp';
 import { RGB } from '../data/classes';
 
+// Module constants, not Math.*: a global lookup per pixel is slow inside a vm context (jest's sandbox).
+const { max, min, round } = Math;
+
 /** H x W class indices -> H x W x 3 colours (unknown indices white, as the reference's VOC palette). */
 export function colourise(labels: Uint8Array, palette: RGB[]): Uint8Array {
   const out = new Uint8Array(labels.length * 3);
@@ -27,14 +30,14 @@ export function denormalise(planar: Float32Array, height: number, width: number,
   const out = new Uint8Array(height * width * 3);
   const plane = height * width;
   for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < plane; i++) out[i * 3 + c] = Math.max(0, Math.min(255, Math.round(planar[c * plane + i] * std[c] + mean[c])));
+    for (let i = 0; i < plane; i++) out[i * 3 + c] = max(0, min(255, round(planar[c * plane + i] * std[c] + mean[c])));
   }
   return out;
 }
 
 export function overlay(rgb: Uint8Array, colours: Uint8Array, alpha = 0.5): Uint8Array {
   const out = new Uint8Array(rgb.length);
-  for (let i = 0; i < rgb.length; i++) out[i] = Math.round(rgb[i] * (1 - alpha) + colours[i] * alpha);
+  for (let i = 0; i < rgb.length; i++) out[i] = round(rgb[i] * (1 - alpha) + colours[i] * alpha);
   return out;
 }
 
