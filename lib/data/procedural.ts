@@ -9,6 +9,9 @@ import { writePng } from './image-io';
 import { Random } from './random';
 import { writeSplit } from './splits';
 
+// Module constants, not Math.*: a global lookup per pixel is slow inside a vm context (jest's sandbox).
+const { abs, cos, sin, sign, max, min, round, floor } = Math;
+
 export const PROCEDURAL_CLASSES = ['background', 'disc', 'box', 'triangle'];
 
 export interface ProceduralOptions {
@@ -32,16 +35,16 @@ function scene(rng: Random, size: number): { image: Uint8Array; label: Uint8Arra
     checker: c === 2,
   }));
   const shapes: { cls: number; cx: number; cy: number; r: number; rot: number }[] = [];
-  const count = 2 + Math.floor(rng.next() * 4);
+  const count = 2 + floor(rng.next() * 4);
   for (let i = 0; i < count; i++) {
-    shapes.push({ cls: 1 + Math.floor(rng.next() * 3), cx: rng.next() * size, cy: rng.next() * size, r: size * (0.1 + rng.next() * 0.17), rot: rng.next() * 6.28 });
+    shapes.push({ cls: 1 + floor(rng.next() * 3), cx: rng.next() * size, cy: rng.next() * size, r: size * (0.1 + rng.next() * 0.17), rot: rng.next() * 6.28 });
   }
   const inside = (s: (typeof shapes)[number], x: number, y: number): boolean => {
     const dx = x - s.cx, dy = y - s.cy;
-    const u = dx * Math.cos(s.rot) + dy * Math.sin(s.rot), v = -dx * Math.sin(s.rot) + dy * Math.cos(s.rot);
+    const u = dx * cos(s.rot) + dy * sin(s.rot), v = -dx * sin(s.rot) + dy * cos(s.rot);
     if (s.cls === 1) return dx * dx + dy * dy < s.r * s.r;
-    if (s.cls === 2) return Math.abs(u) < s.r * 0.85 && Math.abs(v) < s.r * 0.6;
-    return v > -s.r * 0.5 && Math.abs(u) < (s.r - v) * 0.6 && v < s.r; // triangle
+    if (s.cls === 2) return abs(u) < s.r * 0.85 && abs(v) < s.r * 0.6;
+    return v > -s.r * 0.5 && abs(u) < (s.r - v) * 0.6 && v < s.r; // triangle
   };
   const noise = 18;
   for (let y = 0; y < size; y++) {
@@ -49,12 +52,12 @@ function scene(rng: Random, size: number): { image: Uint8Array; label: Uint8Arra
       let cls = 0;
       for (const s of shapes) if (inside(s, x, y)) cls = s.cls;
       const t = textures[cls];
-      const along = x * Math.cos(t.angle) + y * Math.sin(t.angle);
-      let pattern = Math.sin(along * t.freq + t.phase);
-      if (t.checker) pattern = Math.sign(Math.sin(x * t.freq + t.phase) * Math.sin(y * t.freq));
+      const along = x * cos(t.angle) + y * sin(t.angle);
+      let pattern = sin(along * t.freq + t.phase);
+      if (t.checker) pattern = sign(sin(x * t.freq + t.phase) * sin(y * t.freq));
       for (let ch = 0; ch < 3; ch++) {
         const v = t.base[ch] + t.amp * pattern + (rng.next() - 0.5) * 2 * noise;
-        image[(y * size + x) * 3 + ch] = Math.max(0, Math.min(255, Math.round(v)));
+        image[(y * size + x) * 3 + ch] = max(0, min(255, round(v)));
       }
       label[y * size + x] = cls;
     }

@@ -9,7 +9,7 @@ import { readCheckpoint, writeCheckpoint } from '../../lib';
 import { native } from '../../lib/native';
 import { aelPlanSeed, train, trainerOptions } from '../../lib/train/train';
 import { tinyConfig, writeExperiment } from '../helpers/experiment';
-import { maxAbsDiff, randomTensor } from '../helpers/tensors';
+import { asNumbers, maxAbsDiff, randomTensor } from '../helpers/tensors';
 
 type Obj = Record<string, any>;
 
@@ -101,7 +101,7 @@ describe('AEL training', () => {
     expect([b.epoch, b.step_in_epoch]).toEqual([a.epoch, a.step_in_epoch]);
     for (const key of ['model_state', 'teacher_state']) {
       for (const name of Object.keys(a[key])) {
-        const diff = maxAbsDiff(Array.from(a[key][name].data, Number), Array.from(b[key][name].data, Number));
+        const diff = maxAbsDiff(asNumbers(a[key][name].data), asNumbers(b[key][name].data));
         expect([key, name, diff < 1e-4]).toEqual([key, name, true]);
       }
     }

@@ -8,7 +8,7 @@ import net from 'net';
 import path from 'path';
 import { readCheckpoint, writeCheckpoint } from '../../lib/checkpoint';
 import { AddonModelOptions, AddonTrainerOptions, native } from '../../lib/native';
-import { maxAbs, maxAbsDiff } from '../helpers/tensors';
+import { asNumbers, maxAbs, maxAbsDiff } from '../helpers/tensors';
 import { tempDir } from '../helpers/temp';
 
 type Obj = Record<string, any>;
@@ -63,17 +63,11 @@ async function batches(dir: string, count: number, semi: boolean): Promise<strin
   return file;
 }
 
-/** A tensor's values as numbers without copying floats (Array.from over the ResNet's 11M weights took most of this file's time). */
-function numbers(data: ArrayLike<number | bigint>): ArrayLike<number> {
-  // Not `instanceof`: the addon's typed arrays come from another realm than jest's sandbox.
-  return typeof data[0] === 'bigint' ? Array.from(data, Number) : (data as ArrayLike<number>);
-}
-
 function expectStatesClose(a: Obj, b: Obj, keys: string[], tolerance: number, only?: (name: string) => boolean): void {
   for (const key of keys) {
     for (const name of Object.keys(a[key])) {
       if (only && !only(name)) continue;
-      const [x, y] = [numbers(a[key][name].data), numbers(b[key][name].data)];
+      const [x, y] = [asNumbers(a[key][name].data), asNumbers(b[key][name].data)];
       expect([key, name, x.length]).toEqual([key, name, y.length]);
       expect([key, name, maxAbsDiff(x, y) <= tolerance * Math.max(1, maxAbs(x))]).toEqual([key, name, true]);
     }

@@ -28,6 +28,12 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+/** A tensor's values as numbers, copied only when they are int64 (Array.from over millions of floats is slow). */
+export function asNumbers(data: ArrayLike<number | bigint>): ArrayLike<number> {
+  // Not `instanceof BigInt64Array`: the addon's typed arrays come from another realm than jest's sandbox.
+  return typeof data[0] === 'bigint' ? Array.from(data, Number) : (data as ArrayLike<number>);
+}
+
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
@@ -40,9 +46,12 @@ export function maxAbs(a: ArrayLike<number>): number {
 }
 
 export function bitEqual(a: Tensor, b: Tensor): boolean {
-  const x = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
-  const y = new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength);
-  return x.length === y.length && x.every((v, i) => v === y[i]);
+  return sameBytes(a.data, b.data);
+}
+
+/** Same bytes (NaN payloads included); Buffer.compare, as jest's toEqual walks millions of elements slowly. */
+export function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }
 
 /** Deterministic class labels in [0, classes) with roughly `ignoreFraction` set to 255. */

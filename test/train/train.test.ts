@@ -5,7 +5,7 @@ import { loadConfig } from '../../lib/config/config';
 import { Model, readCheckpoint } from '../../lib';
 import { train } from '../../lib/train/train';
 import { tinyConfig, writeExperiment } from '../helpers/experiment';
-import { maxAbsDiff } from '../helpers/tensors';
+import { asNumbers, maxAbsDiff } from '../helpers/tensors';
 
 const cli = (name: string) => path.join(__dirname, `../../lib/cli/${name}.ts`);
 const tsNode = [require.resolve('ts-node/dist/bin.js')];
@@ -87,7 +87,7 @@ describe('train()', () => {
     expect([b.epoch, b.step_in_epoch]).toEqual([a.epoch, a.step_in_epoch]);
     for (const key of ['model_state', 'teacher_state']) {
       for (const name of Object.keys(a[key])) {
-        const diff = maxAbsDiff(Array.from(a[key][name].data, Number), Array.from(b[key][name].data, Number));
+        const diff = maxAbsDiff(asNumbers(a[key][name].data), asNumbers(b[key][name].data));
         expect([key, name, diff < 1e-4]).toEqual([key, name, true]);
       }
     }
