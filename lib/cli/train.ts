@@ -8,6 +8,7 @@ import path from 'path';
 import { FileError } from '../errors';
 import { native } from '../native';
 import { distributedFromEnv } from '../train/distributed';
+import { removeOwnTemporaries } from '../train/run-dir';
 import { train, Progress } from '../train/train';
 import { launchRanks, watchLauncher } from './launch';
 import { cliParser, configFromArgs, EXIT_INTERRUPTED, experimentTargets, formatSeconds, integerFlag, CliOutput, runCli } from './common';
@@ -53,11 +54,14 @@ export async function trainMain(args: string[], io: CliOutput): Promise<number> 
   const targets = experimentTargets((argv.config as string | undefined) ?? (argv.experiment as string));
   const lead = !dist || dist.rank === 0;
   const controller = new AbortController();
+  const active: ActiveRun = {};
   let interrupts = 0;
   const onInterrupt = () => {
     interrupts++;
     if (interrupts > 1) {
       io.err('\nu2pl-train: interrupted again, quitting without a checkpoint (the last one stays)\n');
+      // A checkpoint being written now is left half done: its temporary file goes, the last complete one stays.
+      if (active.dir) removeOwnTemporaries(active.dir);
       native().exitNow(EXIT_INTERRUPTED);
     }
     io.err('\nu2pl-train: interrupted, saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
@@ -65,13 +69,18 @@ export async function trainMain(args: string[], io: CliOutput): Promise<number> 
   };
   process.on('SIGINT', onInterrupt);
   try {
-    return await trainTargets(targets, argv, controller, io, lead);
+    return await trainTargets(targets, argv, controller, io, lead, active);
   } finally {
     process.off('SIGINT', onInterrupt);
   }
 }
 
-async function trainTargets(targets: string[], argv: TrainArgs, controller: AbortController, io: CliOutput, lead: boolean): Promise<number> {
+/** The run folder being written, for a quit at once. */
+interface ActiveRun {
+  dir?: string;
+}
+
+async function trainTargets(targets: string[], argv: TrainArgs, controller: AbortController, io: CliOutput, lead: boolean, active: ActiveRun): Promise<number> {
   const resume = argv.resume;
   const results: { name: string; best: number | null; last: number | null }[] = [];
   const tty = io.tty;
@@ -80,6 +89,7 @@ async function trainTargets(targets: string[], argv: TrainArgs, controller: Abor
     const config = configFromArgs(target, { dataRoot: argv['data-root'] as string | undefined, threads: argv.threads as number | undefined });
     const name = path.relative(process.cwd(), config.dir) || '.';
     if (lead) io.err(`u2pl-train: ${name} (${config.dataset.type}, ${config.trainer.epochs} epochs) -> ${config.saver.snapshotDir}\n`);
+    active.dir = config.saver.snapshotDir;
     const result = await train(config, {
       signal: controller.signal,
       resume: resume === undefined ? undefined : path.resolve(resume),

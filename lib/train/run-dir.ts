@@ -77,6 +77,13 @@ export function removeStaleTemporaries(dir: string, onLog: (m: string) => void =
   }
 }
 
+/** Removes this process's own `<name>.tmp-<pid>` files: a quit at once (exit mid-write) leaves no partial file. */
+export function removeOwnTemporaries(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  const mine = `.tmp-${process.pid}`;
+  for (const name of fs.readdirSync(dir)) if (name.endsWith(mine)) fs.rmSync(path.join(dir, name), { force: true });
+}
+
 /** Copies a file atomically (temporary file, then rename); a failed copy leaves nothing behind. */
 export function copyAtomic(from: string, to: string): void {
   const tmp = `${to}.tmp-${process.pid}`;

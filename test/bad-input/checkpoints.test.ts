@@ -9,7 +9,7 @@ import { loadConfig } from '../../lib/config/config';
 import { Model, readCheckpoint, writeCheckpoint } from '../../lib';
 import { native } from '../../lib/native';
 import { train } from '../../lib/train/train';
-import { copyAtomic, LOCK, lockRunDir, removeStaleTemporaries } from '../../lib/train/run-dir';
+import { copyAtomic, LOCK, lockRunDir, removeOwnTemporaries, removeStaleTemporaries } from '../../lib/train/run-dir';
 import { tinyConfig, writeExperiment } from '../helpers/experiment';
 import { tempDir } from '../helpers/temp';
 
@@ -107,6 +107,15 @@ describe('writes that fail leave nothing behind', () => {
     expect(fs.existsSync(path.join(dir, `checkpoints/ckpt.pth.tmp-${dead}`))).toBe(false);
     expect(logs).toContain(`removed ckpt.pth.tmp-${dead}, left by an interrupted write`);
     removeStaleTemporaries(path.join(dir, 'nothing-here')); // a missing folder is fine
+  });
+
+  test("a quit at once (a second Ctrl-C) removes this process's own half-written files, not others' or complete ones", () => {
+    const dir = tempDir('own-temporaries');
+    const names = ['ckpt.pth', `ckpt.pth.tmp-${process.pid}`, `report.html.tmp-${process.pid}`, `ckpt.pth.tmp-${process.pid}0`, 'ckpt.pth.tmp-1'];
+    for (const n of names) fs.writeFileSync(path.join(dir, n), 'x');
+    removeOwnTemporaries(dir);
+    expect(fs.readdirSync(dir).sort()).toEqual(['ckpt.pth', `ckpt.pth.tmp-${process.pid}0`, 'ckpt.pth.tmp-1'].sort());
+    removeOwnTemporaries(path.join(dir, 'nothing-here'));
   });
 });
 

@@ -10,6 +10,7 @@ import { trainMain } from '../../lib/cli/train';
 import { loadConfig, parseConfig } from '../../lib/config/config';
 import { datasetWarnings, prepareData } from '../../lib/data/prepare';
 import { outputNames } from '../../lib/eval/output';
+import { readCheckpoint } from '../../lib/checkpoint';
 import { train } from '../../lib/train/train';
 import { expectOneLineInputError, runTool } from '../helpers/cli';
 import { tinyConfig, writeExperiment } from '../helpers/experiment';
@@ -56,8 +57,9 @@ describe('u2pl-infer outputs', () => {
 });
 
 describe('signals', () => {
-  test('a second Ctrl-C ends the run at once with 130 (no crash), the last checkpoint intact', async () => {
-    // Steps of a few seconds (ResNet-101 at 192 x 192), so that the second signal surely comes mid-step.
+  test('a second Ctrl-C mid-write ends the run at once with 130 (no crash): the half-written checkpoint goes, the last one stays', async () => {
+    // Steps of a few seconds and a checkpoint of a few hundred MB (ResNet-101 at 192 x 192), so that
+    // the checkpoint the first Ctrl-C asks for takes long enough to write for the second to land in it.
     const c = JSON.parse(JSON.stringify(tinyConfig(false))) as Obj;
     c.trainer.epochs = 500;
     c.dataset.procedural.size = 192;
@@ -66,6 +68,7 @@ describe('signals', () => {
     c.net.decoder.kwargs = { ...c.net.decoder.kwargs, inner_planes: 64, head_planes: 64 };
     delete c.dataset.val;
     const dir = writeExperiment(c);
+    const snapshot = path.join(dir, 'checkpoints');
     const child = spawn(process.execPath, [tsNode, '--transpile-only', path.join(__dirname, '../../lib/cli/train.ts'), dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     let sent = 0;
@@ -75,19 +78,28 @@ describe('signals', () => {
       if (sent === 0 && /epoch 2\/500 step 2\/2/.test(err)) {
         child.kill('SIGINT');
         sent = 1;
-      } else if (sent === 1 && /interrupted, saving a checkpoint/.test(err)) {
+      }
+    });
+    // The second Ctrl-C the moment the child's temporary checkpoint file appears.
+    const mine = `.tmp-${child.pid}`;
+    const watch = setInterval(() => {
+      if (sent === 1 && fs.existsSync(snapshot) && fs.readdirSync(snapshot).some((f) => f.endsWith(mine))) {
         child.kill('SIGINT');
         sent = 2;
       }
-    });
+    }, 2);
     const guard = setTimeout(() => child.kill('SIGKILL'), 100000); // never outlive the test
     const { code, signal } = await exited;
+    clearInterval(watch);
     clearTimeout(guard);
+    expect(sent).toBe(2);
     expect({ code, signal }).toEqual({ code: 130, signal: null });
     expect(err).toContain('interrupted again, quitting without a checkpoint');
-    const files = fs.readdirSync(path.join(dir, 'checkpoints'));
-    expect(files).toContain('ckpt.pth'); // from the last finished epoch
+    const files = fs.readdirSync(snapshot);
     expect(files.filter((f) => f.includes('.tmp-'))).toEqual([]);
+    // The last complete checkpoint: it reads, at the end of a finished epoch.
+    const last = (await readCheckpoint(path.join(snapshot, 'ckpt.pth'))) as Obj;
+    expect([last.epoch >= 1, last.step_in_epoch]).toEqual([true, 0]);
   });
 });
 
