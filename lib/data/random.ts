@@ -1,8 +1,7 @@
-/** A small seeded PRNG (splitmix32 seeding + xoshiro128**): same seed, same sequence, everywhere. */
-
 // A module constant, not Math.imul: a global lookup per draw is slow inside a vm context (jest's sandbox).
 const { imul } = Math;
 
+/** A small seeded PRNG (splitmix32 seeding + xoshiro128**): same seed, same sequence, everywhere. */
 export class Random {
   private s: Uint32Array;
 
