@@ -179,6 +179,11 @@ describeWithChromium('report.html and u2pl-report in Chromium (#35)', () => {
     const rows = await page.$$eval('#per-class-table tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
     expect(rows.map((r) => r[0])).toEqual(['sky', 'building', 'pole', 'road', 'pavement', 'tree', 'signsymbol', 'fence', 'car', 'pedestrian', 'bicyclist', 'mIoU']);
     for (const row of rows) expect(row.slice(1).every((v) => /^\d+\.\d$/.test(v))).toBe(true);
+    // The same on the held-out test list (val-report), with its own curve.
+    const testRows = await page.$$eval('#per-class-test-table tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    expect(testRows.map((r) => r[0])).toEqual(rows.map((r) => r[0]));
+    for (const row of testRows) expect(row.slice(1).every((v) => /^\d+\.\d$/.test(v))).toBe(true);
+    expect(await page.$$eval('svg.chart[aria-label="Held-out test mIoU"] g.series circle', (c) => c.length)).toBe(4);
     expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
     await page.screenshot({ path: path.join(shots, 'compare.png'), fullPage: true });
     await page.close();

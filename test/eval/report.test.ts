@@ -202,9 +202,12 @@ describe('u2pl-report', () => {
     expect(html).not.toContain('held-out test mIoU');  // no run has a test list
   });
 
-  test('runs with a held-out test list: its final mIoU per group beside val\'s', async () => {
+  test('runs with a held-out test list: its final mIoU per group beside val\'s, its curve and its per-class table', async () => {
     const root = tempDir('compare-test');
-    const withTest = (lines: unknown[], offset: number) => lines.map((l) => ((l as { type: string }).type === 'epoch' ? { ...(l as object), test_miou: (l as { miou: number }).miou - offset } : l));
+    const withTest = (lines: unknown[], offset: number) => lines.map((l) => {
+      const e = l as { type: string; miou: number; iou: number[] };
+      return e.type === 'epoch' ? { ...e, test_miou: e.miou - offset, test_iou: e.iou.map((v) => v - offset) } : l;
+    });
     writeRun(path.join(root, 'a/checkpoints/seed-0'), withTest(records(2, 3, 0.2, 0.01), 0.05));
     writeRun(path.join(root, 'a/checkpoints/seed-1'), withTest(records(2, 3, 0.22, 0.01), 0.03));
     const out = path.join(root, 'compare.html');
@@ -212,6 +215,13 @@ describe('u2pl-report', () => {
     const html = fs.readFileSync(out, 'utf8');
     expect(html).toContain('>final held-out test mIoU %, mean ± std</th>');
     expect(html).toContain('<td class="num">18.0 ± 2.8</td>');  // final test mIoU 0.21 - 0.05 and 0.23 - 0.03
+    const curve = html.split('<svg class="chart"').find((c) => c.includes('aria-label="Held-out test mIoU"')) as string;
+    expect(curve).toContain('data-name="a (mean of 2)"');
+    const perClassTest = html.split('id="per-class-test-table"')[1].split('</table>')[0];
+    const perClassVal = html.split('id="per-class-table"')[1].split('</table>')[0];
+    expect(perClassTest).toContain('<td class="num"><b>18.0 ± 2.8</b></td>');  // the test mIoU row
+    expect(perClassVal).toContain('<td class="num"><b>22.0 ± 1.4</b></td>');  // the val mIoU row: 0.21 and 0.23
+    expect(perClassTest).not.toEqual(perClassVal);
   });
 
   test('means over runs where they have values: missing epochs shrink n instead of adding zeros', () => {

@@ -218,8 +218,10 @@ function summaryTable(groups: RunGroup[]): string {
     [false, true, true, true, true, ...testHeader.map(() => true), false]);
 }
 
-function perClassTable(groups: RunGroup[], classNames: string[]): string {
-  const values = (g: RunGroup, c: number) => g.runs.map((r) => finalOf(r).epoch?.iou?.[c] ?? NaN);
+/** Per-class IoU at each run's last validated epoch: on the validation list, or on the held-out test list. */
+function perClassTable(groups: RunGroup[], classNames: string[], list: 'val' | 'test'): string {
+  const [iouKey, miouKey] = list === 'val' ? (['iou', 'miou'] as const) : (['test_iou', 'test_miou'] as const);
+  const values = (g: RunGroup, c: number) => g.runs.map((r) => finalOf(r).epoch?.[iouKey]?.[c] ?? NaN);
   const rows = classNames.map((n, c) => {
     const means = groups.map((g) => meanStd(values(g, c)).mean);
     const top = Math.max(...means.filter(Number.isFinite));
@@ -227,8 +229,9 @@ function perClassTable(groups: RunGroup[], classNames: string[]): string {
     const unique = means.filter((m) => m === top).length === 1;
     return [esc(n), ...groups.map((g, i) => (unique && means[i] === top && groups.length > 1 ? `<b>${meanText(values(g, c))}</b>` : meanText(values(g, c))))];
   });
-  rows.push(['<b>mIoU</b>', ...groups.map((g) => `<b>${meanText(g.runs.map((r) => finalOf(r).epoch?.miou ?? NaN))}</b>`)]);
-  const header = ['class', ...groups.map((g) => `<span class="swatch" style="background:${g.colour}"></span>${esc(g.name)} (n = ${g.runs.filter((r) => finalOf(r).epoch).length})`)];
+  rows.push(['<b>mIoU</b>', ...groups.map((g) => `<b>${meanText(g.runs.map((r) => finalOf(r).epoch?.[miouKey] ?? NaN))}</b>`)]);
+  const counted = (g: RunGroup) => g.runs.filter((r) => finalOf(r).epoch?.[miouKey] !== undefined).length;
+  const header = ['class', ...groups.map((g) => `<span class="swatch" style="background:${g.colour}"></span>${esc(g.name)} (n = ${counted(g)})`)];
   return table(header, rows, header.map((_, i) => i > 0));
 }
 
@@ -237,6 +240,9 @@ export function renderComparison(groups: RunGroup[], title = 'u2pl-report: compa
   const anyU2pl = groups.some((g) => g.runs.some((r) => r.metrics.epochs.some((e) => e.phase === 'semi' || e.phase === 'ael')));
   const axis = { xLabel: 'training step', integerX: true, xMin: 0 };
   const miou = lineChart(groupSeries(groups, miouPoints, true), { title: 'Validation mIoU', yLabel: 'mIoU (%)', ...axis });
+  // Runs with a held-out test list (dataset.test): its curve and per-class table beside validation's.
+  const tested = groups.some((g) => g.runs.some((r) => finalOf(r).epoch?.test_miou !== undefined));
+  const testMiou = tested ? figure('Held-out test mIoU', lineChart(groupSeries(groups, (r) => epochPoints(r, 'test_miou'), true), { title: 'Held-out test mIoU', yLabel: 'mIoU (%)', ...axis })) : '';
   const loss = lineChart(smoothedGroupSeries(groups, 'supervised'), { title: 'Supervised loss', yLabel: 'loss (smoothed)', yMin: 0, ...axis });
   const total = lineChart(smoothedGroupSeries(groups, 'loss'), { title: 'Total loss', yLabel: 'loss (smoothed)', yMin: 0, ...axis });
   const u2plCharts = anyU2pl ? `<div class="grid">${figure('Pseudo-labels right (all pixels), per epoch', lineChart(groupSeries(groups, (r) => epochPoints(r, 'pseudo_label_accuracy'), true), { title: 'Pseudo-label accuracy', yLabel: 'pixels right (%)', yMax: 100, ...axis }))}
@@ -247,11 +253,14 @@ ${figure('Share of pseudo-labelled pixels L_u keeps, per epoch', lineChart(group
 <h2 id="summary">Final validation mIoU</h2>
 ${summaryTable(groups)}
 <div class="grid">${figure('Validation mIoU', miou)}${figure('Supervised loss (smoothed)', loss, 'Each run smoothed as TensorBoard does (exponential moving average), then averaged over its group.')}</div>
-<div class="grid">${figure('Total loss (smoothed)', total)}</div>
+<div class="grid">${testMiou}${figure('Total loss (smoothed)', total)}</div>
 ${u2plCharts}
 <h2 id="per-class">Final per-class IoU (%)</h2>
 <p class="note">Mean ± standard deviation over each group's runs at their last validated epoch; the best group of each class in bold.</p>
-<div id="per-class-table">${perClassTable(groups, classNames)}</div>
+<div id="per-class-table">${perClassTable(groups, classNames, 'val')}</div>
+${tested ? `<h2 id="per-class-test">Final per-class IoU on the held-out test list (%)</h2>
+<p class="note">The same, scored on <code>dataset.test</code>, which no checkpoint or decision was chosen on.</p>
+<div id="per-class-test-table">${perClassTable(groups, classNames, 'test')}</div>` : ''}
 <h2 id="runs">Runs</h2>
 ${runsTable(groups)}`;
   return page(title, body);
