@@ -60,9 +60,13 @@ export async function trainMain(args: string[], io: CliOutput): Promise<number> 
     interrupts++;
     if (interrupts > 1) {
       io.err('\nu2pl-train: interrupted again, quitting without a checkpoint (the last one stays)\n');
-      // A checkpoint being written now is left half done: its temporary file goes, the last complete one stays.
-      if (active.dir) removeOwnTemporaries(active.dir);
-      native().exitNow(EXIT_INTERRUPTED);
+      // A checkpoint being written now is left half done: its temporary file goes, the last complete one stays
+      // (a folder that cannot be read is left as it is: the next run removes what is stale).
+      try {
+        if (active.dir) removeOwnTemporaries(active.dir);
+      } finally {
+        native().exitNow(EXIT_INTERRUPTED);
+      }
     }
     io.err('\nu2pl-train: interrupted, saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
     controller.abort();

@@ -210,16 +210,21 @@ describe('u2pl-report', () => {
     });
     writeRun(path.join(root, 'a/checkpoints/seed-0'), withTest(records(2, 3, 0.2, 0.01), 0.05));
     writeRun(path.join(root, 'a/checkpoints/seed-1'), withTest(records(2, 3, 0.22, 0.01), 0.03));
+    // A run with a test list and no validation list: its epochs have no val mIoU.
+    const testOnly = withTest(records(2, 3, 0.3, 0.01), 0).map((l) => ((l as { type: string }).type === 'epoch' ? { ...(l as object), miou: null, iou: null } : l));
+    writeRun(path.join(root, 'b/checkpoints/seed-0'), testOnly);
     const out = path.join(root, 'compare.html');
-    expect((await runTool('u2pl-report', reportMain, [path.join(root, 'a'), '--out', out])).code).toBe(0);
+    expect((await runTool('u2pl-report', reportMain, [path.join(root, 'a'), path.join(root, 'b'), '--out', out])).code).toBe(0);
     const html = fs.readFileSync(out, 'utf8');
     expect(html).toContain('>final held-out test mIoU %, mean ± std</th>');
+    expect(html).toContain('<td class="num">31.0</td>');  // b's final test mIoU, without any validation
     expect(html).toContain('<td class="num">18.0 ± 2.8</td>');  // final test mIoU 0.21 - 0.05 and 0.23 - 0.03
     const curve = html.split('<svg class="chart"').find((c) => c.includes('aria-label="Held-out test mIoU"')) as string;
     expect(curve).toContain('data-name="a (mean of 2)"');
+    expect(curve).toContain('data-name="b"');
     const perClassTest = html.split('id="per-class-test-table"')[1].split('</table>')[0];
     const perClassVal = html.split('id="per-class-table"')[1].split('</table>')[0];
-    expect(perClassTest).toContain('<td class="num"><b>18.0 ± 2.8</b></td>');  // the test mIoU row
+    expect(perClassTest).toContain('<td class="num"><b>18.0 ± 2.8</b></td><td class="num"><b>31.0</b></td>');  // the test mIoU row, b's too
     expect(perClassVal).toContain('<td class="num"><b>22.0 ± 1.4</b></td>');  // the val mIoU row: 0.21 and 0.23
     expect(perClassTest).not.toEqual(perClassVal);
   });

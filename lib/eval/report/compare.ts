@@ -109,6 +109,11 @@ interface Final {
   epochsDone: number;
 }
 
+/** A run's last epoch scored on the held-out test list (a run may have one without a validation list). */
+function finalTestOf(r: ComparedRun): EpochRecord | undefined {
+  return r.metrics.epochs.filter((e) => typeof e.test_miou === 'number').pop();
+}
+
 function finalOf(r: ComparedRun): Final {
   const validated = r.metrics.epochs.filter((e) => e.miou !== null);
   return {
@@ -203,13 +208,13 @@ function runsTable(groups: RunGroup[]): string {
 function summaryTable(groups: RunGroup[]): string {
   const base = groups[0];
   const baseMean = meanStd(base.runs.map((r) => finalOf(r).epoch?.miou ?? NaN)).mean;
-  const tested = groups.some((g) => g.runs.some((r) => finalOf(r).epoch?.test_miou !== undefined));
+  const tested = groups.some((g) => g.runs.some((r) => finalTestOf(r)));
   const rows = groups.map((g, i) => {
     const finals = g.runs.map((r) => finalOf(r).epoch?.miou ?? NaN);
     const bests = g.runs.map((r) => finalOf(r).best?.miou ?? NaN);
     const m = meanStd(finals).mean;
     const delta = i === 0 || !Number.isFinite(m) || !Number.isFinite(baseMean) ? '–' : `${m >= baseMean ? '+' : '−'}${(100 * Math.abs(m - baseMean)).toFixed(1)}`;
-    const tests = tested ? [meanText(g.runs.map((r) => finalOf(r).epoch?.test_miou ?? NaN))] : [];
+    const tests = tested ? [meanText(g.runs.map((r) => finalTestOf(r)?.test_miou ?? NaN))] : [];
     return [`<span class="swatch" style="background:${g.colour}"></span>${esc(g.name)}`, String(meanStd(finals).n), meanText(finals), delta, meanText(bests), ...tests,
       finals.map((v) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '–')).join(', ')];
   });
@@ -221,7 +226,8 @@ function summaryTable(groups: RunGroup[]): string {
 /** Per-class IoU at each run's last validated epoch: on the validation list, or on the held-out test list. */
 function perClassTable(groups: RunGroup[], classNames: string[], list: 'val' | 'test'): string {
   const [iouKey, miouKey] = list === 'val' ? (['iou', 'miou'] as const) : (['test_iou', 'test_miou'] as const);
-  const values = (g: RunGroup, c: number) => g.runs.map((r) => finalOf(r).epoch?.[iouKey]?.[c] ?? NaN);
+  const last = (r: ComparedRun) => (list === 'val' ? finalOf(r).epoch : finalTestOf(r));
+  const values = (g: RunGroup, c: number) => g.runs.map((r) => last(r)?.[iouKey]?.[c] ?? NaN);
   const rows = classNames.map((n, c) => {
     const means = groups.map((g) => meanStd(values(g, c)).mean);
     const top = Math.max(...means.filter(Number.isFinite));
@@ -229,8 +235,8 @@ function perClassTable(groups: RunGroup[], classNames: string[], list: 'val' | '
     const unique = means.filter((m) => m === top).length === 1;
     return [esc(n), ...groups.map((g, i) => (unique && means[i] === top && groups.length > 1 ? `<b>${meanText(values(g, c))}</b>` : meanText(values(g, c))))];
   });
-  rows.push(['<b>mIoU</b>', ...groups.map((g) => `<b>${meanText(g.runs.map((r) => finalOf(r).epoch?.[miouKey] ?? NaN))}</b>`)]);
-  const counted = (g: RunGroup) => g.runs.filter((r) => finalOf(r).epoch?.[miouKey] !== undefined).length;
+  rows.push(['<b>mIoU</b>', ...groups.map((g) => `<b>${meanText(g.runs.map((r) => last(r)?.[miouKey] ?? NaN))}</b>`)]);
+  const counted = (g: RunGroup) => g.runs.filter((r) => typeof last(r)?.[miouKey] === 'number').length;
   const header = ['class', ...groups.map((g) => `<span class="swatch" style="background:${g.colour}"></span>${esc(g.name)} (n = ${counted(g)})`)];
   return table(header, rows, header.map((_, i) => i > 0));
 }
@@ -241,7 +247,7 @@ export function renderComparison(groups: RunGroup[], title = 'u2pl-report: compa
   const axis = { xLabel: 'training step', integerX: true, xMin: 0 };
   const miou = lineChart(groupSeries(groups, miouPoints, true), { title: 'Validation mIoU', yLabel: 'mIoU (%)', ...axis });
   // Runs with a held-out test list (dataset.test): its curve and per-class table beside validation's.
-  const tested = groups.some((g) => g.runs.some((r) => finalOf(r).epoch?.test_miou !== undefined));
+  const tested = groups.some((g) => g.runs.some((r) => finalTestOf(r)));
   const testMiou = tested ? figure('Held-out test mIoU', lineChart(groupSeries(groups, (r) => epochPoints(r, 'test_miou'), true), { title: 'Held-out test mIoU', yLabel: 'mIoU (%)', ...axis })) : '';
   const loss = lineChart(smoothedGroupSeries(groups, 'supervised'), { title: 'Supervised loss', yLabel: 'loss (smoothed)', yMin: 0, ...axis });
   const total = lineChart(smoothedGroupSeries(groups, 'loss'), { title: 'Total loss', yLabel: 'loss (smoothed)', yMin: 0, ...axis });
