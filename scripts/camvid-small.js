@@ -257,6 +257,21 @@ function table() {
       lines.push(`| ${v} | ${pct(m)} | ${shares.join(' | ')} |`);
     }
   }
+  // The margin (issue #37): each semi-supervised variant against the strongest supervised-only baseline
+  // on the 46 labels (ours plain or class-weighted, or the original code's), by mean on the test list.
+  const baselines = ['suponly', 'suponly-mfw', 'reference-suponly'].filter((v) => endOf(v).length);
+  if (baselines.length && semiVariants.length) {
+    const strongest = baselines.reduce((a, b) => (mean(endOf(b)) > mean(endOf(a)) ? b : a));
+    const n = (v) => endOf(v).length;
+    const spread = (v) => `${pct(mean(endOf(v)))} ± ${pct(std(endOf(v)))} (${n(v)} seed${n(v) === 1 ? '' : 's'})`;
+    lines.push('');
+    lines.push(`| variant | mIoU, mean ± std | baselines, mean | margin over the strongest (${strongest}, ${spread(strongest)}) |`);
+    lines.push('|---|---|---|---|');
+    for (const v of semiVariants) {
+      const margin = 100 * (mean(endOf(v)) - mean(endOf(strongest)));
+      lines.push(`| ${v} | ${spread(v)} | ${baselines.map((b) => `${b} ${pct(mean(endOf(b)))}`).join(', ')} | ${margin >= 0 ? '+' : '−'}${Math.abs(margin).toFixed(1)} |`);
+    }
+  }
   const how = [...new Set(runs.map((r) => `${r.threads ?? '?'} thread(s), ${r.parallel ?? '?'} run(s) at a time, commit ${r.commit}`))];
   lines.push('');
   lines.push(`Runs: ${how.join('; ')}.`);

@@ -82,3 +82,16 @@ test('table: the share of the gap between 46 and all labels that each U2PL varia
   expect(table).toContain('| variant | mIoU, mean | share of the gap suponly → suponly-full closed |');
   expect(table).toContain('| u2pl-preset | 35.0 | 75 % (20.0 → 40.0) |');
 });
+
+test('table: each U2PL variant against the strongest supervised-only baseline on the test list', () => {
+  const root = tempDir('study');
+  const about = { commit: 'abc1234', threads: 1, parallel: 2 };
+  run(root, 'suponly', 1, 1, about, 'supervised', () => 0.2);
+  run(root, 'suponly-mfw', 1, 1, about, 'supervised', () => 0.24);
+  run(root, 'reference-suponly', 1, 1, about, 'supervised', () => 0.22);
+  run(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.27);
+  study(root, ['collect']);
+  const table = study(root, ['table']);
+  expect(table).toContain('| variant | mIoU, mean ± std | baselines, mean | margin over the strongest (suponly-mfw, 24.0 ± 0.0 (1 seed)) |');
+  expect(table).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly 20.0, suponly-mfw 24.0, reference-suponly 22.0 | +3.0 |');
+});
