@@ -68,7 +68,8 @@ EOF
 # 5. One archive, and the script and notes beside it.
 mkdir -p "$out"
 rm -f "$out"/u2pl-*-linux-x64.tar.xz "$out/gpu-check.sh" "$out/README.txt"
-tar -C "$stage" -cf - "$name" | nice -n 15 xz -T2 -6 > "$out/$name.tar.xz.part"
+# xz -3: half the time of the default -6 for about a tenth more bytes (well under the 60 MB budget).
+tar -C "$stage" -cf - "$name" | nice -n 15 xz -T0 -3 > "$out/$name.tar.xz.part"
 mv "$out/$name.tar.xz.part" "$out/$name.tar.xz"
 cp "$root/scripts/gpu-check.sh" "$out/gpu-check.sh"
 cat > "$out/README.txt" <<EOF
