@@ -5,6 +5,7 @@
 //   node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel 2] [--threads 1] [--sharing N]
 //   node scripts/camvid-small.js collect [--paused FILE]   (finished runs -> experiments/camvid-small/results/)
 //   node scripts/camvid-small.js table [--write]   (--write: into the README between its markers)
+//   node scripts/camvid-small.js hold -- COMMAND [ARG ...]   (runs COMMAND with the study's runs held)
 // A variant is a folder under experiments/camvid-small with a config.yaml (`u2pl`, `study/pad255`);
 // a run lives in <variant>/checkpoints/seed-<seed>/ and resumes where it stopped (saver.auto_resume).
 // A variant named reference-* runs its config.yaml through the original U2PL code
@@ -144,9 +145,12 @@ function collectRun(variant, seed, paused) {
 }
 
 // Intervals the runs were held (SIGSTOP) to keep the machine quiet for something else: lines of
-// "<ISO start> <ISO end>" in a file given to collect with --paused FILE; they are not wall time.
+// "<ISO start> <ISO end>" in results/pauses.txt (what `hold` appends to) or a file given to collect
+// with --paused FILE; they are not wall time.
+const PAUSES = path.join(resultsDir, 'pauses.txt');
+
 function pausedMs(file, from, to) {
-  if (!file) return 0;
+  if (!file || !fs.existsSync(file)) return 0;
   let ms = 0;
   for (const line of fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
     const [a, b] = line.trim().split(/\s+/).map(Date.parse);
@@ -156,7 +160,7 @@ function pausedMs(file, from, to) {
 }
 
 function collect(args) {
-  const paused = option(args, '--paused', undefined);
+  const paused = option(args, '--paused', PAUSES);
   fs.mkdirSync(resultsDir, { recursive: true });
   let n = 0;
   for (const v of variants()) {
@@ -278,10 +282,50 @@ function table() {
   return lines.join('\n');
 }
 
+// The study's training processes now running: u2pl-train and the reference runner, each given a
+// variant folder under the study root.
+function studyProcesses() {
+  const inside = `${root}${path.sep}`;
+  const pids = [];
+  for (const name of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let args;
+    try {
+      args = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;  // gone meanwhile
+    }
+    if (Number(name) !== process.pid && args.some((a) => a.startsWith(inside))) pids.push(Number(name));
+  }
+  return pids;
+}
+
+// Runs a command with the study's runs held (SIGSTOP, then SIGCONT), e.g. `npm test` or the bench,
+// so that neither slows the other, and records the interval in results/pauses.txt for the wall times.
+function hold(args) {
+  const at = args.indexOf('--');
+  const [exe, ...argv] = at < 0 ? args : args.slice(at + 1);
+  if (!exe) throw new Error('hold: give the command after --, e.g. hold -- npm test');
+  const pids = studyProcesses();
+  const signal = (sig) => pids.forEach((pid) => { try { process.kill(pid, sig); } catch { /* ended */ } });
+  const from = new Date();
+  signal('SIGSTOP');
+  let status;
+  try {
+    status = require('child_process').spawnSync(exe, argv, { stdio: 'inherit' }).status;
+  } finally {
+    signal('SIGCONT');
+    fs.mkdirSync(resultsDir, { recursive: true });
+    fs.appendFileSync(PAUSES, `${from.toISOString()} ${new Date().toISOString()}\n`);
+  }
+  process.stderr.write(`held ${pids.length} run process(es) of ${root}; the interval is in ${path.relative(process.cwd(), PAUSES)}\n`);
+  process.exitCode = status ?? 1;
+}
+
 async function main() {
   const [command, ...args] = process.argv.slice(2);
   if (command === 'run') return run(args);
   if (command === 'collect') return collect(args);
+  if (command === 'hold') return hold(args);
   if (command === 'table') {
     const text = table();
     if (!args.includes('--write')) return process.stdout.write(`${text}\n`);
@@ -295,7 +339,7 @@ async function main() {
     fs.writeFileSync(readme, `${old.slice(0, a + begin.length)}\n${text}\n${old.slice(b)}`);
     return process.stdout.write(`wrote the results into ${readme}\n`);
   }
-  process.stderr.write('usage: node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel N] [--threads N] [--sharing N] | collect | table [--write]\n');
+  process.stderr.write('usage: node scripts/camvid-small.js run [variant ...] [--seeds 0,1,2] [--parallel N] [--threads N] [--sharing N] | collect [--paused FILE] | table [--write] | hold -- COMMAND [ARG ...]\n');
   process.exit(2);
 }
 

@@ -2,7 +2,7 @@
  * scripts/camvid-small.js on a study folder of its own: collect keeps what the table needs of each
  * finished run (not of unfinished ones), wall time leaves out the pauses, and the table reads it.
  */
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import { tempDir } from '../helpers/temp';
@@ -15,7 +15,7 @@ function study(root: string, args: string[]) {
   return r.stdout;
 }
 
-function run(root: string, variant: string, epochs: number, done: number, about: Record<string, unknown>, phase = 'semi', testMiou = (e: number) => 0.15 * (e + 1)) {
+function writeRun(root: string, variant: string, epochs: number, done: number, about: Record<string, unknown>, phase = 'semi', testMiou = (e: number) => 0.15 * (e + 1)) {
   fs.mkdirSync(path.join(root, variant), { recursive: true });
   fs.writeFileSync(path.join(root, variant, 'config.yaml'), `seed: 0\ntrainer:\n  epochs: ${epochs}\n`);
   const dir = path.join(root, variant, 'checkpoints', 'seed-0');
@@ -34,8 +34,8 @@ function run(root: string, variant: string, epochs: number, done: number, about:
 
 test('collect: finished runs only, their epochs, median step time and wall time without the pauses; table reads them', () => {
   const root = tempDir('study');
-  run(root, 'u2pl', 2, 2, { commit: 'abc1234', threads: 1, parallel: 2, started: '2026-01-01T10:00:00.000Z', finished: '2026-01-01T11:00:00.000Z' });
-  run(root, 'study/unfinished', 2, 1, { started: '2026-01-01T10:00:00.000Z' });
+  writeRun(root, 'u2pl', 2, 2, { commit: 'abc1234', threads: 1, parallel: 2, started: '2026-01-01T10:00:00.000Z', finished: '2026-01-01T11:00:00.000Z' });
+  writeRun(root, 'study/unfinished', 2, 1, { started: '2026-01-01T10:00:00.000Z' });
   const paused = path.join(root, 'paused.txt');
   fs.writeFileSync(paused, '2026-01-01T10:20:00.000Z 2026-01-01T10:35:00.000Z\n2026-01-01T12:00:00.000Z 2026-01-01T12:10:00.000Z\n');
   expect(study(root, ['collect', '--paused', paused])).toContain('collected 1 finished runs');
@@ -74,9 +74,9 @@ test("run: a reference-* variant goes to the original code's runner (scripts/ref
 test('table: the share of the gap between 46 and all labels that each U2PL variant closes, on the test list', () => {
   const root = tempDir('study');
   const about = { commit: 'abc1234', threads: 1, parallel: 2 };
-  run(root, 'suponly', 1, 1, about, 'supervised', () => 0.2);
-  run(root, 'suponly-full', 1, 1, about, 'supervised', () => 0.4);
-  run(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.35);
+  writeRun(root, 'suponly', 1, 1, about, 'supervised', () => 0.2);
+  writeRun(root, 'suponly-full', 1, 1, about, 'supervised', () => 0.4);
+  writeRun(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.35);
   study(root, ['collect']);
   const table = study(root, ['table']);
   expect(table).toContain('| variant | mIoU, mean | share of the gap suponly → suponly-full closed |');
@@ -86,12 +86,41 @@ test('table: the share of the gap between 46 and all labels that each U2PL varia
 test('table: each U2PL variant against the strongest supervised-only baseline on the test list', () => {
   const root = tempDir('study');
   const about = { commit: 'abc1234', threads: 1, parallel: 2 };
-  run(root, 'suponly', 1, 1, about, 'supervised', () => 0.2);
-  run(root, 'suponly-mfw', 1, 1, about, 'supervised', () => 0.24);
-  run(root, 'reference-suponly', 1, 1, about, 'supervised', () => 0.22);
-  run(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.27);
+  writeRun(root, 'suponly', 1, 1, about, 'supervised', () => 0.2);
+  writeRun(root, 'suponly-mfw', 1, 1, about, 'supervised', () => 0.24);
+  writeRun(root, 'reference-suponly', 1, 1, about, 'supervised', () => 0.22);
+  writeRun(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.27);
   study(root, ['collect']);
   const table = study(root, ['table']);
   expect(table).toContain('| variant | mIoU, mean ± std | baselines, mean | margin over the strongest (suponly-mfw, 24.0 ± 0.0 (1 seed)) |');
   expect(table).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly 20.0, suponly-mfw 24.0, reference-suponly 22.0 | +3.0 |');
+});
+
+test("hold: the study's runs are stopped while the command runs, continue after, and the interval goes into results/pauses.txt, which collect reads", async () => {
+  const root = tempDir('study');
+  fs.mkdirSync(path.join(root, 'u2pl'), { recursive: true });
+  // A stand-in for a run: a process given a variant folder under the study root, as u2pl-train is.
+  const run = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', path.join(root, 'u2pl')], { stdio: 'ignore' });
+  const state = () => fs.readFileSync(`/proc/${run.pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The held command reads the run's state: T (stopped).
+    const held = study(root, ['hold', '--', process.execPath, '-e', `process.stdout.write(require('fs').readFileSync('/proc/${run.pid}/stat', 'utf8').replace(/^.*\\) /, '')[0])`]);
+    expect(held).toBe('T');
+    expect(state()).not.toBe('T');
+  } finally {
+    run.kill('SIGKILL');
+  }
+  const lines = fs.readFileSync(path.join(root, 'results/pauses.txt'), 'utf8').trim().split('\n');
+  expect(lines).toHaveLength(1);
+  const [a, b] = lines[0].split(' ').map(Date.parse);
+  expect(b).toBeGreaterThanOrEqual(a);
+  // collect leaves out the intervals of results/pauses.txt without being told.
+  fs.writeFileSync(path.join(root, 'results/pauses.txt'), '2026-01-01T10:20:00.000Z 2026-01-01T10:35:00.000Z\n');
+  const about = { commit: 'abc1234', threads: 1, parallel: 2, started: '2026-01-01T10:00:00.000Z', finished: '2026-01-01T11:00:00.000Z' };
+  writeRun(root, 'u2pl', 1, 1, about);
+  study(root, ['collect']);
+  expect(JSON.parse(fs.readFileSync(path.join(root, 'results/u2pl.seed-0.json'), 'utf8')).wall_minutes).toBe(45);
+  // A command that fails passes its status on; the runs are continued all the same.
+  expect(spawnSync(process.execPath, [script, 'hold', '--', 'false'], { env: { ...process.env, U2PL_STUDY_ROOT: root } }).status).toBe(1);
 });
