@@ -222,8 +222,11 @@ at::Tensor InfoNceLoss(const at::Tensor& anchors, const at::Tensor& prototypes_i
                     t.index.size(1) == terms_in[0].index.size(1),
                 "InfoNCE: keys N x ", d, " and index ", t.end - t.begin, " x K (one K for all terms) expected; got ",
                 t.keys.sizes(), " and ", t.index.sizes());
-    TORCH_CHECK(t.index.numel() == 0 || (t.index.min().item<int64_t>() >= 0 && t.index.max().item<int64_t>() < t.keys.size(0)),
-                "InfoNCE: index outside the ", t.keys.size(0), " keys");
+    // Checked only on the CPU: on a GPU the read would wait for it, and the contrastive loss's
+    // indices are in range by construction (drawn below the bank's size).
+    if (t.index.is_cpu())
+      TORCH_CHECK(t.index.numel() == 0 || (t.index.min().item<int64_t>() >= 0 && t.index.max().item<int64_t>() < t.keys.size(0)),
+                  "InfoNCE: index outside the ", t.keys.size(0), " keys");
     terms.push_back({t.begin, t.end, t.prototype, t.keys.detach().contiguous(), t.index.to(at::kLong).contiguous()});
     next = t.end;
   }
@@ -232,7 +235,9 @@ at::Tensor InfoNceLoss(const at::Tensor& anchors, const at::Tensor& prototypes_i
 #ifdef U2PL_WITH_CUDA
   fused = fused || anchors.is_cuda();
 #endif
-  for (const InfoNceTerm& t : terms) fused = fused && t.keys.device() == anchors.device() && t.keys.scalar_type() == at::kFloat;
+  fused = fused && prototypes.device() == anchors.device();
+  for (const InfoNceTerm& t : terms)
+    fused = fused && t.keys.device() == anchors.device() && t.index.device() == anchors.device() && t.keys.scalar_type() == at::kFloat;
   if (fused && anchors.scalar_type() == at::kFloat && !terms.empty())
     return InfoNceFunction::apply(anchors, prototypes, terms, temperature);
   at::Tensor total = anchors.sum() * 0.0;

@@ -27,20 +27,21 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     at::Tensor stacked = at::stack(all);  // R x (2C + 1)
     at::Tensor n = stacked.select(1, 2 * channels);  // R
     at::Tensor means = stacked.slice(1, 0, channels), m2 = stacked.slice(1, channels, 2 * channels);
-    const double total = n.sum().item<double>();
+    // The pixel count stays a tensor: reading it to the host would wait for the GPU in every layer.
+    // (Counts are integers below 2^24, exact in float, so this divides as a host double did.)
+    const at::Tensor total = n.sum();
     at::Tensor global_mean = (means * n.unsqueeze(1)).sum(0) / total;
     at::Tensor global_m2 = (m2 + n.unsqueeze(1) * (means - global_mean).pow(2)).sum(0);
     at::Tensor biased = global_m2 / total;
     {
       at::NoGradGuard no_grad;
       if (running_mean.defined()) running_mean.mul_(1 - momentum).add_(global_mean, momentum);
-      if (running_var.defined()) running_var.mul_(1 - momentum).add_(global_m2 / std::max(total - 1, 1.0), momentum);
+      if (running_var.defined()) running_var.mul_(1 - momentum).add_(global_m2 / (total - 1).clamp_min(1), momentum);
     }
     at::Tensor invstd = (biased + eps).rsqrt();
     at::Tensor xhat = (x - PerChannel(global_mean)) * PerChannel(invstd);
     at::Tensor out = weight.defined() ? xhat * PerChannel(weight) + PerChannel(bias) : xhat;
-    ctx->save_for_backward({x, global_mean, invstd, weight});
-    ctx->saved_data["total"] = total;
+    ctx->save_for_backward({x, global_mean, invstd, weight, total});
     ctx->saved_data["ops"] = ops_address;
     ctx->saved_data["dtype"] = static_cast<int64_t>(input.scalar_type());
     return out.to(input.scalar_type());
@@ -48,9 +49,8 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &mean = saved[1], &invstd = saved[2], &weight = saved[3];
+    const at::Tensor &x = saved[0], &mean = saved[1], &invstd = saved[2], &weight = saved[3], &total = saved[4];
     auto& ops = *reinterpret_cast<CrossReplicaOps*>(ctx->saved_data["ops"].toInt());
-    const double total = ctx->saved_data["total"].toDouble();
     const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
     const at::Tensor dy = grads[0].to(at::kFloat);
     const at::Tensor xmu = x - PerChannel(mean);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 
 #include <ATen/ATen.h>
@@ -41,17 +42,27 @@ std::vector<at::Tensor> Communicator::AllGatherRows(const at::Tensor& rows) {
 #if defined(U2PL_WITH_GLOO) || defined(U2PL_WITH_NCCL)
 namespace {
 
+// Gloo's wait blocks until the collective is done, bounded by the timeout. NCCL's wait() without a
+// timeout only orders the current stream after the collective (its own timeout, set in its options,
+// still aborts a hung one); given a timeout it would poll from the host until the GPU finishes,
+// stalling every SyncBN layer and gradient bucket.
+void WaitFor(c10d::Work& work, std::optional<std::chrono::milliseconds> timeout) {
+  if (timeout) work.wait(*timeout);
+  else work.wait();
+}
+
 class PendingWork final : public PendingCollective {
  public:
-  PendingWork(c10::intrusive_ptr<c10d::Work> work, std::chrono::milliseconds timeout) : work_(std::move(work)), timeout_(timeout) {}
+  PendingWork(c10::intrusive_ptr<c10d::Work> work, std::optional<std::chrono::milliseconds> timeout)
+      : work_(std::move(work)), timeout_(timeout) {}
   void Wait() override {
-    if (work_) work_->wait(timeout_);
+    if (work_) WaitFor(*work_, timeout_);
     work_.reset();
   }
 
  private:
   c10::intrusive_ptr<c10d::Work> work_;
-  std::chrono::milliseconds timeout_;
+  std::optional<std::chrono::milliseconds> timeout_;
 };
 
 // A collective that finished before it was returned (a staged one).
@@ -60,20 +71,22 @@ class DoneWork final : public PendingCollective {
   void Wait() override {}
 };
 
-// One c10d process group (ProcessGroupGloo or ProcessGroupNCCL); every call waits with the timeout.
+// One c10d process group (ProcessGroupGloo or ProcessGroupNCCL); `wait_timeout` bounds each host
+// wait (Gloo), or is empty where the group's own timeout does (NCCL, see WaitFor).
 // Every tensor goes through Stage(): NCCL refuses CPU tensors ("Tensors must be CUDA and dense"),
 // and the step's counters, the RNG states, the preflight verdict and the confusion matrices are
 // CPU tensors; Gloo likewise gets CPU copies of device tensors.
 template <typename Group>
 class C10dCommunicator final : public Communicator {
  public:
-  C10dCommunicator(c10::intrusive_ptr<Group> group, const DistributedOptions& o, at::Device device)
-      : Communicator(o.rank, o.world_size), group_(std::move(group)), timeout_(o.timeout), device_(device) {}
+  C10dCommunicator(c10::intrusive_ptr<Group> group, const DistributedOptions& o, at::Device device,
+                   std::optional<std::chrono::milliseconds> wait_timeout)
+      : Communicator(o.rank, o.world_size), group_(std::move(group)), timeout_(wait_timeout), device_(device) {}
 
   void AllReduceSum(std::vector<at::Tensor>& tensors) override {
     for (auto& t : tensors) {
       std::vector<at::Tensor> one{Stage(t)};
-      group_->allreduce(one)->wait(timeout_);
+      WaitFor(*group_->allreduce(one), timeout_);
       Unstage(one[0], t);
     }
   }
@@ -94,7 +107,7 @@ class C10dCommunicator final : public Communicator {
     std::vector<at::Tensor> input{Stage(tensor)};
     std::vector<std::vector<at::Tensor>> output(1);
     for (int r = 0; r < world_size(); ++r) output[0].push_back(at::empty_like(input[0]));
-    group_->allgather(output, input)->wait(timeout_);
+    WaitFor(*group_->allgather(output, input), timeout_);
     for (auto& t : output[0]) t = t.to(tensor.device());
     return output[0];
   }
@@ -104,7 +117,7 @@ class C10dCommunicator final : public Communicator {
     o.rootRank = root;
     for (auto& t : tensors) {
       std::vector<at::Tensor> one{Stage(t)};
-      group_->broadcast(one, o)->wait(timeout_);
+      WaitFor(*group_->broadcast(one, o), timeout_);
       Unstage(one[0], t);
     }
   }
@@ -113,7 +126,7 @@ class C10dCommunicator final : public Communicator {
   // read back so that the host waits too (NCCL's wait() only orders the device's stream).
   void Barrier() override {
     std::vector<at::Tensor> one{at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device_))};
-    group_->allreduce(one)->wait(timeout_);
+    WaitFor(*group_->allreduce(one), timeout_);
     one[0].cpu();
   }
 
@@ -126,7 +139,7 @@ class C10dCommunicator final : public Communicator {
   }
 
   c10::intrusive_ptr<Group> group_;
-  std::chrono::milliseconds timeout_;
+  std::optional<std::chrono::milliseconds> timeout_;
   at::Device device_;
 };
 
@@ -181,7 +194,7 @@ std::unique_ptr<Communicator> CreateCommunicator(const DistributedOptions& o) {
                                : local          ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                                 : c10d::ProcessGroupGloo::createDefaultDevice());
     auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, options);
-    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(group, o, at::Device(at::kCPU));
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(group, o, at::Device(at::kCPU), o.timeout);
   }
 #endif
 #ifdef U2PL_WITH_NCCL
@@ -189,7 +202,7 @@ std::unique_ptr<Communicator> CreateCommunicator(const DistributedOptions& o) {
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = o.timeout;
     auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.world_size, options);
-    return std::make_unique<C10dCommunicator<c10d::ProcessGroupNCCL>>(group, o, device);
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupNCCL>>(group, o, device, std::nullopt);
   }
 #endif
   std::string have;

@@ -6,7 +6,8 @@
 namespace u2pl::util {
 namespace {
 
-#if TORCH_VERSION_MAJOR >= 2
+// The device-type forms arrived in LibTorch 2.4 (and the per-device ones were deprecated then).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 bool Enabled(c10::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
 void SetEnabled(c10::DeviceType d, bool on) { at::autocast::set_autocast_enabled(d, on); }
 c10::ScalarType Dtype(c10::DeviceType d) { return at::autocast::get_autocast_dtype(d); }

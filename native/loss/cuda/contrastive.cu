@@ -10,6 +10,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "loss/cuda/device_checks.cuh"
 #include "loss/cuda/interpolation.cuh"
 #include "loss/cuda/loss_kernels_cuda.h"
 
@@ -112,6 +113,7 @@ __global__ void ClassMasksKernel(const float* q, const int64_t* label, const boo
 std::pair<at::Tensor, at::Tensor> InfoNce(const at::Tensor& anchors_in, const at::Tensor& prototype_in,
                                           const at::Tensor& keys_in, const at::Tensor& index_in, double temperature) {
   // The launch goes to the current device's stream: make that the tensors' device (a rank's cuda:N).
+  CheckSameDevice("InfoNCE", anchors_in, {&prototype_in, &keys_in, &index_in});
   const c10::cuda::CUDAGuard guard(anchors_in.device());
   const at::Tensor anchors = anchors_in.contiguous(), prototype = prototype_in.contiguous();
   const at::Tensor keys = keys_in.contiguous(), index = index_in.contiguous();
@@ -120,6 +122,9 @@ std::pair<at::Tensor, at::Tensor> InfoNce(const at::Tensor& anchors_in, const at
   at::Tensor grad = at::empty_like(anchors);
   if (q == 0) return {at::zeros({}, anchors.options()), grad};  // no blocks to launch
   const size_t shared = (kBlock / 32 + 3 * (k + 1)) * sizeof(float);
+  // Beyond 48 KiB a launch needs an opt-in per kernel; the loss uses tens of negatives, not thousands.
+  constexpr int64_t kMostNegatives = (48 * 1024 / static_cast<int64_t>(sizeof(float)) - kBlock / 32) / 3 - 1;
+  TORCH_CHECK(k <= kMostNegatives, "InfoNCE on CUDA: at most ", kMostNegatives, " negatives per anchor, got ", k);
   InfoNceKernel<<<q, kBlock, shared, c10::cuda::getCurrentCUDAStream()>>>(
       anchors.data_ptr<float>(), prototype.data_ptr<float>(), keys.data_ptr<float>(), index.data_ptr<int64_t>(),
       loss.data_ptr<float>(), grad.data_ptr<float>(), d, k, static_cast<float>(1.0 / temperature),
@@ -131,6 +136,7 @@ std::pair<at::Tensor, at::Tensor> InfoNce(const at::Tensor& anchors_in, const at
 std::pair<at::Tensor, at::Tensor> ClassMasks(const at::Tensor& q_in, const at::Tensor& label_in, const at::Tensor& low_in,
                                              const at::Tensor& high_in, int64_t m_labeled, double delta_p, double delta_n,
                                              int64_t low_rank, int64_t high_rank, bool paper_negatives) {
+  CheckSameDevice("contrastive class masks", q_in, {&label_in, &low_in, &high_in});
   const c10::cuda::CUDAGuard guard(q_in.device());
   const at::Tensor q = q_in.contiguous(), label = label_in.contiguous();
   const at::Tensor low = low_in.to(at::kBool).contiguous(), high = high_in.to(at::kBool).contiguous();

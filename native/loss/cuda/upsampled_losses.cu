@@ -8,6 +8,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "loss/cuda/device_checks.cuh"
 #include "loss/cuda/interpolation.cuh"
 #include "loss/cuda/loss_kernels_cuda.h"
 
@@ -84,6 +85,7 @@ at::Tensor UpsampledEntropy(const at::Tensor& logits_in, int64_t out_h, int64_t 
 
 std::pair<at::Tensor, at::Tensor> UpsampledCrossEntropy(const at::Tensor& logits_in, const at::Tensor& labels_in,
                                                         int64_t ignore_index) {
+  CheckSameDevice("cross-entropy", logits_in, {&labels_in});
   const c10::cuda::CUDAGuard guard(logits_in.device());
   const at::Tensor logits = logits_in.contiguous(), labels = labels_in.contiguous();
   at::Tensor grad = at::zeros_like(logits);
