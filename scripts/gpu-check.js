@@ -11,6 +11,9 @@
 //   resume       N steps against N/2 + resume + N/2 (GPU: 100 under bf16 autocast), compared value by value
 //   bench        the step bench: our U2PL step against the reference's PyTorch step
 //   node scripts/gpu-check.js --out DIR --work DIR [--cpu-only] [--only PARTS] [--jobs N] [--budget S]
+//                             [--bench-args "ARGS"]
+// OUT/summary.json and summary.txt are rewritten after every part, so a check cut off by its caller
+// still leaves what it found.
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -21,7 +24,7 @@ const pkg = path.resolve(__dirname, '..');
 const python = process.env.PYTHON || 'python3';
 
 function parseArgs(argv) {
-  const a = { out: null, work: null, cpuOnly: false, only: PARTS, jobs: os.availableParallelism(), budget: 480 };
+  const a = { out: null, work: null, cpuOnly: false, only: PARTS, jobs: os.availableParallelism(), budget: 480, benchArgs: null };
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
       if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -34,6 +37,7 @@ function parseArgs(argv) {
       case '--only': a.only = value().split(','); break;
       case '--jobs': a.jobs = Number(value()); break;
       case '--budget': a.budget = Number(value()); break;
+      case '--bench-args': a.benchArgs = value().split(/\s+/).filter(Boolean); break;
       default: throw new Error(`unknown argument '${argv[i]}'`);
     }
   }
@@ -115,12 +119,17 @@ async function partBuild(log) {
     // Only this machine's GPUs' architectures (none visible: the default list): a fraction of the compile time.
     const caps = spawnSync(python, ['-c', 'import torch\nprint(";".join(sorted({"%d%d" % torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})))'],
       { encoding: 'utf8' }).stdout.trim();
-    if (caps) defines.push(`-DCMAKE_CUDA_ARCHITECTURES=${caps}`);
+    if (caps) {
+      defines.push(`-DCMAKE_CUDA_ARCHITECTURES=${caps}`);
+      delete env.TORCH_CUDA_ARCH_LIST;  // container images set several; it would win over this GPU's
+    }
   }
   const ninja = spawnSync('sh', ['-c', 'command -v ninja'], { stdio: 'ignore' }).status === 0;
   const timeoutS = Math.min(360, secondsLeft());
   await must('cmake', ['-S', pkg, '-B', build, ...(ninja ? ['-G', 'Ninja'] : []), ...defines], { log, env, timeoutS });
-  await must('cmake', ['--build', build, '-j', String(args.jobs)], { log, env, timeoutS: Math.min(360, secondsLeft()) });
+  // Keep going past a failing file: one call then shows every compile error, not the first.
+  await must('cmake', ['--build', build, '-j', String(args.jobs), '--', ...(ninja ? ['-k', '0'] : ['-k'])],
+    { log, env, timeoutS: Math.min(360, secondsLeft()) });
   const text = fs.readFileSync(log, 'utf8');
   const warnings = text.split('\n').filter((l) => /warning[: #]/.test(l) && !/^CMake Warning/.test(l)).length;
   // bin/ wrappers: the installed package's commands on the bundle's Node.js.
@@ -138,13 +147,17 @@ async function partBuild(log) {
     `cudaKernels ${info.cudaKernels}, distributed [${info.distributed.join(', ')}], ${warnings} compiler warnings`;
   if (gpu) {
     check(info.cudaAvailable && info.cudnnAvailable && info.cudaKernels, `info() does not show CUDA, cuDNN and the CUDA kernels: ${summary}`);
+    check(info.distributed.includes('nccl'), `the build has no NCCL (no nccl.h beside torch or in the CUDA toolkit; see ${log}): ${summary}`);
   }
-  return { summary, details: { libtorch: info.libtorch, libtorchVersion: info.libtorchVersion, cudaAvailable: info.cudaAvailable, cudnnAvailable: info.cudnnAvailable,
-    cudaKernels: info.cudaKernels, cudaDevices: info.cudaDevices, distributed: info.distributed, warnings } };
+  // Which CUDA runtime the addon loads: the toolkit's, whose minor may be older than torch's.
+  const ldd = spawnSync('ldd', [path.join(build, 'Release/u2pl.node')], { encoding: 'utf8' }).stdout ?? '';
+  const cudart = ldd.split('\n').filter((l) => /libcudart/.test(l)).map((l) => l.trim()).join('; ');
+  return { summary: `${summary}${cudart ? `; ${cudart}` : ''}`, details: { libtorch: info.libtorch, libtorchVersion: info.libtorchVersion, cudaAvailable: info.cudaAvailable,
+    cudnnAvailable: info.cudnnAvailable, cudaKernels: info.cudaKernels, cudaDevices: info.cudaDevices, distributed: info.distributed, warnings, cudart } };
 }
 
 async function partKernels(log) {
-  await must('ctest', ['--test-dir', build, '-V', '--timeout', '120'], { log, timeoutS: Math.min(240, secondsLeft()) });
+  await must('ctest', ['-V', '--timeout', '120'], { log, cwd: build, timeoutS: Math.min(240, secondsLeft()) });
   const lines = fs.readFileSync(log, 'utf8').split('\n');
   const ok = lines.filter((l) => /: ok /.test(l)).length;
   const cuda = lines.filter((l) => /: ok .*CUDA/.test(l)).length;
@@ -202,6 +215,13 @@ function metrics(dir) {
 
 const train = (argv, log, timeoutS) => must(process.execPath, [path.join(pkg, 'dist/cli/train.js'), ...argv], { log, timeoutS });
 
+/** One run of the resume part: at most 150 s, and never past the budget (each run's limit taken when it starts). */
+function trainInBudget(argv, log) {
+  const left = secondsLeft();
+  check(left >= 10, `the ${args.budget} s budget is spent (${left} s left) before a run of the resume part`);
+  return train(argv, log, Math.min(150, left));
+}
+
 async function partDistributed(log) {
   const backend = gpu ? 'nccl' : 'gloo';
   check(state.info.distributed.includes(backend), `this build has no ${backend} backend (it has: ${state.info.distributed.join(', ') || 'none'})`);
@@ -252,10 +272,9 @@ async function partResume(log) {
   const overrides = gpu ? { runtime: { device: 'cuda', threads: 4, autocast: 'bfloat16' } } : {};
   const once = experiment(path.join(runs, 'straight'), overrides);
   const split = experiment(path.join(runs, 'split'), overrides);
-  const each = Math.min(150, secondsLeft());
-  await train([once, '--max-steps', String(n), '--quiet'], log, each);
-  await train([split, '--max-steps', String(n / 2), '--quiet'], log, each);
-  await train([split, '--max-steps', String(n), '--quiet'], log, each);
+  await trainInBudget([once, '--max-steps', String(n), '--quiet'], log);
+  await trainInBudget([split, '--max-steps', String(n / 2), '--quiet'], log);
+  await trainInBudget([split, '--max-steps', String(n), '--quiet'], log);
   check(/resumed from/.test(fs.readFileSync(log, 'utf8')), 'the second half did not resume from the checkpoint');
   const ckpt = (dir) => readCheckpoint(path.join(dir, 'checkpoints/ckpt.pth'));
   const a = await ckpt(once);
@@ -274,7 +293,7 @@ async function partResume(log) {
   // Not bit-equal: is the device itself non-deterministic (atomics in CUDA backward passes)? A second
   // straight run measures that floor; the resumed run must stay within it.
   const again = experiment(path.join(runs, 'straight-again'), overrides);
-  await train([again, '--max-steps', String(n), '--quiet'], log, Math.min(150, secondsLeft()));
+  await trainInBudget([again, '--max-steps', String(n), '--quiet'], log);
   const floor = compare(a, await ckpt(again), '', []);
   const worst = differing.reduce((m, d) => (d.diff > m.diff ? d : m));
   const floorMax = Math.max(0, ...floor.map((d) => d.diff));
@@ -294,6 +313,8 @@ async function partBench(log) {
   const json = path.join(args.out, 'bench.json');
   fs.rmSync(json, { force: true });
   const flags = gpu ? ['--only', 'step', '--device', 'cuda'] : ['--only', 'step', '--device', 'cpu', '--recipe', 'smoke', '--precision', 'fp32', '--quick'];
+  // --bench-args narrows the GPU bench to fit a short call: "--recipe camvid-small --precision bf16+cl --quick".
+  if (args.benchArgs) flags.push(...args.benchArgs);
   const env = { ...process.env, U2PL_BENCH_PYTHON: python };
   const r = await run(process.execPath, [path.join(pkg, 'dist-bench/bench/run.js'), ...flags, '--json', json], { log, env, timeoutS: secondsLeft() });
   const results = fs.existsSync(json) ? JSON.parse(fs.readFileSync(json, 'utf8'))
@@ -313,6 +334,30 @@ async function partBench(log) {
 const needsBuild = new Set(['kernels', 'distributed', 'resume', 'bench']);
 const fns = { build: partBuild, kernels: partKernels, distributed: partDistributed, resume: partResume, bench: partBench };
 
+let bundle = {};
+try { bundle = JSON.parse(fs.readFileSync(path.join(pkg, '../BUNDLE.json'), 'utf8')); } catch { /* run from a checkout */ }
+const torchVersion = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout?.trim() ?? '';
+
+/** Writes OUT/summary.json and summary.txt for the parts run so far; `waiting` names those not reached yet. */
+function writeSummary(results, waiting) {
+  const summary = {
+    mode: gpu ? 'gpu' : 'cpu-only', bundle, host: os.hostname(), cpus: os.availableParallelism(), python, torch: torchVersion,
+    gpus: state.info?.cudaDevices ?? [], passed: waiting.length === 0 && results.every((r) => r.status === 'passed'),
+    finished: waiting.length === 0, waiting, seconds: Math.round((Date.now() - started) / 1000), parts: results,
+  };
+  fs.writeFileSync(path.join(args.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  const width = Math.max(4, ...results.map((r) => r.name.length));
+  const rows = results.map((r) => `${r.name.padEnd(width)}  ${r.status.padEnd(7)}  ${String(r.seconds).padStart(6)} s  ${r.summary.replace(/\n/g, '\n' + ' '.repeat(width + 21))}`);
+  const benchRows = state.bench.length ? ['', 'bench (median s per step; peak memory of each side)', ...state.bench.map((m) =>
+    `  ${m.name.padEnd(28)} ${String(m.precision).padEnd(8)} ${String(m.impl).padEnd(26)} ${String(m.median_s).padStart(8)} s` +
+    `${m.peak_gpu_mb !== undefined ? `  GPU ${m.peak_gpu_mb} MB` : ''}${m.peak_rss_mb !== undefined ? `  RSS ${m.peak_rss_mb} MB` : ''}${m.vs_python !== undefined ? `  x${m.vs_python} vs PyTorch` : ''}`)] : [];
+  const verdict = waiting.length ? `RUNNING (not reached yet: ${waiting.join(', ')})` : summary.passed ? 'PASSED' : 'FAILED';
+  const text = [`u2pl ${bundle.version ?? ''} ${bundle.commit ?? ''} ${summary.mode} check on ${summary.host}: torch ${torchVersion}` +
+    `${summary.gpus.length ? `, ${summary.gpus.map((g) => g.name).join(', ')}` : ''}; ${verdict} after ${summary.seconds} s`, '', ...rows, ...benchRows].join('\n');
+  fs.writeFileSync(path.join(args.out, 'summary.txt'), `${text}\n`);
+  return { summary, text };
+}
+
 async function main() {
   const results = [];
   say(`${gpu ? 'GPU' : 'CPU-only'} check of ${pkg}, parts: ${args.only.join(', ')}; ${args.budget} s budget`);
@@ -320,7 +365,8 @@ async function main() {
     state.info = JSON.parse(spawnSync(process.execPath, ['-e', 'process.stdout.write(JSON.stringify(require(process.argv[1]).info()))', pkg], { encoding: 'utf8' }).stdout || 'null');
     state.built = state.info !== null;
   }
-  for (const name of args.only) {
+  writeSummary(results, args.only);
+  for (const [i, name] of args.only.entries()) {
     const log = path.join(args.out, `${name}.log`);
     fs.writeFileSync(log, '');
     const t0 = Date.now();
@@ -339,23 +385,9 @@ async function main() {
     r.log = log;
     results.push(r);
     say(`${r.status.toUpperCase()} ${name} (${r.seconds} s): ${r.summary.split('\n')[0]}`);
+    writeSummary(results, args.only.slice(i + 1));
   }
-  let bundle = {};
-  try { bundle = JSON.parse(fs.readFileSync(path.join(pkg, '../BUNDLE.json'), 'utf8')); } catch { /* run from a checkout */ }
-  const torch = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
-  const summary = {
-    mode: gpu ? 'gpu' : 'cpu-only', bundle, host: os.hostname(), cpus: os.availableParallelism(), python, torch,
-    gpus: state.info?.cudaDevices ?? [], passed: results.every((r) => r.status === 'passed'), seconds: Math.round((Date.now() - started) / 1000), parts: results,
-  };
-  fs.writeFileSync(path.join(args.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  const width = Math.max(...results.map((r) => r.name.length));
-  const rows = results.map((r) => `${r.name.padEnd(width)}  ${r.status.padEnd(7)}  ${String(r.seconds).padStart(6)} s  ${r.summary.replace(/\n/g, '\n' + ' '.repeat(width + 21))}`);
-  const benchRows = state.bench.length ? ['', 'bench (median s per step; peak memory of each side)', ...state.bench.map((m) =>
-    `  ${m.name.padEnd(28)} ${String(m.precision).padEnd(8)} ${String(m.impl).padEnd(26)} ${String(m.median_s).padStart(8)} s` +
-    `${m.peak_gpu_mb !== undefined ? `  GPU ${m.peak_gpu_mb} MB` : ''}${m.peak_rss_mb !== undefined ? `  RSS ${m.peak_rss_mb} MB` : ''}${m.vs_python !== undefined ? `  x${m.vs_python} vs PyTorch` : ''}`)] : [];
-  const text = [`u2pl ${bundle.version ?? ''} ${bundle.commit ?? ''} ${summary.mode} check on ${summary.host}: torch ${torch}` +
-    `${summary.gpus.length ? `, ${summary.gpus.map((g) => g.name).join(', ')}` : ''}; ${summary.passed ? 'PASSED' : 'FAILED'} in ${summary.seconds} s`, '', ...rows, ...benchRows].join('\n');
-  fs.writeFileSync(path.join(args.out, 'summary.txt'), `${text}\n`);
+  const { summary, text } = writeSummary(results, []);
   process.stdout.write(`\n${text}\n\ngpu-check: ${path.join(args.out, 'summary.json')}, summary.txt and one log per part\n`);
   process.exit(summary.passed ? 0 : 1);
 }

@@ -7,7 +7,7 @@
 # next one runs. Exit status: 0 all parts passed, 1 some part failed, 2 bad input.
 #
 #   bash gpu-check.sh [--bundle DIR] [--out DIR] [--work DIR] [--cpu-only] [--only PARTS] [--python PY]
-#                     [--jobs N] [--budget SECONDS]
+#                     [--jobs N] [--budget SECONDS] [--bench-args "ARGS"]
 #
 # --bundle  the folder offline-bundle.sh wrote (default: this script's folder when it holds the archive)
 # --out     where the summary and logs go (default ./gpu-check-out)
@@ -17,6 +17,10 @@
 # --only    a comma-separated subset of: build,kernels,distributed,resume,bench
 # --python  the Python with torch to build against and to bench (default python3)
 # --budget  seconds for the whole check (default 480); the bench gets what is left
+# --bench-args  added to the bench's command line, to narrow it to a short call
+#           (e.g. "--recipe camvid-small --precision bf16+cl --quick")
+# OUT/summary.json and summary.txt are rewritten after every part: a check cut off by whoever runs
+# it still leaves the parts it finished.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,7 +41,7 @@ while [ $# -gt 0 ]; do
     --work) work="${2:?--work needs a folder}"; shift 2 ;;
     --python) python="${2:?--python needs an interpreter}"; shift 2 ;;
     --cpu-only) cpu_only=1; pass+=("$1"); shift ;;
-    --only|--jobs|--budget) pass+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    --only|--jobs|--budget|--bench-args) pass+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) bad "unknown argument '$1' (see --help)" ;;
   esac
@@ -82,6 +86,7 @@ if [ "$cpu_only" = 0 ]; then
 fi
 [ "${#missing[@]}" -eq 0 ] || bad "missing: $(printf '%s; ' "${missing[@]}" | sed 's/; $//')"
 command -v ninja >/dev/null || echo "gpu-check: no ninja: building with make"
+"$python" -c 'import numpy' 2>/dev/null || echo "gpu-check: $python has no numpy: the bench's PyTorch side (bench/python) will fail"
 
 # ---- Unpack ----------------------------------------------------------------------------------------
 keep=1

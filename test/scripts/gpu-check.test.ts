@@ -57,6 +57,20 @@ describe('scripts/gpu-check.sh: bad input names what is missing (exit 2)', () =>
   });
 });
 
+describeWithPython('gpu-check.js: the summary as the parts go', () => {
+  test('written before the first part and after each; a part the budget does not reach is named', () => {
+    const out = tempDir('gpu-check-out');
+    const r = spawnSync(process.execPath, [path.join(root, 'scripts/gpu-check.js'), '--cpu-only', '--only', 'distributed,resume', '--budget', '3',
+      '--out', out, '--work', tempDir('gpu-check-work')], { encoding: 'utf8', env: { ...process.env, PYTHON: pythonWithTorch() as string }, timeout: 60000 });
+    expect(r.status).toBe(1);
+    const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+    expect([summary.passed, summary.finished, summary.waiting]).toEqual([false, true, []]);
+    expect(summary.parts.map((p: { name: string; status: string; summary: string }) => [p.name, p.status, p.summary]))
+      .toEqual(['distributed', 'resume'].map((name) => [name, 'skipped', 'the 3 s budget is spent']));
+    expect(fs.readFileSync(path.join(out, 'summary.txt'), 'utf8')).toMatch(/cpu-only check .*; FAILED after \d+ s\n\ndistributed +skipped/);
+  });
+});
+
 describeWithPython('offline bundle + gpu-check.sh --cpu-only in a fresh folder', () => {
   test('the bundle is at most 60 MB and every CPU part of the check passes', () => {
     const made = tempDir('bundle');
@@ -81,7 +95,7 @@ describeWithPython('offline bundle + gpu-check.sh --cpu-only in a fresh folder',
     const parts = summary.parts.map((p: { name: string; status: string; summary: string }) => [p.name, p.status, p.summary]);
     expect(parts).toEqual(['build', 'kernels', 'distributed', 'resume', 'bench'].map((name) => [name, 'passed', expect.any(String)]));
     expect(r.status).toBe(0);
-    expect(summary.mode).toBe('cpu-only');
+    expect([summary.mode, summary.finished, summary.waiting]).toEqual(['cpu-only', true, []]);
     expect(summary.bundle.version).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version);
     expect(parts[3][2]).toMatch(/8 steps = 4 \+ resume \+ 4: .*bit-equal/);
     expect(fs.readFileSync(path.join(out, 'summary.txt'), 'utf8')).toMatch(/cpu-only check .* PASSED/);
