@@ -168,7 +168,8 @@ export interface U2plConfig {
   seed: number;
   dataset: DatasetConfig;
   trainer: TrainerConfig;
-  saver: { snapshotDir: string; pretrain?: string; autoResume: boolean };
+  /** saveEverySteps (port-only): also checkpoint mid-epoch every N global steps, so a crash loses at most N steps. */
+  saver: { snapshotDir: string; pretrain?: string; autoResume: boolean; saveEverySteps?: number };
   /**
    * classWeight (port-only criterion.kwargs.class_weight): the cross-entropy's per-class weights, or
    * 'median_frequency' to compute them from the labeled split's label files (lib/data/class-frequency.ts).
@@ -526,7 +527,7 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
     if (aelMode && !dataset.semi) throw new ConfigError('dataset.type', `the AEL variant (dataset.acp, dataset.train.acm) needs a semi-supervised dataset type, got '${dataset.type}'`);
     const trainer = parseTrainer(raw.trainer, w, aelMode);
     const saver = section(raw.saver ?? {}, 'saver');
-    w.keys(saver, ['snapshot_dir', 'pretrain', 'auto_resume'], 'saver');
+    w.keys(saver, ['snapshot_dir', 'pretrain', 'auto_resume', 'save_every_steps'], 'saver');
     const criterion = section(raw.criterion ?? {}, 'criterion');
     w.keys(criterion, ['type', 'kwargs', ...(aelMode ? ['cons', 'consist_weight', 'contra_weight', 'threshold'] : [])], 'criterion');
     const ck = section(criterion.kwargs ?? {}, 'criterion.kwargs');
@@ -556,7 +557,10 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
       file, dir,
       seed: int(raw, 'seed', 2, '', 0),
       dataset, trainer,
-      saver: { snapshotDir: path.resolve(dir, str(saver, 'snapshot_dir', 'checkpoints', 'saver')), pretrain, autoResume: bool(saver, 'auto_resume', false, 'saver') },
+      saver: {
+        snapshotDir: path.resolve(dir, str(saver, 'snapshot_dir', 'checkpoints', 'saver')), pretrain, autoResume: bool(saver, 'auto_resume', false, 'saver'),
+        ...(saver.save_every_steps === undefined || saver.save_every_steps === null ? {} : { saveEverySteps: int(saver, 'save_every_steps', undefined, 'saver', 1) }),
+      },
       criterion: {
         type: criterionType,
         thresh: num(ck, 'thresh', 0.7, 'criterion.kwargs', 0, 1),

@@ -501,6 +501,10 @@ async function trainLocked(
           interrupted = true;
           break;
         }
+        // saver.save_every_steps: a mid-epoch checkpoint (the epoch's end saves anyway). Every rank
+        // reaches the same global step, so the collectives of saving line up.
+        const every = c.saver.saveEverySteps;
+        if (every !== undefined && globalStep % every === 0 && step < L - 1) await save(epoch, step + 1);
       }
       if (globalStep < (epoch + 1) * L) {
         await save(epoch, globalStep - epoch * L);  // stopped mid-epoch: resume at the next step

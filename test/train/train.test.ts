@@ -111,6 +111,32 @@ describe('train()', () => {
     // metrics.jsonl holds each step once.
     expect(readMetrics(split).filter((m) => m.type === 'step').map((m) => m.global_step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });
+
+  test('saver.save_every_steps: a run lost mid-epoch resumes from the last periodic checkpoint, as if never stopped', async () => {
+    const trainer = tinyConfig(true).trainer as Record<string, any>;
+    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0 } });  // 2 epochs of 6 U2PL steps
+    const once = writeExperiment(cfg);
+    await train(loadConfig(once));
+    const lost = writeExperiment({ ...cfg, saver: { ...(cfg.saver as object), save_every_steps: 4 } });
+    // The process dies after global step 10: the last checkpoints were at steps 4, 6 (epoch end) and 8.
+    const crash = (p: { globalStep: number }) => { if (p.globalStep === 10) throw new Error('machine lost'); };
+    await expect(train(loadConfig(lost), { onProgress: crash })).rejects.toThrow('machine lost');
+    const mid = (await readCheckpoint(path.join(lost, 'checkpoints/ckpt.pth'))) as Record<string, number>;
+    expect([mid.epoch, mid.step_in_epoch]).toEqual([1, 2]);
+    await train(loadConfig(lost));
+    const a = (await readCheckpoint(path.join(once, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+    const b = (await readCheckpoint(path.join(lost, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+    expect([b.epoch, b.step_in_epoch]).toEqual([a.epoch, a.step_in_epoch]);
+    for (const key of ['model_state', 'teacher_state']) {
+      for (const name of Object.keys(a[key])) {
+        const diff = maxAbsDiff(asNumbers(a[key][name].data), asNumbers(b[key][name].data));
+        expect([key, name, diff < 1e-4]).toEqual([key, name, true]);
+      }
+    }
+    expect(readMetrics(lost).filter((m) => m.type === 'step').map((m) => m.global_step)).toEqual([...Array(12).keys()]);
+    const bad = writeExperiment({ ...cfg, saver: { ...(cfg.saver as object), save_every_steps: 0 } });
+    expect(() => loadConfig(bad)).toThrow(/saver\.save_every_steps.*0/);
+  });
 });
 
 describe('the command line', () => {
