@@ -314,7 +314,8 @@ async function partBench(log) {
   fs.rmSync(json, { force: true });
   const flags = gpu ? ['--only', 'step', '--device', 'cuda'] : ['--only', 'step', '--device', 'cpu', '--recipe', 'smoke', '--precision', 'fp32', '--quick'];
   // --bench-args narrows the GPU bench to fit a short call: "--recipe camvid-small --precision bf16+cl --quick".
-  if (args.benchArgs) flags.push(...args.benchArgs);
+  // First: the bench reads the first of a repeated flag.
+  if (args.benchArgs) flags.unshift(...args.benchArgs);
   const env = { ...process.env, U2PL_BENCH_PYTHON: python };
   const r = await run(process.execPath, [path.join(pkg, 'dist-bench/bench/run.js'), ...flags, '--json', json], { log, env, timeoutS: secondsLeft() });
   const results = fs.existsSync(json) ? JSON.parse(fs.readFileSync(json, 'utf8'))

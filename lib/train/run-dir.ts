@@ -84,11 +84,21 @@ export function removeOwnTemporaries(dir: string): void {
   for (const name of fs.readdirSync(dir)) if (name.endsWith(mine)) fs.rmSync(path.join(dir, name), { force: true });
 }
 
-/** Copies a file atomically (temporary file, then rename); a failed copy leaves nothing behind. */
+function syncToDisk(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Copies a file atomically (temporary file flushed to the disk, then rename); a failed copy leaves nothing behind. */
 export function copyAtomic(from: string, to: string): void {
   const tmp = `${to}.tmp-${process.pid}`;
   try {
     fs.copyFileSync(from, tmp);
+    syncToDisk(tmp);  // a machine that goes down after the rename must not leave an empty file under the name
     fs.renameSync(tmp, to);
   } catch (e) {
     fs.rmSync(tmp, { force: true });

@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +59,21 @@ ValuePtr ReadZipCheckpoint(const std::string& path) {
   return Unpickle(bytes, load, path);
 }
 
+// Flushes a file's data (or a folder's entries) to the disk. Without it a machine that goes down
+// after the rename can come back with an empty or truncated checkpoint under the final name.
+bool SyncToDisk(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string Folder(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace
 
 ValuePtr ReadCheckpoint(const std::string& path) {
@@ -107,10 +123,16 @@ void WriteCheckpoint(const std::string& path, const ValuePtr& root) {
     std::remove(tmp.c_str());
     throw;
   }
+  if (!SyncToDisk(tmp, O_RDONLY)) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": cannot write the checkpoint to the disk (" + std::strerror(e) + "); the previous one, if any, is unchanged");
+  }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
     throw std::runtime_error(path + ": cannot rename the temporary file into place (" + std::strerror(errno) + ")");
   }
+  SyncToDisk(Folder(path), O_RDONLY | O_DIRECTORY);  // the new name; some file systems cannot sync a folder
 }
 
 }  // namespace u2pl::io

@@ -28,7 +28,8 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     at::Tensor n = stacked.select(1, 2 * channels);  // R
     at::Tensor means = stacked.slice(1, 0, channels), m2 = stacked.slice(1, channels, 2 * channels);
     // The pixel count stays a tensor: reading it to the host would wait for the GPU in every layer.
-    // (Counts are integers below 2^24, exact in float, so this divides as a host double did.)
+    // (Counts are integers, exact in float below 2^24: on the CPU this divides exactly as the host
+    // double did; on CUDA it is a true division where the scalar was a multiply by its reciprocal.)
     const at::Tensor total = n.sum();
     at::Tensor global_mean = (means * n.unsqueeze(1)).sum(0) / total;
     at::Tensor global_m2 = (m2 + n.unsqueeze(1) * (means - global_mean).pow(2)).sum(0);

@@ -88,6 +88,31 @@ describe('writes that fail leave nothing behind', () => {
     expect(fs.readFileSync(target, 'utf8')).toBe('previous');
   });
 
+  // strace (Debian's strace, installed by .ci/run) shows the system calls: the data reach the disk
+  // before the name points to them, so a machine that goes down cannot leave an empty checkpoint.
+  const strace = spawnSync('strace', ['-V']).status === 0;
+  (strace ? test : test.skip)('checkpoints and their copies are flushed to the disk before the rename, and the folder after', () => {
+    const dir = fs.realpathSync(tempDir('fsync'));  // strace -y prints the real path of each descriptor
+    const script = `require(${JSON.stringify(path.resolve(__dirname, '../../node_modules/ts-node'))}).register({ transpileOnly: true });
+      const { writeCheckpoint } = require(${JSON.stringify(path.resolve(__dirname, '../../lib'))});
+      const { copyAtomic } = require(${JSON.stringify(path.resolve(__dirname, '../../lib/train/run-dir'))});
+      writeCheckpoint(process.argv[1] + '/ckpt.pth', { w: { data: new Float32Array(1000), shape: [1000] } })
+        .then(() => copyAtomic(process.argv[1] + '/ckpt.pth', process.argv[1] + '/ckpt_best.pth'));`;
+    const log = path.join(tempDir('strace'), 'calls.txt');
+    const r = spawnSync('strace', ['-f', '-qq', '-y', '-e', 'trace=fsync,rename,renameat,renameat2', '-o', log, process.execPath, '-e', script, dir], { encoding: 'utf8' });
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const calls = fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(dir));
+    const at = (re: RegExp) => calls.findIndex((l) => re.test(l));
+    const esc = dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    for (const name of ['ckpt.pth', 'ckpt_best.pth']) {
+      const synced = at(new RegExp(`fsync\\(\\d+<${esc}/${name}\\.tmp-\\d+>\\)\\s+= 0`));
+      const renamed = at(new RegExp(`rename.*"${esc}/${name}\\.tmp-\\d+".*"${esc}/${name}"`));
+      expect([name, synced >= 0, renamed > synced]).toEqual([name, true, true]);
+    }
+    const renamedCkpt = at(new RegExp(`rename.*"${esc}/ckpt\\.pth"`));
+    expect(calls.slice(renamedCkpt).some((l) => new RegExp(`fsync\\(\\d+<${esc}>\\)\\s+= 0`).test(l))).toBe(true);
+  });
+
   test('a failed copy (ckpt -> ckpt_best) removes its temporary file and names the target', () => {
     const dir = tempDir('copy');
     fs.writeFileSync(path.join(dir, 'a'), 'x');
