@@ -75,6 +75,13 @@ function finished(variant, seed) {
   return epochs.length >= total;
 }
 
+// When a run last wrote its metrics, checkpoint or log (ms), or null when it has none.
+function lastActive(dir) {
+  if (!fs.existsSync(dir)) return null;
+  const times = ['metrics.jsonl', 'ckpt.pth', 'train.log'].map((f) => path.join(dir, f)).filter((f) => fs.existsSync(f)).map((f) => fs.statSync(f).mtimeMs);
+  return times.length ? Math.max(...times) : null;
+}
+
 async function run(args) {
   const seeds = option(args, '--seeds', '0').split(',').map(Number);
   const parallel = Number(option(args, '--parallel', '1'));
@@ -91,15 +98,20 @@ async function run(args) {
     for (let job = queue.shift(); job; job = queue.shift()) {
       const { v, seed } = job;
       const dir = runDir(v, seed);
+      const last = lastActive(dir);  // before the log is opened
       fs.mkdirSync(dir, { recursive: true });
       const log = fs.openSync(path.join(dir, 'train.log'), 'a');
       const start = Date.now();
       // Not run.json: that is u2pl-train's own record of the run (the report reads it) and would replace this one.
       const about = path.join(dir, STUDY_RECORD);
       const previous = fs.existsSync(about) ? JSON.parse(fs.readFileSync(about, 'utf8')) : {};
+      // A run resumed after it stopped (a session's end, a lost machine): the time since it last
+      // wrote anything was not its wall time. Recorded per run: others may have run meanwhile.
+      const gaps = [...(previous.gaps ?? [])];
+      if (previous.started && !previous.finished && last !== null && start > last) gaps.push([new Date(last).toISOString(), new Date(start).toISOString()]);
       fs.writeFileSync(about, JSON.stringify({
         ...previous, variant: v, seed, threads: threads ? Number(threads) : require('os').availableParallelism(), parallel: sharing,
-        commit: previous.commit ?? commitOf(), started: previous.started ?? new Date(start).toISOString(),
+        commit: previous.commit ?? commitOf(), started: previous.started ?? new Date(start).toISOString(), ...(gaps.length ? { gaps } : {}),
       }, null, 1));
       process.stdout.write(`start ${v} seed ${seed}\n`);
       const code = await new Promise((resolve) => {
@@ -136,7 +148,7 @@ function collectRun(variant, seed, paused) {
   for (const phase of new Set(steps.map((r) => r.phase))) stepSeconds[phase] = median(steps.filter((r) => r.phase === phase).map((r) => r.step_s));
   const trainMinutes = steps.reduce((a, r) => a + r.step_s + r.data_s, 0) / 60;
   const [from, to] = [Date.parse(about.started), Date.parse(about.finished)];
-  const wallMinutes = about.started && about.finished ? (to - from - pausedMs(paused, from, to)) / 60000 : epochs.reduce((a, e) => a + e.seconds, 0) / 60;
+  const wallMinutes = about.started && about.finished ? (to - from - pausedMs(paused, about.gaps ?? [], from, to)) / 60000 : epochs.reduce((a, e) => a + e.seconds, 0) / 60;
   return {
     variant, seed, commit: about.commit ?? 'unknown', threads: about.threads ?? null, parallel: about.parallel ?? null,
     steps: steps.length, median_step_s: stepSeconds, train_minutes: Number(trainMinutes.toFixed(1)), wall_minutes: Number(wallMinutes.toFixed(1)),
@@ -149,12 +161,16 @@ function collectRun(variant, seed, paused) {
 // with --paused FILE; they are not wall time.
 const PAUSES = path.join(resultsDir, 'pauses.txt');
 
-function pausedMs(file, from, to) {
-  if (!file || !fs.existsSync(file)) return 0;
+// The time within [from, to] covered by the file's intervals or the run's own gaps (each instant once).
+function pausedMs(file, gaps, from, to) {
+  const lines = file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/)) : [];
+  const spans = [...lines, ...gaps].map(([a, b]) => [Math.max(Date.parse(a), from), Math.min(Date.parse(b), to)]).filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
   let ms = 0;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
-    const [a, b] = line.trim().split(/\s+/).map(Date.parse);
-    ms += Math.max(0, Math.min(b, to) - Math.max(a, from));
+  let end = -Infinity;
+  for (const [a, b] of spans) {
+    if (b <= end) continue;
+    ms += b - Math.max(a, end);
+    end = b;
   }
   return ms;
 }

@@ -71,6 +71,33 @@ test("run: a reference-* variant goes to the original code's runner (scripts/ref
   expect(fs.existsSync(path.join(dir, 'run.json'))).toBe(false);
 });
 
+test('run: a run resumed after it stopped records the gap since it last wrote anything, and collect leaves it out of the wall time', () => {
+  const root = tempDir('study');
+  const hour = 3600e3;
+  const started = Date.now() - 3 * hour;
+  // Started three hours ago, stopped (session over) two hours ago after its first epoch of two.
+  writeRun(root, 'reference-suponly', 2, 1, { started: new Date(started).toISOString() });
+  const dir = path.join(root, 'reference-suponly/checkpoints/seed-0');
+  const stopped = (Date.now() - 2 * hour) / 1000;
+  fs.utimesSync(path.join(dir, 'metrics.jsonl'), stopped, stopped);
+  const r = spawnSync(process.execPath, [script, 'run', 'reference-suponly'], { env: { ...process.env, U2PL_STUDY_ROOT: root, U2PL_PYTHON: '/bin/echo' }, encoding: 'utf8' });
+  expect(r.stdout).toContain('done reference-suponly seed 0');
+  const about = JSON.parse(fs.readFileSync(path.join(dir, 'study-run.json'), 'utf8'));
+  expect(about.started).toBe(new Date(started).toISOString());
+  expect(about.gaps).toHaveLength(1);
+  expect(Date.parse(about.gaps[0][0])).toBe(Math.round(stopped * 1000));
+  expect(Date.parse(about.gaps[0][1]) - Date.now()).toBeLessThan(60e3);
+  // The second epoch "ran" (the stand-in wrote nothing): collect counts one hour, not three, also
+  // with a held interval inside the gap (counted once).
+  const records = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), records + records.split('\n').filter(Boolean).map((l) => l.replace('"epoch":0', '"epoch":1')).join('\n') + '\n');
+  const paused = path.join(root, 'paused.txt');
+  fs.writeFileSync(paused, `${new Date(Date.now() - 1.5 * hour).toISOString()} ${new Date(Date.now() - 1.4 * hour).toISOString()}\n`);
+  study(root, ['collect', '--paused', paused]);
+  const wall = JSON.parse(fs.readFileSync(path.join(root, 'results/reference-suponly.seed-0.json'), 'utf8')).wall_minutes;
+  expect(Math.abs(wall - 60)).toBeLessThan(1.5);
+});
+
 test('table: the share of the gap between 46 and all labels that each U2PL variant closes, on the test list', () => {
   const root = tempDir('study');
   const about = { commit: 'abc1234', threads: 1, parallel: 2 };
