@@ -14,6 +14,20 @@ function readMetrics(dir: string) {
   return fs.readFileSync(path.join(dir, 'checkpoints/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 }
 
+/** Reads two runs' last checkpoints: the same step, and student and teacher equal (to 1e-4); returns both. */
+async function sameStepSameNetworks(dirA: string, dirB: string) {
+  const a = (await readCheckpoint(path.join(dirA, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+  const b = (await readCheckpoint(path.join(dirB, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+  expect([b.epoch, b.step_in_epoch]).toEqual([a.epoch, a.step_in_epoch]);
+  for (const key of ['model_state', 'teacher_state']) {
+    for (const name of Object.keys(a[key])) {
+      const diff = maxAbsDiff(asNumbers(a[key][name].data), asNumbers(b[key][name].data));
+      expect([key, name, diff < 1e-4]).toEqual([key, name, true]);
+    }
+  }
+  return [a, b];
+}
+
 describe('train()', () => {
   test('supervised-only: checkpoints, metrics.jsonl and report.html', async () => {
     const dir = writeExperiment(tinyConfig(false));
@@ -82,15 +96,7 @@ describe('train()', () => {
     const mid = (await readCheckpoint(path.join(split, 'checkpoints/ckpt.pth'))) as Record<string, number>;
     expect([mid.epoch, mid.step_in_epoch]).toEqual([0, 4]);
     await train(loadConfig(split), { maxSteps: 8 });
-    const a = (await readCheckpoint(path.join(once, 'checkpoints/ckpt.pth'))) as Record<string, any>;
-    const b = (await readCheckpoint(path.join(split, 'checkpoints/ckpt.pth'))) as Record<string, any>;
-    expect([b.epoch, b.step_in_epoch]).toEqual([a.epoch, a.step_in_epoch]);
-    for (const key of ['model_state', 'teacher_state']) {
-      for (const name of Object.keys(a[key])) {
-        const diff = maxAbsDiff(asNumbers(a[key][name].data), asNumbers(b[key][name].data));
-        expect([key, name, diff < 1e-4]).toEqual([key, name, true]);
-      }
-    }
+    const [a, b] = await sameStepSameNetworks(once, split);
     // The banks hold the same keys in the same order (oldest first), class by class.
     const banks = (x: Record<string, any>) => x.memory_bank.keys as { data: Float32Array; shape: number[] }[];
     expect(banks(a).some((k) => k.shape[0] > 0)).toBe(true);
@@ -124,15 +130,7 @@ describe('train()', () => {
     const mid = (await readCheckpoint(path.join(lost, 'checkpoints/ckpt.pth'))) as Record<string, number>;
     expect([mid.epoch, mid.step_in_epoch]).toEqual([1, 2]);
     await train(loadConfig(lost));
-    const a = (await readCheckpoint(path.join(once, 'checkpoints/ckpt.pth'))) as Record<string, any>;
-    const b = (await readCheckpoint(path.join(lost, 'checkpoints/ckpt.pth'))) as Record<string, any>;
-    expect([b.epoch, b.step_in_epoch]).toEqual([a.epoch, a.step_in_epoch]);
-    for (const key of ['model_state', 'teacher_state']) {
-      for (const name of Object.keys(a[key])) {
-        const diff = maxAbsDiff(asNumbers(a[key][name].data), asNumbers(b[key][name].data));
-        expect([key, name, diff < 1e-4]).toEqual([key, name, true]);
-      }
-    }
+    await sameStepSameNetworks(once, lost);
     expect(readMetrics(lost).filter((m) => m.type === 'step').map((m) => m.global_step)).toEqual([...Array(12).keys()]);
     const bad = writeExperiment({ ...cfg, saver: { ...(cfg.saver as object), save_every_steps: 0 } });
     expect(() => loadConfig(bad)).toThrow(/saver\.save_every_steps.*0/);
