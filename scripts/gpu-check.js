@@ -366,7 +366,7 @@ async function main() {
     state.info = JSON.parse(spawnSync(process.execPath, ['-e', 'process.stdout.write(JSON.stringify(require(process.argv[1]).info()))', pkg], { encoding: 'utf8' }).stdout || 'null');
     state.built = state.info !== null;
   }
-  writeSummary(results, args.only);
+  let written = writeSummary(results, args.only);
   for (const [i, name] of args.only.entries()) {
     const log = path.join(args.out, `${name}.log`);
     fs.writeFileSync(log, '');
@@ -386,9 +386,9 @@ async function main() {
     r.log = log;
     results.push(r);
     say(`${r.status.toUpperCase()} ${name} (${r.seconds} s): ${r.summary.split('\n')[0]}`);
-    writeSummary(results, args.only.slice(i + 1));
+    written = writeSummary(results, args.only.slice(i + 1));
   }
-  const { summary, text } = writeSummary(results, []);
+  const { summary, text } = written;  // after the last part: nothing waiting
   process.stdout.write(`\n${text}\n\ngpu-check: ${path.join(args.out, 'summary.json')}, summary.txt and one log per part\n`);
   process.exit(summary.passed ? 0 : 1);
 }
