@@ -93,13 +93,17 @@ function syncToDisk(file: string): void {
   }
 }
 
-/** Copies a file atomically (temporary file flushed to the disk, then rename); a failed copy leaves nothing behind. */
+/**
+ * Copies a file atomically (temporary file flushed to the disk, rename, folder flushed); a failed copy
+ * leaves nothing behind.
+ */
 export function copyAtomic(from: string, to: string): void {
   const tmp = `${to}.tmp-${process.pid}`;
   try {
     fs.copyFileSync(from, tmp);
     syncToDisk(tmp);  // a machine that goes down after the rename must not leave an empty file under the name
     fs.renameSync(tmp, to);
+    syncToDisk(path.dirname(to));  // ... nor the name pointing to the previous copy
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw new FileError(to, `cannot write (${(e as Error).message}); the previous file, if any, is unchanged`);

@@ -104,13 +104,13 @@ describe('writes that fail leave nothing behind', () => {
     const calls = fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(dir));
     const at = (re: RegExp) => calls.findIndex((l) => re.test(l));
     const esc = dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const folderSynced = new RegExp(`fsync\\(\\d+<${esc}>\\)\\s+= 0`);
     for (const name of ['ckpt.pth', 'ckpt_best.pth']) {
       const synced = at(new RegExp(`fsync\\(\\d+<${esc}/${name}\\.tmp-\\d+>\\)\\s+= 0`));
       const renamed = at(new RegExp(`rename.*"${esc}/${name}\\.tmp-\\d+".*"${esc}/${name}"`));
-      expect([name, synced >= 0, renamed > synced]).toEqual([name, true, true]);
+      // the file's data before its name, the folder (the name itself) right after
+      expect([name, synced >= 0, renamed > synced, folderSynced.test(calls[renamed + 1] ?? '')]).toEqual([name, true, true, true]);
     }
-    const renamedCkpt = at(new RegExp(`rename.*"${esc}/ckpt\\.pth"`));
-    expect(calls.slice(renamedCkpt).some((l) => new RegExp(`fsync\\(\\d+<${esc}>\\)\\s+= 0`).test(l))).toBe(true);
   });
 
   test('a failed copy (ckpt -> ckpt_best) removes its temporary file and names the target', () => {
