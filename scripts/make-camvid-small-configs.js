@@ -155,6 +155,11 @@ const presetWithout = {
   'ohem': [{ criterion: { type: 'CELoss', kwargs: mfw } }, 'class-weighted plain cross-entropy on the labeled images instead of OHEM'],
 };
 
+// Round 11 (issue #37, method work decided on val-select): the shipped preset with one switch added.
+const presetWith = {
+  flip: [{ trainer: { unsupervised: { flip_pseudo_labels: true } } }, "pseudo-labels from the teacher's logits averaged over each unlabeled image and its flip (round 8: +0.5 to +0.7 on each of three seeds over the unweighted preset)"],
+};
+
 const variants = {
   suponly: { semi: false, about: 'supervised-only baseline: 46 labeled images, 43 epochs of 23 steps' },
   // The same config.yaml run by the original U2PL code (scripts/reference/train_sup.py), not by u2pl-train.
@@ -184,6 +189,10 @@ const variants = {
   ...Object.fromEntries(Object.entries(presetStudy).map(([name, [over, about]]) => [`study/preset-${name}`, { config: (depth) => merge(base(true, depth), { preset: 'u2pl', criterion: presetOhem, ...over }), about: `the u2pl preset of rounds 5-8 (OHEM, no class weights) with ${about}` }])),
   ...Object.fromEntries(Object.entries(presetWithout).map(([name, [over, about]]) => [`study/preset-without-${name}`, {
     config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', ...over }); if (!over.criterion) delete c.criterion; return c; },
+    about: `the u2pl preset as shipped (class-weighted OHEM) with ${about}`,
+  }])),
+  ...Object.fromEntries(Object.entries(presetWith).map(([name, [over, about]]) => [`study/preset-with-${name}`, {
+    config: (depth) => { const c = merge(base(true, depth), { preset: 'u2pl', ...over }); delete c.criterion; return c; },
     about: `the u2pl preset as shipped (class-weighted OHEM) with ${about}`,
   }])),
   'u2pl-ael': { config: ael, about: 'the AEL variant (adaptive copy-paste, adaptive CutMix, class-sampled consistency loss) as the reference branch does it' },
