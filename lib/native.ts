@@ -336,6 +336,10 @@ export interface AddonStepResult {
   pseudoLabelCorrect: number;
   pseudoLabelKeptPixels: number;
   pseudoLabelKeptCorrect: number;
+  /** With unlabeledTruth, per class over those labelled pixels: the truth's, the pseudo-labels' and the right ones; otherwise empty. */
+  pseudoLabelClassTruth: number[];
+  pseudoLabelClassPredicted: number[];
+  pseudoLabelClassRight: number[];
   /** warmup and semi: labelled pixels per class of the labeled batch (summed over the ranks); otherwise empty. */
   labeledClassPixels: number[];
   /** semi: the teacher's class probabilities summed over the unlabeled pixels, before any alignment; otherwise empty. */

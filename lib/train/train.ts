@@ -626,10 +626,15 @@ interface EpochStats {
   plKeptCorrect: number;
   /** Pseudo-labels per class (after any alignment, before mixing). */
   pseudoClasses: number[];
+  /** With pseudo_label_metrics, per class over the labelled pixels of the mixed batches: the truth's, the pseudo-labels', the right ones. */
+  plClassTruth: number[];
+  plClassPredicted: number[];
+  plClassRight: number[];
 }
 
 function emptyStats(): EpochStats {
-  return { steps: 0, mixed: 0, kept: 0, valid: 0, validClasses: 0, plPixels: 0, plCorrect: 0, plKeptPixels: 0, plKeptCorrect: 0, pseudoClasses: [] };
+  return { steps: 0, mixed: 0, kept: 0, valid: 0, validClasses: 0, plPixels: 0, plCorrect: 0, plKeptPixels: 0, plKeptCorrect: 0, pseudoClasses: [],
+    plClassTruth: [], plClassPredicted: [], plClassRight: [] };
 }
 
 function addStepStats(s: EpochStats, r: AddonStepResult): void {
@@ -642,13 +647,17 @@ function addStepStats(s: EpochStats, r: AddonStepResult): void {
   s.plCorrect += r.pseudoLabelCorrect;
   s.plKeptPixels += r.pseudoLabelKeptPixels;
   s.plKeptCorrect += r.pseudoLabelKeptCorrect;
-  r.pseudoClassPixels.forEach((n, c) => { s.pseudoClasses[c] = (s.pseudoClasses[c] ?? 0) + n; });
+  const add = (into: number[], from: number[]) => from.forEach((n, c) => { into[c] = (into[c] ?? 0) + n; });
+  add(s.pseudoClasses, r.pseudoClassPixels);
+  add(s.plClassTruth, r.pseudoLabelClassTruth);
+  add(s.plClassPredicted, r.pseudoLabelClassPredicted);
+  add(s.plClassRight, r.pseudoLabelClassRight);
 }
 
 /**
  * What tells a user whether U2PL is helping: the share of pseudo-labelled pixels L_u keeps, the
  * pseudo-label accuracy (with pseudo_label_metrics: over all labelled pixels, and over the kept
- * ones), the mean number of valid contrastive classes and how full each class's memory bank is.
+ * ones; and each class's IoU between pseudo-labels and truth, null for a class neither has), the mean number of valid contrastive classes and how full each class's memory bank is.
  */
 function summariseStats(s: EpochStats, trainer: AddonTrainer): Record<string, unknown> {
   const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
@@ -663,6 +672,12 @@ function summariseStats(s: EpochStats, trainer: AddonTrainer): Record<string, un
       pseudo_label_accuracy: ratio(s.plCorrect, s.plPixels),
       pseudo_label_accuracy_kept: ratio(s.plKeptCorrect, s.plKeptPixels),
       pseudo_label_accuracy_dropped: ratio(s.plCorrect - s.plKeptCorrect, s.plPixels - s.plKeptPixels),
+      ...(s.plClassTruth.length ? {
+        pseudo_label_iou: s.plClassTruth.map((t, c) => {
+          const right = s.plClassRight[c] ?? 0, union = t + (s.plClassPredicted[c] ?? 0) - right;
+          return union > 0 ? Number((right / union).toFixed(4)) : null;
+        }),
+      } : {}),
     } : {}),
     ...(sizes.length ? { bank_fill: sizes.map((n, c) => Number((n / capacity[c]).toFixed(4))) } : {}),
     ...(pseudoTotal > 0 ? { pseudo_label_class_share: s.pseudoClasses.map((n) => Number((n / pseudoTotal).toFixed(4))) } : {}),

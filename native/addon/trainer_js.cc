@@ -319,7 +319,10 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
         out.Set("validClasses", static_cast<double>(r.valid_classes));
         for (const auto& [name, values] : {std::pair<const char*, const std::vector<double>*>{"labeledClassPixels", &r.labeled_class_pixels},
                                            {"teacherClassMass", &r.teacher_class_mass},
-                                           {"pseudoClassPixels", &r.pseudo_class_pixels}}) {
+                                           {"pseudoClassPixels", &r.pseudo_class_pixels},
+                                           {"pseudoLabelClassTruth", &r.pl_class_truth},
+                                           {"pseudoLabelClassPredicted", &r.pl_class_predicted},
+                                           {"pseudoLabelClassRight", &r.pl_class_right}}) {
           Napi::Array a = Napi::Array::New(env, values->size());
           for (size_t c = 0; c < values->size(); ++c) a.Set(static_cast<uint32_t>(c), (*values)[c]);
           out.Set(name, a);

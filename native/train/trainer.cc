@@ -179,12 +179,24 @@ void Trainer::AllReduceSum(at::Tensor& tensor) {
   options_.communicator->AllReduceSum(one);
 }
 
+void Trainer::CountPseudoLabels(const at::Tensor& pseudo, const at::Tensor& truth, int64_t ignore, int64_t classes, StepNumbers& n) {
+  at::NoGradGuard no_grad;
+  const at::Tensor labelled = truth != ignore, right = (pseudo == truth) & labelled;
+  const at::Tensor none = at::full_like(truth, -1);  // out of range: ClassPixels leaves it out
+  n.pl_pixels = labelled.sum();
+  n.pl_correct = right.sum();
+  n.pl_class_truth = ClassPixels(truth, classes);
+  n.pl_class_predicted = ClassPixels(at::where(labelled, pseudo, none), classes);
+  n.pl_class_right = ClassPixels(at::where(right, truth, none), classes);
+}
+
 void Trainer::ReadNumbers(const StepNumbers& n, const at::Tensor& non_finite, StepResult& r, bool stop_requested) {
   // Scalars in a fixed order, then the class vectors (their lengths are alike on every rank: the
   // phase decides), then what the host already knows, so that one all-reduce and one copy cover all.
   const std::vector<const at::Tensor*> scalars{&n.loss, &n.supervised, &n.unsupervised, &n.contrastive, &n.threshold, &n.kept,
                                                &n.pl_pixels, &n.pl_correct, &n.pl_kept_pixels, &n.pl_kept_correct, &non_finite};
-  const std::vector<const at::Tensor*> vectors{&n.labeled_class_pixels, &n.teacher_class_mass, &n.pseudo_class_pixels};
+  const std::vector<const at::Tensor*> vectors{&n.labeled_class_pixels, &n.teacher_class_mass, &n.pseudo_class_pixels,
+                                               &n.pl_class_truth, &n.pl_class_predicted, &n.pl_class_right};
   const auto dopts = at::TensorOptions().dtype(at::kDouble).device(device_);
   std::vector<at::Tensor> parts;
   for (const at::Tensor* t : scalars) parts.push_back(t->defined() ? t->detach().reshape({1}).to(dopts) : at::zeros({1}, dopts));
@@ -214,7 +226,8 @@ void Trainer::ReadNumbers(const StepNumbers& n, const at::Tensor& non_finite, St
   r.pl_kept_correct = static_cast<int64_t>(x[9]);
   r.skipped = x[10] > 0;
   size_t offset = scalars.size();
-  std::vector<double>* outs[] = {&r.labeled_class_pixels, &r.teacher_class_mass, &r.pseudo_class_pixels};
+  std::vector<double>* outs[] = {&r.labeled_class_pixels, &r.teacher_class_mass, &r.pseudo_class_pixels,
+                                 &r.pl_class_truth, &r.pl_class_predicted, &r.pl_class_right};
   for (size_t v = 0; v < vectors.size(); ++v) {
     outs[v]->assign(x + offset, x + offset + lengths[v]);
     offset += lengths[v];
@@ -462,11 +475,10 @@ StepResult Trainer::Step(const StepInputs& in) {
     r.unsup_valid = u.valid;
     if (truth.defined()) {
       // Metrics only (the truth never reaches a loss): all labelled pixels, and those L_u keeps.
+      CountPseudoLabels(pseudo, truth, ignore, out.pred.size(1), n);
       at::NoGradGuard no_grad;
       const at::Tensor labelled = truth != ignore, right = (pseudo == truth) & labelled;
       const at::Tensor kept = (pseudo != ignore) & (u.entropy < u.threshold) & labelled;
-      n.pl_pixels = labelled.sum();
-      n.pl_correct = right.sum();
       n.pl_kept_pixels = kept.sum();
       n.pl_kept_correct = (right & kept).sum();
     }

@@ -157,6 +157,9 @@ struct StepResult {
   // With unlabeled_truth: labelled pixels of the mixed batch, how many pseudo-labels are right, and
   // the same over the pixels L_u keeps.
   int64_t pl_pixels = 0, pl_correct = 0, pl_kept_pixels = 0, pl_kept_correct = 0;
+  // With unlabeled_truth, per class over those labelled pixels: the truth's pixels, the pseudo-labels'
+  // and the right ones (their IoU says which classes the pseudo-labels teach wrong); empty otherwise.
+  std::vector<double> pl_class_truth, pl_class_predicted, pl_class_right;
   // Class statistics for distribution alignment (summed over the ranks): labelled pixels per class of
   // the labeled batch (warm-up and U2PL steps), and the teacher's class probabilities summed over the
   // unlabeled pixels before any alignment, and its pseudo-labels per class after it (U2PL steps; empty otherwise).
@@ -210,7 +213,11 @@ class Trainer {
     at::Tensor loss, supervised, unsupervised, contrastive, threshold, kept;
     at::Tensor pl_pixels, pl_correct, pl_kept_pixels, pl_kept_correct;
     at::Tensor labeled_class_pixels, teacher_class_mass, pseudo_class_pixels;  // 1-d, or undefined
+    at::Tensor pl_class_truth, pl_class_predicted, pl_class_right;              // 1-d, or undefined
   };
+  // Metrics only: the pseudo-labels against the unlabeled images' own labels (truth; `ignore` where
+  // unlabelled), all pixels and per class.
+  static void CountPseudoLabels(const at::Tensor& pseudo, const at::Tensor& truth, int64_t ignore, int64_t classes, StepNumbers& n);
   // The end of every step: the backward (of the scaled loss with loss scaling), the gradient
   // average over the ranks, the step's numbers read (means over the ranks for the losses, sums for
   // the counts), then SGD and the teacher's EMA (`ema`, a teacher parameter list, or null) unless

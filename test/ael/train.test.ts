@@ -82,6 +82,9 @@ describe('AEL training', () => {
     for (const s of steps) expect(s.loss).toBeCloseTo(s.supervised / 8 + s.unsupervised / 8 + (0.1 * s.contrastive) / 64, 5);
     const epochs = readMetrics(dir).filter((m) => m.type === 'epoch');
     expect(epochs.every((e) => e.pseudo_label_accuracy > 0 && e.pseudo_label_accuracy <= 1)).toBe(true);
+    // Per class (4 here): an IoU in [0, 1], or null for a class neither the truth nor the pseudo-labels have.
+    expect(epochs.every((e) => e.pseudo_label_iou.length === 4 && e.pseudo_label_iou.every((v: number | null) => v === null || (v >= 0 && v <= 1)))).toBe(true);
+    expect(epochs.some((e) => e.pseudo_label_iou.some((v: number | null) => v !== null && v > 0))).toBe(true);
     const ckpt = (await readCheckpoint(path.join(dir, 'checkpoints/ckpt.pth'))) as Obj;
     expect(ckpt.class_criterion.shape).toEqual([3, 4]);
     expect(ckpt.cutmix_bank.shape).toEqual([4, 12]);

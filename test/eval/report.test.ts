@@ -26,7 +26,7 @@ function run(steps: number): ReportData {
     })),
     epochs: Array.from({ length: 80 }, (_, e) => ({
       type: 'epoch' as const, epoch: e, phase: e < 4 ? 'warmup' : 'semi', miou: 0.5 + e / 1000, iou: [0.5, 0.6],
-      ...(e >= 4 ? { kept_share: 0.8, pseudo_label_accuracy: 0.7, pseudo_label_accuracy_kept: 0.75, pseudo_label_accuracy_dropped: 0.4, valid_classes: 2, bank_fill: [0.5, 1], labeled_class_share: [0.6, 0.4], teacher_class_share: [0.8, 0.15], pseudo_label_class_share: [0.7, 0.3] } : {}),
+      ...(e >= 4 ? { kept_share: 0.8, pseudo_label_accuracy: 0.7, pseudo_label_accuracy_kept: 0.75, pseudo_label_accuracy_dropped: 0.4, valid_classes: 2, bank_fill: [0.5, 1], labeled_class_share: [0.6, 0.4], teacher_class_share: [0.8, 0.15], pseudo_label_class_share: [0.7, 0.3], pseudo_label_iou: [0.61, null] } : {}),
     })),
     epochsTotal: 80,
     classNames: ['a', 'b'],
@@ -93,6 +93,9 @@ describe('report.html', () => {
     const html = renderReport(run(100));
     expect(html).toMatch(/less than half their labelled share to: <b>b<\/b>/);
     expect(html).toContain('the entropy filter drops the worse ones');
+    // Each class's pseudo-label IoU per epoch; a class neither truth nor pseudo-labels had is shown as none.
+    expect(html).toMatch(/<title>a, epoch 5: 61(\.0+)?IoU %<\/title>/);
+    expect(html).toContain('Pseudo-label IoU per class');
   });
 
   test('a held-out test list: a second mIoU curve and its figure at a glance; a run with no val list shows the test list\'s classes', () => {

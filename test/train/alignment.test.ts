@@ -101,6 +101,12 @@ describe('the U2PL step with classScale and classPrior', () => {
       // Softmax mass summed over the unlabeled pixels: one per pixel.
       expect(r.teacherClassMass).toHaveLength(C);
       expect(r.teacherClassMass.reduce((a, b) => a + b, 0)).toBeCloseTo(B * S * S, 0);
+      // Per class against the truth: its pixels, the pseudo-labels', the right ones (they add up to the totals).
+      const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
+      expect(r.pseudoLabelClassTruth).toEqual(histogram(truth.data));
+      expect(r.pseudoLabelClassPredicted).toEqual(r.pseudoClassPixels);  // every pixel labelled, no mixing
+      expect([sum(r.pseudoLabelClassRight), r.pseudoLabelClassRight.every((n, k) => n <= Math.min(r.pseudoLabelClassTruth[k], r.pseudoLabelClassPredicted[k]))])
+        .toEqual([r.pseudoLabelCorrect, true]);
       for (const k of [0, 2]) {
         const only = new Float32Array(C);
         only[k] = 1;
@@ -108,6 +114,8 @@ describe('the U2PL step with classScale and classPrior', () => {
         expect(aligned.pseudoLabelPixels).toBe(B * S * S);
         expect([k, aligned.pseudoLabelCorrect]).toEqual([k, histogram(truth.data)[k]]);
         expect(aligned.pseudoClassPixels[k]).toBe(B * S * S);
+        const one = (n: number) => Array.from({ length: C }, (_, j) => (j === k ? n : 0));
+        expect([aligned.pseudoLabelClassPredicted, aligned.pseudoLabelClassRight]).toEqual([one(B * S * S), one(histogram(truth.data)[k])]);
         // The statistics are measured before alignment.
         expect(aligned.teacherClassMass.reduce((a, b) => a + b, 0)).toBeCloseTo(B * S * S, 0);
       }

@@ -87,14 +87,18 @@ describe('train()', () => {
 
   test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks, alignment state; strong views)', async () => {
     const trainer = tinyConfig(true).trainer as Record<string, any>;
-    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard', alignment_max_ratio: 1.1, strong_augment: true } } });
+    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard', alignment_max_ratio: 1.1, strong_augment: true }, pseudo_label_metrics: true } });
     const once = writeExperiment(cfg);
     await train(loadConfig(once), { maxSteps: 8 });
     const split = writeExperiment(cfg);
     const first = await train(loadConfig(split), { maxSteps: 4 });
     expect(first.interrupted).toBe(true);
-    const mid = (await readCheckpoint(path.join(split, 'checkpoints/ckpt.pth'))) as Record<string, number>;
+    const mid = (await readCheckpoint(path.join(split, 'checkpoints/ckpt.pth'))) as Record<string, any>;
     expect([mid.epoch, mid.step_in_epoch]).toEqual([0, 4]);
+    // The epoch's pseudo-label counts so far, per class too, travel in the checkpoint.
+    const stats = JSON.parse(mid.epoch_stats);
+    const sum = (v: number[]) => v.reduce((x, y) => x + y, 0);
+    expect([stats.plPixels > 0, sum(stats.plClassTruth), sum(stats.plClassRight)]).toEqual([true, stats.plPixels, stats.plCorrect]);
     await train(loadConfig(split), { maxSteps: 8 });
     const [a, b] = await sameStepSameNetworks(once, split);
     // The banks hold the same keys in the same order (oldest first), class by class.
@@ -114,6 +118,9 @@ describe('train()', () => {
     const epoch = readMetrics(split).find((m) => m.type === 'epoch');
     for (const key of ['labeled_class_share', 'teacher_class_share', 'pseudo_label_class_share', 'alignment_scale']) expect([key, epoch[key]]).toEqual([key, expect.any(Array)]);
     expect(epoch.alignment_scale).toHaveLength(4);
+    const straight = readMetrics(once).find((m) => m.type === 'epoch');
+    expect(epoch.pseudo_label_iou).toHaveLength(4);
+    epoch.pseudo_label_iou.forEach((v: number | null, c: number) => expect([c, Math.abs((v ?? -1) - (straight.pseudo_label_iou[c] ?? -1)) < 0.01]).toEqual([c, true]));
     // metrics.jsonl holds each step once.
     expect(readMetrics(split).filter((m) => m.type === 'step').map((m) => m.global_step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });

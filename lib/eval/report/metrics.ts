@@ -46,6 +46,8 @@ export interface EpochRecord {
   pseudo_label_accuracy?: number | null;
   pseudo_label_accuracy_kept?: number | null;
   pseudo_label_accuracy_dropped?: number | null;
+  /** Per class: IoU of the pseudo-labels against the unlabeled images' own labels (null: neither has the class). */
+  pseudo_label_iou?: (number | null)[];
   bank_fill?: number[];
   pseudo_label_class_share?: number[];
   labeled_class_share?: number[] | null;

@@ -210,6 +210,10 @@ function u2plSection(r: ReportData): string {
     title: 'Memory bank fill', rows: r.classNames, cols: u2pl.map(x), xLabel: 'epoch',
     values: r.classNames.map((_, c) => u2pl.map((e) => e.bank_fill?.[c] ?? null)), min: 0, max: 1, factor: 100, unit: 'full %',
   }) : '<p class="empty">Memory bank fill: no contrastive loss in this run.</p>';
+  const plIou = u2pl.some((e) => e.pseudo_label_iou) ? heatMap({
+    title: 'Pseudo-label IoU per class', rows: r.classNames, cols: u2pl.map(x), xLabel: 'epoch',
+    values: r.classNames.map((_, c) => u2pl.map((e) => e.pseudo_label_iou?.[c] ?? null)), min: 0, max: 1, factor: 100, unit: 'IoU %',
+  }) : '';
   const perStep = r.steps.filter((s) => isU2plPhase(s.phase));
   const stepChart = lineChart([
     ...smoothedSeries('pseudo-labels right', PALETTE[0], stepSeries(perStep, 'pseudo_label_accuracy', 100)),
@@ -231,7 +235,8 @@ Class shares: the labelled pixels', the teacher's predictions on the unlabeled i
 <div class="grid">${figure('Pseudo-labels per epoch', accuracy, 'Accuracy against the unlabeled images\' own labels over all pixels, the pixels L<sub>u</sub> keeps and those it drops; dashed: the share it keeps.')}
 ${figure('Pseudo-labels per step', stepChart)}
 ${figure('Valid contrastive classes', contrastive)}
-${figure('Memory bank fill per class', bank, 'Keys held in each class\'s queue as a share of its capacity, at the end of each epoch.')}</div>
+${figure('Memory bank fill per class', bank, 'Keys held in each class\'s queue as a share of its capacity, at the end of each epoch.')}
+${plIou ? figure('Pseudo-label IoU per class', plIou, 'Each class\'s IoU between the pseudo-labels and the unlabeled images\' own labels, over the epoch: the classes whose pseudo-labels teach the student wrong.') : ''}</div>
 <h3>Class shares of labels, teacher and pseudo-labels</h3>
 <div class="grid">${figure(`Epoch ${x(lastU)}${u2pl.length > 1 ? ' (last)' : ''}`, shares(lastU))}</div>
 ${earlier.length ? `<details><summary>Earlier U2PL epochs (${earlier.length})</summary><div class="grid">${earlier.map((e) => figure(`Epoch ${x(e)}`, shares(e))).join('')}</div></details>` : ''}
