@@ -78,14 +78,14 @@ test('run: a run resumed after it stopped records the gap since it last wrote an
   // Started three hours ago, stopped (session over) two hours ago after its first epoch of two.
   writeRun(root, 'reference-suponly', 2, 1, { started: new Date(started).toISOString() });
   const dir = path.join(root, 'reference-suponly/checkpoints/seed-0');
-  const stopped = (Date.now() - 2 * hour) / 1000;
+  const stopped = Math.floor((Date.now() - 2 * hour) / 1000);  // whole seconds: a fraction would come back from the file system rounded
   fs.utimesSync(path.join(dir, 'metrics.jsonl'), stopped, stopped);
   const r = spawnSync(process.execPath, [script, 'run', 'reference-suponly'], { env: { ...process.env, U2PL_STUDY_ROOT: root, U2PL_PYTHON: '/bin/echo' }, encoding: 'utf8' });
   expect(r.stdout).toContain('done reference-suponly seed 0');
   const about = JSON.parse(fs.readFileSync(path.join(dir, 'study-run.json'), 'utf8'));
   expect(about.started).toBe(new Date(started).toISOString());
   expect(about.gaps).toHaveLength(1);
-  expect(Date.parse(about.gaps[0][0])).toBe(Math.round(stopped * 1000));
+  expect(Date.parse(about.gaps[0][0])).toBe(stopped * 1000);
   expect(Date.parse(about.gaps[0][1]) - Date.now()).toBeLessThan(60e3);
   // The second epoch "ran" (the stand-in wrote nothing): collect counts one hour, not three, also
   // with a held interval inside the gap (counted once).
