@@ -657,7 +657,8 @@ function addStepStats(s: EpochStats, r: AddonStepResult): void {
 /**
  * What tells a user whether U2PL is helping: the share of pseudo-labelled pixels L_u keeps, the
  * pseudo-label accuracy (with pseudo_label_metrics: over all labelled pixels, and over the kept
- * ones; and each class's IoU between pseudo-labels and truth, null for a class neither has), the mean number of valid contrastive classes and how full each class's memory bank is.
+ * ones; and each class's IoU between pseudo-labels and truth, null for a class neither has), the
+ * mean number of valid contrastive classes and how full each class's memory bank is.
  */
 function summariseStats(s: EpochStats, trainer: AddonTrainer): Record<string, unknown> {
   const ratio = (a: number, b: number) => (b > 0 ? a / b : null);

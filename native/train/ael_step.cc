@@ -145,12 +145,7 @@ StepResult Trainer::AelStep(const StepInputs& in) {
   n.kept = valid_u.sum();
   if (truth_mix.defined()) {
     // Metrics only: the mixed pseudo-labels against the unlabeled images' own labels.
-    CountPseudoLabels(argmax_mix, truth_mix, ignore, out_u.pred.size(1), n);
-    at::NoGradGuard no_grad;
-    const at::Tensor labelled = truth_mix.ne(ignore), right = argmax_mix.eq(truth_mix).logical_and_(labelled);
-    const at::Tensor kept = valid_u.logical_and(labelled);
-    n.pl_kept_pixels = kept.sum();
-    n.pl_kept_correct = right.logical_and(kept).sum();
+    CountPseudoLabels(argmax_mix, truth_mix, valid_u, ignore, out_u.pred.size(1), n);
   }
   if (options_.contrastive && out_l.rep.defined()) {
     at::Tensor rep = at::cat({out_l.rep, out_u.rep});

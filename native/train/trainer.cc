@@ -179,12 +179,16 @@ void Trainer::AllReduceSum(at::Tensor& tensor) {
   options_.communicator->AllReduceSum(one);
 }
 
-void Trainer::CountPseudoLabels(const at::Tensor& pseudo, const at::Tensor& truth, int64_t ignore, int64_t classes, StepNumbers& n) {
+void Trainer::CountPseudoLabels(const at::Tensor& pseudo, const at::Tensor& truth, const at::Tensor& kept, int64_t ignore,
+                                int64_t classes, StepNumbers& n) {
   at::NoGradGuard no_grad;
   const at::Tensor labelled = truth != ignore, right = (pseudo == truth) & labelled;
+  const at::Tensor kept_labelled = kept & labelled;
   const at::Tensor none = at::full_like(truth, -1);  // out of range: ClassPixels leaves it out
   n.pl_pixels = labelled.sum();
   n.pl_correct = right.sum();
+  n.pl_kept_pixels = kept_labelled.sum();
+  n.pl_kept_correct = (right & kept_labelled).sum();
   n.pl_class_truth = ClassPixels(truth, classes);
   n.pl_class_predicted = ClassPixels(at::where(labelled, pseudo, none), classes);
   n.pl_class_right = ClassPixels(at::where(right, truth, none), classes);
@@ -475,12 +479,8 @@ StepResult Trainer::Step(const StepInputs& in) {
     r.unsup_valid = u.valid;
     if (truth.defined()) {
       // Metrics only (the truth never reaches a loss): all labelled pixels, and those L_u keeps.
-      CountPseudoLabels(pseudo, truth, ignore, out.pred.size(1), n);
       at::NoGradGuard no_grad;
-      const at::Tensor labelled = truth != ignore, right = (pseudo == truth) & labelled;
-      const at::Tensor kept = (pseudo != ignore) & (u.entropy < u.threshold) & labelled;
-      n.pl_kept_pixels = kept.sum();
-      n.pl_kept_correct = (right & kept).sum();
+      CountPseudoLabels(pseudo, truth, (pseudo != ignore) & (u.entropy < u.threshold), ignore, out.pred.size(1), n);
     }
     if (options_.contrastive) {
       loss::ContrastiveInputs ci{out.rep, teacher_out.rep, at::softmax(teacher_out.pred, 1), y_l, pseudo, u.entropy, in.alpha, {}, {}, {}};

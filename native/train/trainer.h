@@ -216,8 +216,9 @@ class Trainer {
     at::Tensor pl_class_truth, pl_class_predicted, pl_class_right;              // 1-d, or undefined
   };
   // Metrics only: the pseudo-labels against the unlabeled images' own labels (truth; `ignore` where
-  // unlabelled), all pixels and per class.
-  static void CountPseudoLabels(const at::Tensor& pseudo, const at::Tensor& truth, int64_t ignore, int64_t classes, StepNumbers& n);
+  // unlabelled), all pixels, the pixels the unsupervised loss keeps (`kept`, bool) and per class.
+  static void CountPseudoLabels(const at::Tensor& pseudo, const at::Tensor& truth, const at::Tensor& kept, int64_t ignore,
+                                int64_t classes, StepNumbers& n);
   // The end of every step: the backward (of the scaled loss with loss scaling), the gradient
   // average over the ranks, the step's numbers read (means over the ranks for the losses, sums for
   // the counts), then SGD and the teacher's EMA (`ema`, a teacher parameter list, or null) unless

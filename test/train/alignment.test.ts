@@ -107,6 +107,9 @@ describe('the U2PL step with classScale and classPrior', () => {
       expect(r.pseudoLabelClassPredicted).toEqual(r.pseudoClassPixels);  // every pixel labelled, no mixing
       expect([sum(r.pseudoLabelClassRight), r.pseudoLabelClassRight.every((n, k) => n <= Math.min(r.pseudoLabelClassTruth[k], r.pseudoLabelClassPredicted[k]))])
         .toEqual([r.pseudoLabelCorrect, true]);
+      // Every pixel labelled: the kept ones are those L_u keeps (below the entropy percentile).
+      expect([r.pseudoLabelKeptPixels, r.pseudoLabelKeptPixels < r.pseudoLabelPixels]).toEqual([r.unsupKept, true]);
+      expect(r.pseudoLabelKeptCorrect).toBeLessThanOrEqual(Math.min(r.pseudoLabelKeptPixels, r.pseudoLabelCorrect));
       for (const k of [0, 2]) {
         const only = new Float32Array(C);
         only[k] = 1;
