@@ -403,6 +403,8 @@ export interface AddonTrainerOptions {
   };
   /** The teacher's BN statistics: its own train-mode passes (reference) or the EMA of the student's. */
   teacherBn?: 'own' | 'ema';
+  /** Supervised-only: a teacher that follows the student by the EMA (step emaDecay), as U2PL's does; the run is scored with it. */
+  emaModel?: boolean;
   /** Data parallel (from joinProcessGroup); absent: one process. */
   processGroup?: AddonProcessGroup;
   /** With a process group: BN statistics over all ranks' batches (net.sync_bn, default true). */

@@ -123,6 +123,13 @@ export interface TrainerConfig {
   /** Port-only: the teacher's BN statistics come from its own train-mode passes (reference, §7) or follow the student's by the EMA. */
   teacherBn: 'own' | 'ema';
   /**
+   * Port-only, supervised-only configs: keep an EMA model of the student (net.ema_decay, U2PL's
+   * schedule from the first step; BN statistics per teacher_bn) and validate and save it as U2PL
+   * does its teacher, so that a baseline is scored the way U2PL is. Unset when off, so that the
+   * checkpoints of runs from before the key resume under the same training settings.
+   */
+  emaModel?: true;
+  /**
    * Port-only: read the unlabeled images' labels (when they exist) to log how accurate the
    * pseudo-labels are; they go to the metrics only, never to a loss.
    */
@@ -363,7 +370,7 @@ function parseDataset(value: unknown, dir: string, w: Warner): DatasetConfig {
 function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
   const t = section(value, 'trainer');
   w.keys(t, ['epochs', 'eval_on', 'sup_only_epoch', 'start_epochs', 'optimizer', 'lr_scheduler', 'unsupervised', 'contrastive',
-    'teacher_init', 'teacher_bn', 'pseudo_label_metrics', 'steps_per_epoch', 'log_every', 'eval_every', ...(ael ? ['ael', 'sym_ce_u', 'sym_ce_l'] : [])], 'trainer');
+    'teacher_init', 'teacher_bn', 'ema_model', 'pseudo_label_metrics', 'steps_per_epoch', 'log_every', 'eval_every', ...(ael ? ['ael', 'sym_ce_u', 'sym_ce_l'] : [])], 'trainer');
   if (ael) w.ignored(t, 'sup_only_epoch', 'trainer', 'the AEL variant has no supervised warm-up: it is semi-supervised from the first step');
   const opt = section(t.optimizer ?? {}, 'trainer.optimizer');
   w.keys(opt, ['type', 'kwargs'], 'trainer.optimizer');
@@ -472,6 +479,7 @@ function parseTrainer(value: unknown, w: Warner, ael: boolean): TrainerConfig {
     },
     lrScheduler: { mode, power: num(sk, 'power', 0.9, 'trainer.lr_scheduler.kwargs', 0), targetLr: num(sk, 'targetlr', 0, 'trainer.lr_scheduler.kwargs', 0) },
     unsupervised, contrastive, teacherInit, teacherBn,
+    emaModel: bool(t, 'ema_model', false, 'trainer') || undefined,
     pseudoLabelMetrics: bool(t, 'pseudo_label_metrics', false, 'trainer'),
     stepsPerEpoch: t.steps_per_epoch === undefined ? undefined : int(t, 'steps_per_epoch', undefined, 'trainer', 1),
     logEvery: int(t, 'log_every', 1, 'trainer', 1),
@@ -547,6 +555,7 @@ export function parseConfig(value: unknown, dir: string, env: NodeJS.ProcessEnv 
       w.warnings.push(`dataset.class_names: ${dataset.classNames.length} names for net.num_classes ${net.model.numClasses}`);
     }
     if (trainer.contrastive && !net.model.repHead) throw new ConfigError('net.decoder.kwargs.rep_head', 'must be true when trainer.contrastive is set');
+    if (dataset.semi && trainer.emaModel) throw new ConfigError('trainer.ema_model', `is for supervised-only configs: a semi-supervised one (dataset.type '${dataset.type}') is scored with its teacher, an EMA model already`);
     if (dataset.semi && !aelMode && !trainer.unsupervised) w.warnings.push('trainer.unsupervised: missing for a semi-supervised dataset type; using drop_percent 100 and no mixing');
     const device = str(runtime, 'device', 'cpu', 'runtime');
     if (autocast === 'float16' && !device.startsWith('cuda')) throw new ConfigError('runtime.autocast', `float16 is for CUDA devices (runtime.device is '${device}'); on a CPU use auto (bf16 where the CPU computes it natively, else fp32) or bfloat16`);

@@ -127,6 +127,7 @@ export function trainerOptions(
       flipPseudoLabels: t.unsupervised?.flipPseudoLabels ?? false,
     },
     teacherBn: t.teacherBn,
+    emaModel: !c.dataset.semi && t.emaModel === true,
     contrastive: c.dataset.semi && con ? {
       currentClassThreshold: con.currentClassThreshold, currentClassNegativeThreshold: con.currentClassNegativeThreshold,
       lowRank: con.lowRank, highRank: con.highRank, temperature: con.temperature, numQueries: con.numQueries,
@@ -306,6 +307,7 @@ async function trainLocked(
   const K = E * L;
   const ael = c.ael;
   const warmup = semi && !ael ? Math.min(t.supOnlyEpoch, E) : 0;  // the AEL variant has none
+  const emaModel = !semi && t.emaModel === true;  // supervised-only, scored with an EMA of the student as U2PL is with its teacher
 
   const onSkip = d.skipUnreadable ? (e: DataError) => log(`warning: skipped ${e.message} (dataset.skip_unreadable)`) : undefined;
   const loaderBase = { classes, ignoreLabel: d.ignoreLabel, prefetch: c.runtime.prefetch, cacheBytes: d.cacheMb * 1024 * 1024, onSkip };
@@ -392,6 +394,10 @@ async function trainLocked(
       fs.rmSync(metricsPath, { force: true });
     }
 
+    if (emaModel && startEpoch === 0 && startStep === 0) {
+      // The EMA model starts as the student, BN statistics too (the step's decay is 0 at step 0).
+      (trainer.teacher() as NonNullable<ReturnType<AddonTrainer['teacher']>>).copyFrom(trainer.student());
+    }
     const baseLr = t.optimizer.lr;
     const lrAt = (k: number) => (t.lrScheduler.mode === 'poly' ? polyLr(baseLr, k, K, t.lrScheduler.power) : cosineLr(baseLr, t.lrScheduler.targetLr, k, K));
     const extraState = (epoch: number, stepInEpoch: number) => ({
@@ -457,7 +463,7 @@ async function trainLocked(
           lrBackbone: lr,
           lrHead: lr * d.headLrMultiplier,
           copyTeacher: phase === 'ael' ? globalStep === 0 && t.teacherInit === 'copy' : phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',
-          emaDecay: phase === 'semi' || phase === 'ael' ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
+          emaDecay: phase === 'semi' || phase === 'ael' || emaModel ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
           dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
           alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
           classScale: classScale ? { data: classScale, shape: [classes] } : undefined,
@@ -482,7 +488,7 @@ async function trainLocked(
             unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
             ...(phase === 'semi' || phase === 'ael' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
             // The schedules the report draws on the step axis (#35): the teacher's EMA decay and q of §9.
-            ...(phase === 'semi' || phase === 'ael' ? { ema_decay: emaDecay(globalStep - 1, L, warmup, c.net.emaDecay ?? 0.99) } : {}),
+            ...(phase === 'semi' || phase === 'ael' || emaModel ? { ema_decay: emaDecay(globalStep - 1, L, warmup, c.net.emaDecay ?? 0.99) } : {}),
             ...(phase === 'semi' ? { drop_percentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100) } : {}),
             ...(phase === 'ael' ? { pasted: result.pasted, component_boxes: result.componentBoxes } : {}),
             ...(result.pseudoLabelPixels ? { pseudo_label_accuracy: result.pseudoLabelCorrect / result.pseudoLabelPixels } : {}),
@@ -511,12 +517,12 @@ async function trainLocked(
         break;
       }
       {
-        // End of the epoch: validate (the student until the teacher exists, §11.3), checkpoint, report.
+        // End of the epoch: validate (the student until the teacher exists, §11.3; the EMA model of a supervised-only run), checkpoint, report.
         let evalResult: EvalResult | undefined;
         let testResult: EvalResult | undefined;
         const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
         if (t.evalOn && (valLoader || testLoader) && validateNow) {
-          const model = phase === 'semi' || phase === 'ael' ? (trainer.teacher() ?? trainer.student()) : trainer.student();
+          const model = phase === 'semi' || phase === 'ael' || emaModel ? (trainer.teacher() ?? trainer.student()) : trainer.student();
           // Data parallel: each rank scores its share of the list; the confusion matrices add up.
           const sum = group ? async (m: BigInt64Array) => (await group.allReduceSum({ data: m, shape: [m.length] })).data : undefined;
           const score = async (loader: BatchLoader | undefined, split: SplitConfig | undefined, what: string) => {
@@ -713,7 +719,7 @@ async function writeRunReport(
 ): Promise<void> {
   const metrics = readMetrics(metricsPath);
   const u2pl = phase === 'semi' || phase === 'ael';
-  const model = u2pl ? (trainer.teacher() ?? trainer.student()) : trainer.student();
+  const model = u2pl || (!c.dataset.semi && c.trainer.emaModel === true) ? (trainer.teacher() ?? trainer.student()) : trainer.student();
   // Samples from the validation list (the test list where a config has no val: showing them chooses nothing).
   const aug = c.dataset.val?.augment ?? c.dataset.test?.augment ?? c.dataset.train.augment;
   const render = { palette: data.info.palette, mean: aug.mean, std: aug.std, classes: c.net.model.numClasses, ignoreLabel: c.dataset.ignoreLabel };

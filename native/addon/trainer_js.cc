@@ -118,6 +118,8 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
     model::ModelOptions mo = ModelOptionsFromJs(o.Get("model").As<Napi::Object>());
     const bool semi = OptBool(o, "semi", false);
     train::TrainerOptions t;
+    t.ema_model = OptBool(o, "emaModel", false);
+    const bool teacher = semi || t.ema_model;
     t.momentum = OptDouble(o, "momentum", 0.9);
     t.weight_decay = OptDouble(o, "weightDecay", 1e-4);
     t.seed = static_cast<uint64_t>(OptInt(o, "seed", 0));
@@ -193,12 +195,12 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
         return s;
       };
       student_ = make(t.seed);
-      if (semi) teacher_ = make(t.seed + 1);
-      trainer_ = std::make_shared<train::Trainer>(student_->net, semi ? teacher_->net : model::SegmentationModel(nullptr), t);
+      if (teacher) teacher_ = make(t.seed + 1);
+      trainer_ = std::make_shared<train::Trainer>(student_->net, teacher ? teacher_->net : model::SegmentationModel(nullptr), t);
     }); });
     // V8 cannot see native memory: tell it roughly what this trainer holds (weights of both
     // networks, gradients, momentum) so that dropped trainers are collected in time.
-    external_ = ParameterBytes(*student_->net) * (semi ? 4 : 3);
+    external_ = ParameterBytes(*student_->net) * (teacher ? 4 : 3);
     Napi::MemoryManagement::AdjustExternalMemory(env, external_);
   }
 

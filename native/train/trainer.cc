@@ -124,6 +124,7 @@ Trainer::Trainer(model::SegmentationModel student, model::SegmentationModel teac
     TORCH_CHECK(student_->options().rep_head, "the contrastive loss needs the representation head (net.decoder.kwargs.rep_head)");
     bank_ = std::make_unique<loss::MemoryBank>(capacity, 256, at::TensorOptions().dtype(at::kFloat).device(device_));
   }
+  TORCH_CHECK(!options.ema_model || teacher_, "the EMA model needs a teacher");
   if (options.ael.enabled) {
     TORCH_CHECK(teacher_, "the AEL variant needs a teacher");
     ael::AelStateOptions o = options.ael.state;
@@ -355,6 +356,8 @@ StepResult Trainer::Step(const StepInputs& in) {
   TORCH_CHECK(y_l.dim() == 3 && y_l.size(0) == n_l && y_l.size(1) == x_l.size(2) && y_l.size(2) == x_l.size(3),
               "labels must be B x H x W matching the labeled images, got ", y_l.sizes(), " for ", x_l.sizes());
   at::Tensor loss;
+  // Supervised-only with an EMA model: the teacher follows the student after every step.
+  const bool ema_model = in.phase == Phase::kSupervised && options_.ema_model;
 
   clock.Mark(&P::other);
   if (in.phase == Phase::kWarmupFloor || in.phase == Phase::kSupervisedFloor) {
@@ -397,8 +400,8 @@ StepResult Trainer::Step(const StepInputs& in) {
     n.supervised = sup;
     if (in.phase == Phase::kWarmup) n.labeled_class_pixels = ClassPixels(y_l, out.pred.size(1));
     clock.Mark(&P::losses);
-    if (in.phase == Phase::kWarmup && teacher_) {
-      at::NoGradGuard no_grad;  // refreshes only the teacher's BN statistics (§11.2)
+    if ((in.phase == Phase::kWarmup && teacher_) || (ema_model && !options_.teacher_bn_ema)) {
+      at::NoGradGuard no_grad;  // refreshes only the teacher's BN statistics (§11.2), as U2PL's teacher pass does
       Forward(teacher_, x_l, true);
       clock.Mark(&P::teacher_forward);
     }
@@ -498,9 +501,9 @@ StepResult Trainer::Step(const StepInputs& in) {
     clock.Mark(&P::losses);
   }
   // Backward, SGD, and for U2PL steps the teacher's EMA of the updated student in the same pass (§7).
-  const bool ema = in.phase == Phase::kSemi && !in.copy_teacher;
+  const bool ema = (in.phase == Phase::kSemi || ema_model) && !in.copy_teacher;
   Finish(loss, n, r, in.stop_requested, ema ? &teacher_params_ : nullptr, in.ema_decay, clock);
-  if (in.phase == Phase::kSemi && !r.skipped) {
+  if ((in.phase == Phase::kSemi || ema_model) && !r.skipped) {
     if (in.copy_teacher) CopyParameters(teacher_, student_);
     if (options_.teacher_bn_ema) model::EmaUpdateBuffers(*teacher_, *student_, in.copy_teacher ? 0.0 : in.ema_decay);
     clock.Mark(&P::ema);

@@ -76,6 +76,7 @@ struct TrainerOptions {
   double confidence_threshold = 0;        // pseudo-labels whose teacher confidence is below it become ignore
   bool flip_pseudo_labels = false;        // teacher logits averaged over the image and its flip (flipped back), as flip TTA
   bool teacher_bn_ema = false;            // the teacher's BN statistics follow the student's by the EMA (reference: its own, §7)
+  bool ema_model = false;                 // supervised-only: the teacher follows the student by the EMA, as U2PL's does (a baseline scored as U2PL is)
   // Data parallelism (null: one process; a world of one rank still runs every collective).
   // sync_bn: BN statistics over every rank's batch (§4.6); without it the ranks' BN buffers are
   // broadcast from rank 0 after each step, as DDP's broadcast_buffers keeps them alike.
