@@ -123,6 +123,17 @@ test('table: each U2PL variant against the strongest supervised-only baseline on
   expect(table).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly 20.0, suponly-mfw 24.0, reference-suponly 22.0 | +3.0 |');
 });
 
+test('table: the class-weighted baseline scored with an EMA model is a baseline too, and the margin is taken over it when it is the strongest', () => {
+  const root = tempDir('study');
+  const about = { commit: 'abc1234', threads: 1, parallel: 2 };
+  writeRun(root, 'suponly-mfw', 1, 1, about, 'supervised', () => 0.24);
+  writeRun(root, 'suponly-mfw-ema', 1, 1, about, 'supervised', () => 0.255);
+  writeRun(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.27);
+  study(root, ['collect']);
+  const table = study(root, ['table']);
+  expect(table).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly-mfw 24.0, suponly-mfw-ema 25.5 | +1.5 |');
+});
+
 test("hold: the study's runs are stopped while the command runs, continue after, and the interval goes into results/pauses.txt, which collect reads", async () => {
   const root = tempDir('study');
   fs.mkdirSync(path.join(root, 'u2pl'), { recursive: true });
