@@ -350,6 +350,7 @@ async function trainLocked(
     const maxRatio = t.unsupervised?.alignmentMaxRatio ?? Infinity;
     const makeAlignment = (state?: AlignmentState) => new DistributionAlignment(classes, momentum, alignMode, state, maxRatio);
     let alignment = makeAlignment();
+    let emaModelSaved = false;  // whether the resumed checkpoint holds an EMA model (teacher_state) to go on with
     const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);
     if (resumeFrom) {
       let extra: Record<string, unknown>;
@@ -359,7 +360,9 @@ async function trainLocked(
         throw resumeError(resumeFrom, options.resume === undefined, e as Error);
       }
       if (typeof extra.training_settings === 'string') {
-        const changed = changedSettings(JSON.parse(extra.training_settings) as Record<string, unknown>, trainingSettings(c));
+        const saved = JSON.parse(extra.training_settings) as Record<string, unknown>;
+        emaModelSaved = saved['trainer.emaModel'] === true;
+        const changed = changedSettings(saved, trainingSettings(c));
         if (changed.length && !options.allowConfigChange) {
           throw new InputError(`${resumeFrom} was saved under other training settings than this config's (${changed.join('; ')}): resuming would change the run mid-way. ` +
             'Restore those settings, start a new run (another saver.snapshot_dir), or resume anyway with --allow-config-change');
@@ -394,9 +397,11 @@ async function trainLocked(
       fs.rmSync(metricsPath, { force: true });
     }
 
-    if (emaModel && startEpoch === 0 && startStep === 0) {
-      // The EMA model starts as the student, BN statistics too (the step's decay is 0 at step 0).
+    if (emaModel && !emaModelSaved) {
+      // The EMA model starts as the student, BN statistics too (the step's decay is 0 at step 0); so
+      // does one switched on for a run resumed from a checkpoint that has none.
       (trainer.teacher() as NonNullable<ReturnType<AddonTrainer['teacher']>>).copyFrom(trainer.student());
+      if (resumeFrom) log(`trainer.ema_model: ${resumeFrom} holds no EMA model; it starts as a copy of the resumed student`);
     }
     const baseLr = t.optimizer.lr;
     const lrAt = (k: number) => (t.lrScheduler.mode === 'poly' ? polyLr(baseLr, k, K, t.lrScheduler.power) : cosineLr(baseLr, t.lrScheduler.targetLr, k, K));

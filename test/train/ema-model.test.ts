@@ -1,6 +1,7 @@
 import fs from 'fs';
 import path from 'path';
 import { evaluate, Model, readCheckpoint } from '../../lib';
+import * as evaluation from '../../lib/eval/evaluate';
 import { loadConfig } from '../../lib/config/config';
 import { AddonModel, AddonStepInputs, native, NativeTensor } from '../../lib/native';
 import { train, trainerOptions } from '../../lib/train/train';
@@ -11,6 +12,8 @@ import { asNumbers, maxAbsDiff, randomTensor } from '../helpers/tensors';
 // and is validated and saved with it, so that a baseline is scored the way U2PL is.
 const emaConfig = (over: Record<string, unknown> = {}) =>
   tinyConfig(false, { trainer: { ...(tinyConfig(false).trainer as object), ema_model: true, ...over } });
+
+const readMetrics = (dir: string) => fs.readFileSync(path.join(dir, 'checkpoints/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
 const copy = (state: Record<string, NativeTensor>) =>
   Object.fromEntries(Object.entries(state).map(([k, v]) => [k, Float64Array.from(asNumbers(v.data))]));
@@ -44,13 +47,14 @@ describe('trainer.ema_model', () => {
         expect(moved).toBeGreaterThan(1e-4);  // the student moved on; the EMA model lags
         const mean = params.find((k) => k.endsWith('.weight') && `${k.slice(0, -'weight'.length)}running_mean` in s2) as string;
         const runningMean = `${mean.slice(0, -'weight'.length)}running_mean`;
+        const emaOfMeans = t1[runningMean].map((v, i) => 0.75 * v + 0.25 * s2[runningMean][i]);
         if (teacherBn === 'ema') {
-          const want = t1[runningMean].map((v, i) => 0.75 * v + 0.25 * s2[runningMean][i]);
-          expect(maxAbsDiff(want, t2[runningMean])).toBeLessThan(1e-6);
+          expect(maxAbsDiff(emaOfMeans, t2[runningMean])).toBeLessThan(1e-6);
         } else {
           // Its own train-mode pass on the labeled batch: statistics neither the student's nor their EMA.
           expect(maxAbsDiff(s2[runningMean], t2[runningMean])).toBeGreaterThan(1e-6);
           expect(maxAbsDiff(t1[runningMean], t2[runningMean])).toBeGreaterThan(1e-6);
+          expect(maxAbsDiff(emaOfMeans, t2[runningMean])).toBeGreaterThan(1e-6);
         }
       } finally {
         trainer.dispose();
@@ -60,31 +64,78 @@ describe('trainer.ema_model', () => {
 
   test('a run validates, reports and saves the EMA model (teacher_state), logs its decay, and resumes with it', async () => {
     const dir = writeExperiment(emaConfig());
-    const result = await train(loadConfig(dir));
+    // The weights each validation scores (tiny runs can score the student and the EMA model alike).
+    const evaluateLoader = evaluation.evaluateLoader;
+    const scoredWeights: Record<string, Float64Array>[] = [];
+    const spy = jest.spyOn(evaluation, 'evaluateLoader').mockImplementation(async (model, ...rest) => {
+      scoredWeights.push(copy(model.stateDict()));
+      return evaluateLoader(model, ...rest);
+    });
+    let result;
+    try {
+      result = await train(loadConfig(dir));
+    } finally {
+      spy.mockRestore();
+    }
     expect(result.globalStep).toBe(4);
-    const lines = fs.readFileSync(path.join(dir, 'checkpoints/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readMetrics(dir);
     expect(lines.filter((m) => m.type === 'step').map((m) => Number(m.ema_decay.toFixed(4)))).toEqual([0, 0.5, 0.6667, 0.75]);
     const ckpt = (await readCheckpoint(path.join(dir, 'checkpoints/ckpt.pth'))) as Record<string, any>;
     expect(Object.keys(ckpt)).toEqual(expect.arrayContaining(['model_state', 'teacher_state']));
-    const differ = Object.keys(ckpt.model_state).some((k) => maxAbsDiff(asNumbers(ckpt.model_state[k].data), asNumbers(ckpt.teacher_state[k].data)) > 1e-6);
-    expect(differ).toBe(true);
-    // The last epoch's validation scored the EMA model: evaluating the checkpoint (teacher_state first) gives its mIoU.
-    const last = lines.filter((m) => m.type === 'epoch').pop();
+    // The last epoch's validation scored the EMA model (saved as teacher_state after it), not the
+    // student; evaluating the checkpoint (teacher_state first, as u2pl-eval does) gives its mIoU.
+    const last = scoredWeights[scoredWeights.length - 1];
+    let fromStudent = 0;
+    for (const name of Object.keys(ckpt.model_state)) {
+      expect([name, maxAbsDiff(last[name], asNumbers(ckpt.teacher_state[name].data))]).toEqual([name, 0]);
+      fromStudent = Math.max(fromStudent, maxAbsDiff(last[name], asNumbers(ckpt.model_state[name].data)));
+    }
+    expect(fromStudent).toBeGreaterThan(1e-4);
     const scored = await evaluate(loadConfig(dir), { checkpoint: path.join(dir, 'checkpoints/ckpt.pth') });
-    expect(scored.miou).toBeCloseTo(last.miou, 6);
+    expect(scored.miou).toBeCloseTo(lines.filter((m) => m.type === 'epoch').pop().miou, 6);
     const model = Model.fromNetConfig(loadConfig(dir).raw.net);
     expect((await model.load(path.join(dir, 'checkpoints/ckpt_best.pth'))).key).toBe('teacher_state');
 
-    // Stopped after the first epoch and resumed: the EMA model comes back from the checkpoint (not
-    // a fresh copy of the student) and the run ends as the uninterrupted one did.
+    // Stopped mid-epoch and resumed: the EMA model comes back from the checkpoint (not a fresh copy
+    // of the student) and the run ends as the uninterrupted one did.
     const halves = writeExperiment(emaConfig());
-    await train(loadConfig(halves), { maxSteps: 2 });
+    await train(loadConfig(halves), { maxSteps: 1 });
+    expect((await readCheckpoint(path.join(halves, 'checkpoints/ckpt.pth')) as Record<string, any>).step_in_epoch).toBe(1);
     await train(loadConfig(halves));
     const resumed = (await readCheckpoint(path.join(halves, 'checkpoints/ckpt.pth'))) as Record<string, any>;
     for (const key of ['model_state', 'teacher_state']) {
       for (const name of Object.keys(ckpt[key])) {
         expect([key, name, maxAbsDiff(asNumbers(ckpt[key][name].data), asNumbers(resumed[key][name].data)) < 1e-4]).toEqual([key, name, true]);
       }
+    }
+  }, 240000);
+
+  test('the EMA model starts as a full copy of the student: with decay 0 it is the student (weights), and its own first BN pass matches the student\'s', async () => {
+    const dir = writeExperiment(tinyConfig(false, { trainer: { ...(tinyConfig(false).trainer as object), ema_model: true }, net: { ...(tinyConfig(false).net as object), ema_decay: 0 } }));
+    await train(loadConfig(dir), { maxSteps: 1 });
+    const ckpt = (await readCheckpoint(path.join(dir, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+    const names = Object.keys(ckpt.model_state);
+    for (const name of names.filter((n) => !/running_|num_batches/.test(n))) {
+      expect([name, maxAbsDiff(asNumbers(ckpt.model_state[name].data), asNumbers(ckpt.teacher_state[name].data))]).toEqual([name, 0]);
+    }
+    // The encoder has no dropout: the teacher's train-mode pass on the same batch with the same
+    // weights and statistics (copied before the first step) updates its statistics as the student's pass did.
+    const stats = names.filter((n) => n.startsWith('encoder.') && n.endsWith('running_mean'));
+    expect(stats.length).toBeGreaterThan(5);
+    for (const name of stats) {
+      expect([name, maxAbsDiff(asNumbers(ckpt.model_state[name].data), asNumbers(ckpt.teacher_state[name].data)) < 1e-5]).toEqual([name, true]);
+    }
+
+    // Switched on for a run resumed from a checkpoint without an EMA model: it starts as that student.
+    const plain = writeExperiment(tinyConfig(false));
+    await train(loadConfig(plain), { maxSteps: 2 });
+    fs.writeFileSync(path.join(plain, 'config.yaml'), fs.readFileSync(path.join(dir, 'config.yaml')));
+    const logged: string[] = [];
+    await train(loadConfig(plain), { allowConfigChange: true, maxSteps: 3, onLog: (m: string) => logged.push(m) });
+    expect(logged.join('\n')).toContain('holds no EMA model; it starts as a copy of the resumed student');
+    const after = (await readCheckpoint(path.join(plain, 'checkpoints/ckpt.pth'))) as Record<string, any>;
+    for (const name of names.filter((n) => !/running_|num_batches/.test(n))) {
+      expect([name, maxAbsDiff(asNumbers(after.model_state[name].data), asNumbers(after.teacher_state[name].data))]).toEqual([name, 0]);
     }
   }, 240000);
 
