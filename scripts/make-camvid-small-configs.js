@@ -175,7 +175,8 @@ const variants = {
   'suponly-ohem': { semi: false, over: { criterion: ohem }, about: `the baseline with ${ohemAbout}` },
   'suponly-mfw': { semi: false, over: { criterion: { kwargs: mfw } }, about: `the baseline with ${mfwAbout}` },
   // Round 11: how much of U2PL's margin its EMA teacher gives alone (U2PL is scored with its teacher, the baselines with their student).
-  'suponly-mfw-ema': { semi: false, over: { criterion: { kwargs: mfw }, trainer: { ema_model: true } }, about: `the baseline with ${mfwAbout}, scored with an EMA model of its student as U2PL is with its teacher (trainer.ema_model)` },
+  // Only its end figure counts (the EMA model's curve is smooth): it validates every 7th epoch and after the last, as the full-label bound does.
+  'suponly-mfw-ema': { semi: false, over: { criterion: { kwargs: mfw }, trainer: { ema_model: true, eval_every: 7 } }, about: `the baseline with ${mfwAbout}, scored with an EMA model of its student as U2PL is with its teacher (trainer.ema_model)` },
   u2pl: { semi: true, about: 'U2PL as the reference code does it' },
   'u2pl-paper': { semi: true, over: paper, about: "U2PL with the reference's quirks fixed as the paper describes them (§17: indexing, negatives, weighting, label padding, teacher copy)" },
   // No criterion: the preset picks it (class-weighted OHEM for U2PL runs; round 9 ran it as study/preset-mfw).
