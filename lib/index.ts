@@ -62,5 +62,6 @@ export type { U2plConfig, DatasetConfig, TrainerConfig } from './config/config';
 export { train } from './train/train';
 export type { TrainOptions, TrainResult, Progress, EpochSummary } from './train/train';
 export { evaluate, loadModel, predict, defaultCheckpoint } from './eval/api';
+export type { CheckpointWeights } from './eval/api';
 export type { EvalResult } from './eval/evaluate';
 export type { InferenceOptions } from './native';

@@ -22,6 +22,7 @@ export async function evalMain(args: string[], io: CliOutput): Promise<number> {
     .option('config', { type: 'string', requiresArg: true })
     .option('checkpoint', { type: 'string', requiresArg: true, describe: 'default: snapshot_dir/ckpt_best.pth, else ckpt.pth' })
     .option('split', { choices: ['val', 'test'] as const, default: 'val' as const, describe: "the config's list to evaluate: dataset.val or dataset.test" })
+    .option('weights', { choices: ['teacher', 'student'] as const, describe: "which network of a training checkpoint: teacher (U2PL's, or a supervised-only run's EMA model) or student (default: the teacher where the file has one)" })
     .option('list', { type: 'string', requiresArg: true, describe: 'list file to evaluate (default: the --split list)' })
     .option('mode', { choices: ['whole', 'slide'] as const, default: 'whole' as const })
     .option('scales', { type: 'string', requiresArg: true, default: '1', coerce: positiveListFlag('scales'), describe: 'comma-separated positive numbers, e.g. 0.75,1,1.25' })
@@ -36,7 +37,7 @@ export async function evalMain(args: string[], io: CliOutput): Promise<number> {
   if (argv.checkpoint !== undefined && !fs.existsSync(path.resolve(argv.checkpoint))) throw new FileError(path.resolve(argv.checkpoint), '--checkpoint: no such file');
   if (argv.list !== undefined && !fs.existsSync(path.resolve(argv.list))) throw new FileError(path.resolve(argv.list), '--list: no such file');
   const checkpoint = argv.checkpoint ? path.resolve(argv.checkpoint) : defaultCheckpoint(config);
-  const model = await loadModel(config, checkpoint);
+  const model = await loadModel(config, checkpoint, argv.weights);
   const data = await prepareData(config.dataset, config.net.model.numClasses);
   const which = argv.split;
   const split = config.dataset[which] ?? config.dataset.val ?? config.dataset.train;
@@ -49,7 +50,7 @@ export async function evalMain(args: string[], io: CliOutput): Promise<number> {
   const saveDir = argv['save-dir'] ? path.resolve(argv['save-dir']) : undefined;
   if (saveDir) fs.mkdirSync(saveDir, { recursive: true });
   const scales = argv.scales as number[];
-  io.err(`u2pl-eval: ${samples.length} images, ${argv.mode}, scales ${scales.join(',')}${argv.flip ? ', flip' : ''}, ${checkpoint}\n`);
+  io.err(`u2pl-eval: ${samples.length} images, ${argv.mode}, scales ${scales.join(',')}${argv.flip ? ', flip' : ''}, ${checkpoint} (${model.loaded?.key ?? 'root'})\n`);
   const result = await evaluateFullImages(model.handle, loader, {
     mode: argv.mode, scales, flip: argv.flip, crop: (argv.crop as number | undefined) ?? slidingWindow(config), baseSize: argv['base-size'] as number,
   }, config.dataset.ignoreLabel, async (p) => {

@@ -18,6 +18,7 @@ export async function inferMain(args: string[], io: CliOutput): Promise<number> 
       y.positional('inputs', { type: 'string', array: true, demandOption: true }))
     .option('config', { type: 'string', requiresArg: true, default: 'config.yaml', describe: 'experiment config (network and normalisation)' })
     .option('checkpoint', { type: 'string', requiresArg: true })
+    .option('weights', { choices: ['teacher', 'student'] as const, describe: "which network of a training checkpoint: teacher (U2PL's, or a supervised-only run's EMA model) or student (default: the teacher where the file has one)" })
     .option('out', { type: 'string', requiresArg: true, default: 'predictions', describe: 'output folder (never one of the input folders)' })
     .option('scales', { type: 'string', requiresArg: true, default: '1', coerce: positiveListFlag('scales') })
     .option('flip', { type: 'boolean', default: false })
@@ -35,7 +36,7 @@ export async function inferMain(args: string[], io: CliOutput): Promise<number> 
   const names = outputNames(files, out);
   const config = configFromArgs(argv.config, { threads: argv.threads as number | undefined });
   if (argv.checkpoint !== undefined && !fs.existsSync(path.resolve(argv.checkpoint))) throw new FileError(path.resolve(argv.checkpoint), '--checkpoint: no such file');
-  const model = await loadModel(config, argv.checkpoint ? path.resolve(argv.checkpoint) : defaultCheckpoint(config));
+  const model = await loadModel(config, argv.checkpoint ? path.resolve(argv.checkpoint) : defaultCheckpoint(config), argv.weights);
   const classes = config.net.model.numClasses;
   const info = datasetInfo(config.dataset.kind, classes, { palette: config.dataset.palette }, config.dataset.classNames ?? (config.dataset.procedural ? PROCEDURAL_CLASSES : undefined));
   fs.mkdirSync(out, { recursive: true });

@@ -26,20 +26,40 @@ export function slidingWindow(config: U2plConfig): [number, number] {
 }
 
 /**
- * The config's network with a checkpoint's weights (teacher_state when present, §14), in the
- * memory layout `runtime.channels_last` chooses for this machine (lib/model/precision.ts; same results).
+ * Which network of a training checkpoint: the teacher (U2PL's, or the EMA model of a supervised-only
+ * run with trainer.ema_model; `teacher_state`) or the student (`model_state`).
  */
-export async function loadModel(config: U2plConfig, checkpoint = defaultCheckpoint(config)): Promise<Model> {
+export type CheckpointWeights = 'teacher' | 'student';
+
+const WEIGHTS_KEY: Record<CheckpointWeights, string> = { teacher: 'teacher_state', student: 'model_state' };
+
+/**
+ * The config's network with a checkpoint's weights (by default teacher_state when present, §14; or
+ * the network `weights` names), in the memory layout `runtime.channels_last` chooses for this
+ * machine (lib/model/precision.ts; same results). `model.loaded` says which entry was read.
+ */
+export async function loadModel(config: U2plConfig, checkpoint = defaultCheckpoint(config), weights?: CheckpointWeights): Promise<Model> {
   const model = new Model(config.net.model);
-  const report = await model.load(checkpoint);
+  if (weights !== undefined && !(weights in WEIGHTS_KEY)) throw new TypeError(`weights: expected teacher or student, got ${JSON.stringify(weights)}`);
+  let report;
+  try {
+    report = await model.load(checkpoint, weights ? { key: WEIGHTS_KEY[weights] } : {});
+  } catch (e) {
+    if (weights && String((e as Error).message).includes(`no key '${WEIGHTS_KEY[weights]}'`)) {
+      throw new FileError(checkpoint, weights === 'teacher'
+        ? 'holds no teacher (teacher_state): only U2PL runs and supervised-only runs with trainer.ema_model save one; its student is --weights student'
+        : 'holds no student (model_state): not a training checkpoint; leave out --weights to load what it holds');
+    }
+    throw e;
+  }
   if (report.missing.length) throw new FileError(checkpoint, `${report.missing.length} weights missing for this config's network (e.g. ${report.missing[0]}): was it trained with another net section?`);
   if (runtimePrecision(config).channelsLast) model.setChannelsLast(true);
   return model;
 }
 
 /** Whole-image or sliding-window evaluation of the validation list (§13.3, §13.4). */
-export async function evaluate(config: U2plConfig, options: InferenceOptions & { checkpoint?: string } = {}): Promise<EvalResult> {
-  const model = await loadModel(config, options.checkpoint);
+export async function evaluate(config: U2plConfig, options: InferenceOptions & { checkpoint?: string; weights?: CheckpointWeights } = {}): Promise<EvalResult> {
+  const model = await loadModel(config, options.checkpoint, options.weights);
   const data = await prepareData(config.dataset, config.net.model.numClasses);
   if (data.val.length === 0) throw new ConfigError('dataset.val', 'required to evaluate (a data_root and data_list)');
   const split = config.dataset.val ?? config.dataset.train;

@@ -19,6 +19,8 @@ export class Model {
   /** @internal */
   readonly handle: AddonModel;
   readonly options: ModelOptions;
+  /** The report of the last load(): which entry of the file was read, what was missing. */
+  loaded?: LoadReport;
 
   constructor(options: Partial<ModelOptions> = {}) {
     this.options = { ...defaultModelOptions, ...options };
@@ -69,7 +71,9 @@ export class Model {
 
   /** Loads weights from a PyTorch checkpoint (a leading "module." is stripped); reports missing/unexpected names. */
   async load(path: string, options: LoadOptions = {}): Promise<LoadReport> {
-    return this.handle.load(path, options);
+    const report = await this.handle.load(path, options);
+    this.loaded = report;
+    return report;
   }
 
   /** Copies all parameters and buffers from a model of the same architecture. */

@@ -1,6 +1,8 @@
 import fs from 'fs';
 import path from 'path';
-import { evaluate, Model, readCheckpoint } from '../../lib';
+import { evaluate, loadModel, Model, readCheckpoint } from '../../lib';
+import { evalMain } from '../../lib/cli/eval';
+import { expectOneLineInputError, runTool } from '../helpers/cli';
 import * as evaluation from '../../lib/eval/evaluate';
 import { loadConfig } from '../../lib/config/config';
 import { AddonModel, AddonStepInputs, native, NativeTensor } from '../../lib/native';
@@ -95,6 +97,18 @@ describe('trainer.ema_model', () => {
     expect(scored.miou).toBeCloseTo(lines.filter((m) => m.type === 'epoch').pop().miou, 6);
     const model = Model.fromNetConfig(loadConfig(dir).raw.net);
     expect((await model.load(path.join(dir, 'checkpoints/ckpt_best.pth'))).key).toBe('teacher_state');
+    // u2pl-eval reads the EMA model by default and the student with --weights student (the API's weights).
+    const ckptFile = path.join(dir, 'checkpoints/ckpt.pth');
+    const byDefault = await runTool('u2pl-eval', evalMain, [dir, '--checkpoint', ckptFile]);
+    expect(byDefault.code).toBe(0);
+    expect(byDefault.err).toContain(`${ckptFile} (teacher_state)`);
+    const asStudent = await runTool('u2pl-eval', evalMain, [dir, '--checkpoint', ckptFile, '--weights', 'student']);
+    expect(asStudent.code).toBe(0);
+    expect(asStudent.err).toContain(`${ckptFile} (model_state)`);
+    const studentScore = await evaluate(loadConfig(dir), { checkpoint: ckptFile, weights: 'student' });
+    expect(Number(/mIoU\s+(\d+\.\d\d)/.exec(asStudent.out)?.[1])).toBeCloseTo(100 * studentScore.miou, 2);
+    expect((await loadModel(loadConfig(dir), ckptFile, 'student')).loaded?.key).toBe('model_state');
+    expect((await loadModel(loadConfig(dir), ckptFile, 'teacher')).loaded?.key).toBe('teacher_state');
 
     // Stopped mid-epoch and resumed: the EMA model comes back from the checkpoint (not a fresh copy
     // of the student) and the run ends as the uninterrupted one did.
@@ -129,6 +143,11 @@ describe('trainer.ema_model', () => {
     // Switched on for a run resumed from a checkpoint without an EMA model: it starts as that student.
     const plain = writeExperiment(tinyConfig(false));
     await train(loadConfig(plain), { maxSteps: 2 });
+    // Its checkpoint has no teacher to evaluate: asking for one says so and what to use.
+    const plainFile = path.join(plain, 'checkpoints/ckpt.pth');
+    expectOneLineInputError(await runTool('u2pl-eval', evalMain, [plain, '--checkpoint', plainFile, '--weights', 'teacher']),
+      new RegExp(`^u2pl-eval: ${plainFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: holds no teacher \\(teacher_state\\): only U2PL runs and supervised-only runs with trainer.ema_model save one; its student is --weights student$`));
+    expectOneLineInputError(await runTool('u2pl-eval', evalMain, [plain, '--weights', 'ema']), /--weights|weights/);
     fs.writeFileSync(path.join(plain, 'config.yaml'), fs.readFileSync(path.join(dir, 'config.yaml')));
     const logged: string[] = [];
     await train(loadConfig(plain), { allowConfigChange: true, maxSteps: 3, onLog: (m: string) => logged.push(m) });
