@@ -89,6 +89,16 @@ describe('report.html', () => {
     expect(html).toContain('aria-label="Learning rate"');
   });
 
+  test('a supervised-only run with an EMA model draws its decay; one without draws none', () => {
+    const r = run(300);
+    r.steps = r.steps.map((s) => ({ ...s, phase: 'supervised', ema_decay: Math.min(0.99, 1 - 1 / (s.global_step + 1)) }));
+    r.epochs = r.epochs.map(({ epoch, miou, iou }) => ({ type: 'epoch' as const, epoch, phase: 'supervised', miou, iou }));
+    expect(chartPaths(renderReport(r), 'EMA model decay')).toHaveLength(1);
+    expect(renderReport(r)).not.toContain('Teacher EMA decay');
+    r.steps = r.steps.map(({ ema_decay: _e, ...s }) => s);
+    expect(renderReport(r)).not.toContain('EMA model decay');
+  });
+
   test('at a glance: the classes the teacher gives less than half their labelled share', () => {
     const html = renderReport(run(100));
     expect(html).toMatch(/less than half their labelled share to: <b>b<\/b>/);
