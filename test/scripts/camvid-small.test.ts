@@ -15,10 +15,10 @@ function study(root: string, args: string[]) {
   return r.stdout;
 }
 
-function writeRun(root: string, variant: string, epochs: number, done: number, about: Record<string, unknown>, phase = 'semi', testMiou = (e: number) => 0.15 * (e + 1)) {
+function writeRun(root: string, variant: string, epochs: number, done: number, about: Record<string, unknown>, phase = 'semi', testMiou = (e: number) => 0.15 * (e + 1), seed = 0) {
   fs.mkdirSync(path.join(root, variant), { recursive: true });
   fs.writeFileSync(path.join(root, variant, 'config.yaml'), `seed: 0\ntrainer:\n  epochs: ${epochs}\n`);
-  const dir = path.join(root, variant, 'checkpoints', 'seed-0');
+  const dir = path.join(root, variant, 'checkpoints', `seed-${seed}`);
   fs.mkdirSync(dir, { recursive: true });
   const lines: unknown[] = [];
   for (let e = 0; e < done; e++) {
@@ -132,6 +132,12 @@ test('table: the class-weighted baseline scored with an EMA model is a baseline 
   study(root, ['collect']);
   const table = study(root, ['table']);
   expect(table).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly-mfw 24.0, suponly-mfw-ema 25.5 | +1.5 |');
+  // A baseline with fewer seeds than the others (still running) is listed, but does not set the bar.
+  writeRun(root, 'suponly-mfw', 1, 1, about, 'supervised', () => 0.22, 1);
+  study(root, ['collect']);
+  const partial = study(root, ['table']);
+  expect(partial).toContain('margin over the strongest (suponly-mfw, 23.0 ± 1.4 (2 seeds))');
+  expect(partial).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly-mfw 23.0, suponly-mfw-ema 25.5 (1 seed) | +4.0 |');
 });
 
 test("hold: the study's runs are stopped while the command runs, continue after, and the interval goes into results/pauses.txt, which collect reads", async () => {
