@@ -287,13 +287,14 @@ function table() {
     const n = (v) => endOf(v).length;
     const most = Math.max(...baselines.map(n));
     const strongest = baselines.filter((v) => n(v) === most).reduce((a, b) => (mean(endOf(b)) > mean(endOf(a)) ? b : a));
-    const spread = (v) => `${pct(mean(endOf(v)))} ± ${pct(std(endOf(v)))} (${n(v)} seed${n(v) === 1 ? '' : 's'})`;
+    const seeds = (v) => `${n(v)} seed${n(v) === 1 ? '' : 's'}`;
+    const spread = (v) => `${pct(mean(endOf(v)))} ± ${pct(std(endOf(v)))} (${seeds(v)})`;
     lines.push('');
     lines.push(`| variant | mIoU, mean ± std | baselines, mean | margin over the strongest (${strongest}, ${spread(strongest)}) |`);
     lines.push('|---|---|---|---|');
     for (const v of semiVariants) {
       const margin = 100 * (mean(endOf(v)) - mean(endOf(strongest)));
-      lines.push(`| ${v} | ${spread(v)} | ${baselines.map((b) => `${b} ${pct(mean(endOf(b)))}${n(b) < most ? ` (${n(b)} seed${n(b) === 1 ? '' : 's'})` : ''}`).join(', ')} | ${margin >= 0 ? '+' : '−'}${Math.abs(margin).toFixed(1)} |`);
+      lines.push(`| ${v} | ${spread(v)} | ${baselines.map((b) => `${b} ${pct(mean(endOf(b)))}${n(b) < most ? ` (${seeds(b)})` : ''}`).join(', ')} | ${margin >= 0 ? '+' : '−'}${Math.abs(margin).toFixed(1)} |`);
     }
   }
   const how = [...new Set(runs.map((r) => `${r.threads ?? '?'} thread(s), ${r.parallel ?? '?'} run(s) at a time, commit ${r.commit}`))];

@@ -20,7 +20,7 @@ import { evaluateLoader, EvalResult, EvalShard } from '../eval/evaluate';
 import { writeReport, writeRunInfo } from '../eval/report';
 import { methodImages, sampleImages } from '../eval/report/collect';
 import { readMetrics } from '../eval/report/metrics';
-import { AddonProcessGroup, AddonStepInputs, AddonStepResult, AddonTrainer, AddonTrainerOptions, AelPlan, native, ProcessGroupOptions } from '../native';
+import { AddonModel, AddonProcessGroup, AddonStepInputs, AddonStepResult, AddonTrainer, AddonTrainerOptions, AelPlan, native, ProcessGroupOptions } from '../native';
 import { anchorPercentile, cosineLr, dropPercentile, emaDecay, polyLr } from './schedules';
 import { AlignmentState, DistributionAlignment } from './alignment';
 import { ClassFrequencies, medianFrequencyWeights } from '../data/class-frequency';
@@ -127,7 +127,7 @@ export function trainerOptions(
       flipPseudoLabels: t.unsupervised?.flipPseudoLabels ?? false,
     },
     teacherBn: t.teacherBn,
-    emaModel: !c.dataset.semi && t.emaModel === true,
+    emaModel: t.emaModel === true,
     contrastive: c.dataset.semi && con ? {
       currentClassThreshold: con.currentClassThreshold, currentClassNegativeThreshold: con.currentClassNegativeThreshold,
       lowRank: con.lowRank, highRank: con.highRank, temperature: con.temperature, numQueries: con.numQueries,
@@ -307,7 +307,7 @@ async function trainLocked(
   const K = E * L;
   const ael = c.ael;
   const warmup = semi && !ael ? Math.min(t.supOnlyEpoch, E) : 0;  // the AEL variant has none
-  const emaModel = !semi && t.emaModel === true;  // supervised-only, scored with an EMA of the student as U2PL is with its teacher
+  const emaModel = t.emaModel === true;  // supervised-only (the config refuses it elsewhere): scored with an EMA of the student as U2PL is with its teacher
 
   const onSkip = d.skipUnreadable ? (e: DataError) => log(`warning: skipped ${e.message} (dataset.skip_unreadable)`) : undefined;
   const loaderBase = { classes, ignoreLabel: d.ignoreLabel, prefetch: c.runtime.prefetch, cacheBytes: d.cacheMb * 1024 * 1024, onSkip };
@@ -424,6 +424,9 @@ async function trainLocked(
     for (let epoch = startEpoch; epoch < E && !interrupted; epoch++) {
       const epochStart = Date.now();
       const phase: TrainPhase = !semi ? 'supervised' : ael ? 'ael' : epoch < warmup ? 'warmup' : 'semi';
+      // The teacher follows the student by the EMA this epoch and is what the epoch is scored with
+      // (U2PL and AEL epochs, every epoch of a supervised-only run with an EMA model).
+      const teacherEpoch = phase === 'semi' || phase === 'ael' || emaModel;
       const first = epoch === startEpoch ? startStep : 0;
       const semiPlan = semiSampler?.epoch(epoch);
       const labeledPlan = semiPlan ? semiPlan.labeled.slice(0, L) : (supSampler as SupervisedSampler).epoch(epoch).slice(0, L);
@@ -468,7 +471,7 @@ async function trainLocked(
           lrBackbone: lr,
           lrHead: lr * d.headLrMultiplier,
           copyTeacher: phase === 'ael' ? globalStep === 0 && t.teacherInit === 'copy' : phase === 'semi' && epoch === warmup && t.teacherInit === 'reference',
-          emaDecay: phase === 'semi' || phase === 'ael' || emaModel ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
+          emaDecay: teacherEpoch ? emaDecay(globalStep, L, warmup, c.net.emaDecay ?? 0.99) : 0,
           dropPercentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100),
           alpha: anchorPercentile(epoch, E, t.contrastive?.lowEntropyThreshold ?? 20),
           classScale: classScale ? { data: classScale, shape: [classes] } : undefined,
@@ -493,7 +496,7 @@ async function trainLocked(
             unsupervised: result.unsupervised, contrastive: result.contrastive, mixed: result.mixed, lr, data_s: dataSeconds, step_s: result.seconds,
             ...(phase === 'semi' || phase === 'ael' ? { kept_share: result.unsupValid ? result.unsupKept / result.unsupValid : null, valid_classes: result.validClasses } : {}),
             // The schedules the report draws on the step axis (#35): the teacher's EMA decay and q of §9.
-            ...(phase === 'semi' || phase === 'ael' || emaModel ? { ema_decay: emaDecay(globalStep - 1, L, warmup, c.net.emaDecay ?? 0.99) } : {}),
+            ...(teacherEpoch ? { ema_decay: emaDecay(globalStep - 1, L, warmup, c.net.emaDecay ?? 0.99) } : {}),
             ...(phase === 'semi' ? { drop_percentile: dropPercentile(epoch, E, t.unsupervised?.dropPercent ?? 100) } : {}),
             ...(phase === 'ael' ? { pasted: result.pasted, component_boxes: result.componentBoxes } : {}),
             ...(result.pseudoLabelPixels ? { pseudo_label_accuracy: result.pseudoLabelCorrect / result.pseudoLabelPixels } : {}),
@@ -522,12 +525,12 @@ async function trainLocked(
         break;
       }
       {
-        // End of the epoch: validate (the student until the teacher exists, §11.3; the EMA model of a supervised-only run), checkpoint, report.
+        // End of the epoch: validate (the student until the teacher exists, §11.3), checkpoint, report.
         let evalResult: EvalResult | undefined;
         let testResult: EvalResult | undefined;
         const validateNow = (epoch + 1) % t.evalEvery === 0 || epoch === E - 1;
+        const model = teacherEpoch ? (trainer.teacher() ?? trainer.student()) : trainer.student();
         if (t.evalOn && (valLoader || testLoader) && validateNow) {
-          const model = phase === 'semi' || phase === 'ael' || emaModel ? (trainer.teacher() ?? trainer.student()) : trainer.student();
           // Data parallel: each rank scores its share of the list; the confusion matrices add up.
           const sum = group ? async (m: BigInt64Array) => (await group.allReduceSum({ data: m, shape: [m.length] })).data : undefined;
           const score = async (loader: BatchLoader | undefined, split: SplitConfig | undefined, what: string) => {
@@ -559,7 +562,7 @@ async function trainLocked(
           seconds: summary.seconds, ...stats,
         });
         if (lead && (evalResult || testResult || epoch === E - 1)) options.onEpoch?.(summary);
-        if (lead && validateNow) await writeRunReport(c, data, trainer, valLoader ?? testLoader, metricsPath, reportPath, phase, epoch, L);
+        if (lead && validateNow) await writeRunReport(c, data, trainer, model, valLoader ?? testLoader, metricsPath, reportPath, phase, epoch, L);
       }
     }
     return { bestMiou, lastMiou, globalStep, interrupted, checkpoint: ckptPath, snapshotDir: c.saver.snapshotDir };
@@ -715,16 +718,16 @@ function classShares(a: DistributionAlignment): Record<string, unknown> {
 
 /**
  * report.html and run.json after a validated epoch (#35): the curves and U2PL signals from
- * metrics.jsonl, sample predictions spread over the validation list and, once the teacher labels
- * the unlabeled images, the method on a few of them (prediction, entropy, unreliable pixels).
+ * metrics.jsonl, sample predictions of the validated `model` spread over the validation list and,
+ * once the teacher labels the unlabeled images, the method on a few of them (prediction, entropy,
+ * unreliable pixels).
  */
 async function writeRunReport(
-  c: U2plConfig, data: RunData, trainer: AddonTrainer, sampleLoader: BatchLoader | undefined, metricsPath: string, reportPath: string,
-  phase: TrainPhase, epoch: number, stepsPerEpoch: number,
+  c: U2plConfig, data: RunData, trainer: AddonTrainer, model: AddonModel, sampleLoader: BatchLoader | undefined, metricsPath: string,
+  reportPath: string, phase: TrainPhase, epoch: number, stepsPerEpoch: number,
 ): Promise<void> {
   const metrics = readMetrics(metricsPath);
   const u2pl = phase === 'semi' || phase === 'ael';
-  const model = u2pl || (!c.dataset.semi && c.trainer.emaModel === true) ? (trainer.teacher() ?? trainer.student()) : trainer.student();
   // Samples from the validation list (the test list where a config has no val: showing them chooses nothing).
   const aug = c.dataset.val?.augment ?? c.dataset.test?.augment ?? c.dataset.train.augment;
   const render = { palette: data.info.palette, mean: aug.mean, std: aug.std, classes: c.net.model.numClasses, ignoreLabel: c.dataset.ignoreLabel };

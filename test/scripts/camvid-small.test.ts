@@ -98,44 +98,33 @@ test('run: a run resumed after it stopped records the gap since it last wrote an
   expect(Math.abs(wall - 60)).toBeLessThan(1.5);
 });
 
-test('table: the share of the gap between 46 and all labels that each U2PL variant closes, on the test list', () => {
-  const root = tempDir('study');
-  const about = { commit: 'abc1234', threads: 1, parallel: 2 };
-  writeRun(root, 'suponly', 1, 1, about, 'supervised', () => 0.2);
-  writeRun(root, 'suponly-full', 1, 1, about, 'supervised', () => 0.4);
-  writeRun(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.35);
+/** Writes finished one-epoch runs ([variant, phase, test mIoU, seed]) under `root`, collects them and returns the table. */
+function tableOf(root: string, runs: [string, string, number, number?][]): string {
+  for (const [variant, phase, miou, seed] of runs) writeRun(root, variant, 1, 1, { commit: 'abc1234', threads: 1, parallel: 2 }, phase, () => miou, seed);
   study(root, ['collect']);
-  const table = study(root, ['table']);
+  return study(root, ['table']);
+}
+
+test('table: the share of the gap between 46 and all labels that each U2PL variant closes, on the test list', () => {
+  const table = tableOf(tempDir('study'), [['suponly', 'supervised', 0.2], ['suponly-full', 'supervised', 0.4], ['u2pl-preset', 'semi', 0.35]]);
   expect(table).toContain('| variant | mIoU, mean | share of the gap suponly → suponly-full closed |');
   expect(table).toContain('| u2pl-preset | 35.0 | 75 % (20.0 → 40.0) |');
 });
 
 test('table: each U2PL variant against the strongest supervised-only baseline on the test list', () => {
-  const root = tempDir('study');
-  const about = { commit: 'abc1234', threads: 1, parallel: 2 };
-  writeRun(root, 'suponly', 1, 1, about, 'supervised', () => 0.2);
-  writeRun(root, 'suponly-mfw', 1, 1, about, 'supervised', () => 0.24);
-  writeRun(root, 'reference-suponly', 1, 1, about, 'supervised', () => 0.22);
-  writeRun(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.27);
-  study(root, ['collect']);
-  const table = study(root, ['table']);
+  const table = tableOf(tempDir('study'), [
+    ['suponly', 'supervised', 0.2], ['suponly-mfw', 'supervised', 0.24], ['reference-suponly', 'supervised', 0.22], ['u2pl-preset', 'semi', 0.27],
+  ]);
   expect(table).toContain('| variant | mIoU, mean ± std | baselines, mean | margin over the strongest (suponly-mfw, 24.0 ± 0.0 (1 seed)) |');
   expect(table).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly 20.0, suponly-mfw 24.0, reference-suponly 22.0 | +3.0 |');
 });
 
 test('table: the class-weighted baseline scored with an EMA model is a baseline too, and the margin is taken over it when it is the strongest', () => {
   const root = tempDir('study');
-  const about = { commit: 'abc1234', threads: 1, parallel: 2 };
-  writeRun(root, 'suponly-mfw', 1, 1, about, 'supervised', () => 0.24);
-  writeRun(root, 'suponly-mfw-ema', 1, 1, about, 'supervised', () => 0.255);
-  writeRun(root, 'u2pl-preset', 1, 1, about, 'semi', () => 0.27);
-  study(root, ['collect']);
-  const table = study(root, ['table']);
+  const table = tableOf(root, [['suponly-mfw', 'supervised', 0.24], ['suponly-mfw-ema', 'supervised', 0.255], ['u2pl-preset', 'semi', 0.27]]);
   expect(table).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly-mfw 24.0, suponly-mfw-ema 25.5 | +1.5 |');
   // A baseline with fewer seeds than the others (still running) is listed, but does not set the bar.
-  writeRun(root, 'suponly-mfw', 1, 1, about, 'supervised', () => 0.22, 1);
-  study(root, ['collect']);
-  const partial = study(root, ['table']);
+  const partial = tableOf(root, [['suponly-mfw', 'supervised', 0.22, 1]]);
   expect(partial).toContain('margin over the strongest (suponly-mfw, 23.0 ± 1.4 (2 seeds))');
   expect(partial).toContain('| u2pl-preset | 27.0 ± 0.0 (1 seed) | suponly-mfw 23.0, suponly-mfw-ema 25.5 (1 seed) | +4.0 |');
 });

@@ -116,13 +116,13 @@ function scheduleCharts(steps: StepRecord[]): string {
   const parts = [
     figure('Learning rate', lineChart([{ name: 'backbone lr', colour: PALETTE[4], points: lr }], { title: 'Learning rate', xLabel: 'training step', yLabel: 'learning rate', yMin: 0, ...small })),
   ];
+  const emaChart = (title: string, note?: string) => figure(title, lineChart([{ name: 'EMA decay', colour: PALETTE[5], points: ema }], { title, xLabel: 'training step', yLabel: 'decay', ...small }), note);
   if (!u2pl && ema.length) {
     // A supervised-only run with trainer.ema_model: the decay of the EMA model it is validated with.
-    parts.push(figure('EMA model decay', lineChart([{ name: 'EMA decay', colour: PALETTE[5], points: ema }], { title: 'EMA model decay', xLabel: 'training step', yLabel: 'decay', ...small }),
-      'The run is validated and saved with an EMA model of its student (trainer.ema_model), as U2PL is with its teacher.'));
+    parts.push(emaChart('EMA model decay', 'The run is validated and saved with an EMA model of its student (trainer.ema_model), as U2PL is with its teacher.'));
   }
   if (u2pl) {
-    parts.push(ema.length ? figure('Teacher EMA decay', lineChart([{ name: 'EMA decay', colour: PALETTE[5], points: ema }], { title: 'Teacher EMA decay', xLabel: 'training step', yLabel: 'decay', ...small })) : missing('Teacher EMA decay'));
+    parts.push(ema.length ? emaChart('Teacher EMA decay') : missing('Teacher EMA decay'));
     parts.push(drop.length ? figure('Unreliable-pixel percentile', lineChart([{ name: 'q (percentile)', colour: PALETTE[6], points: drop }], { title: 'Unreliable-pixel percentile', xLabel: 'training step', yLabel: 'entropy percentile q', yMax: 100, ...small }),
       'Pixels whose teacher entropy is above the q-th percentile are unreliable: left out of the unsupervised loss, used as negatives.') : (steps.some((s) => s.phase === 'semi') ? missing('Unreliable-pixel percentile') : ''));
   }
