@@ -346,9 +346,8 @@ async function trainLocked(
     // The class distributions of the labels and of the teacher: logged per epoch, and what
     // trainer.unsupervised.distribution_alignment gives each U2PL step (factors or target shares).
     const alignMode = t.unsupervised?.distributionAlignment ?? 'none';
-    const momentum = t.unsupervised?.alignmentMomentum ?? 0.99;
-    const maxRatio = t.unsupervised?.alignmentMaxRatio ?? Infinity;
-    const makeAlignment = (state?: AlignmentState) => new DistributionAlignment(classes, momentum, alignMode, state, maxRatio);
+    const alignOptions = { mode: alignMode, momentum: t.unsupervised?.alignmentMomentum ?? 0.99, maxRatio: t.unsupervised?.alignmentMaxRatio, share: t.unsupervised?.alignmentShare };
+    const makeAlignment = (state?: AlignmentState) => new DistributionAlignment(classes, alignOptions, state);
     let alignment = makeAlignment();
     let emaModelSaved = false;  // whether the resumed checkpoint holds an EMA model (teacher_state) to go on with
     const resumeFrom = options.resume ?? (c.saver.autoResume && fs.existsSync(ckptPath) ? ckptPath : undefined);

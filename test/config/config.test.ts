@@ -277,6 +277,15 @@ describe('presets', () => {
       .toThrow('trainer.unsupervised.alignment_max_ratio');
     expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'soft'; x.trainer.unsupervised.alignment_max_ratio = 5; }), dir))
       .toThrow(new ConfigError('trainer.unsupervised.alignment_max_ratio', "bounds the factors of distribution_alignment: hard; this config's is 'soft'"));
+    // alignment_share: running is kept, step (the default) is left unset so that older checkpoints resume under the same settings.
+    expect(parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'hard'; x.trainer.unsupervised.alignment_share = 'running'; }), dir)
+      .trainer.unsupervised?.alignmentShare).toBe('running');
+    const stepShare = parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'hard'; x.trainer.unsupervised.alignment_share = 'step'; }), dir);
+    expect(stepShare.trainer.unsupervised?.alignmentShare).toBeUndefined();
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'hard'; x.trainer.unsupervised.alignment_share = 'batch'; }), dir))
+      .toThrow(new ConfigError('trainer.unsupervised.alignment_share', "expected step or running, got 'batch'"));
+    expect(() => parseConfig(withChange((x) => { x.trainer.unsupervised.distribution_alignment = 'select'; x.trainer.unsupervised.alignment_share = 'running'; }), dir))
+      .toThrow(new ConfigError('trainer.unsupervised.alignment_share', "is what the factors of distribution_alignment: hard follow; this config's is 'select'"));
     const ael = withChange((x) => { x.dataset.type = 'folder_semi_cp'; x.trainer.unsupervised.distribution_alignment = 'soft'; });
     expect(() => parseConfig(ael, dir)).toThrow('trainer.unsupervised.distribution_alignment: is not supported by the AEL variant');
   });

@@ -85,9 +85,9 @@ describe('train()', () => {
     expect(report.missing).toEqual([]);
   });
 
-  test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks, alignment state; strong views)', async () => {
+  test('N steps at once equal N/2, resume, N/2 (same weights, optimizer, teacher, banks, alignment state with a running share; strong views)', async () => {
     const trainer = tinyConfig(true).trainer as Record<string, any>;
-    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard', alignment_max_ratio: 1.1, strong_augment: true }, pseudo_label_metrics: true } });
+    const cfg = tinyConfig(true, { trainer: { ...trainer, sup_only_epoch: 0, unsupervised: { ...trainer.unsupervised, distribution_alignment: 'hard', alignment_max_ratio: 1.1, alignment_share: 'running', strong_augment: true }, pseudo_label_metrics: true } });
     const once = writeExperiment(cfg);
     await train(loadConfig(once), { maxSteps: 8 });
     const split = writeExperiment(cfg);
@@ -112,6 +112,8 @@ describe('train()', () => {
     // Distribution alignment resumes with the class statistics it had, and its epoch line says what it did.
     expect(JSON.parse(b.class_distributions)).toEqual(JSON.parse(a.class_distributions));
     expect(JSON.parse(a.class_distributions).updates).toBe(8);
+    // alignment_share: running reaches the run: the running pseudo-label counts are kept (and resumed, above).
+    expect(sum(JSON.parse(a.class_distributions).pseudo as number[])).toBeGreaterThan(0);
     // alignment_max_ratio reaches the run, resumed or not: the spread of the factors is at its bound.
     const logScale = JSON.parse(a.class_distributions).logScale as number[];
     expect(Math.max(...logScale) - Math.min(...logScale)).toBeCloseTo(Math.log(1.1), 9);
