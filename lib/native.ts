@@ -489,9 +489,10 @@ export interface Addon {
   /** Joins a process group: resolves once every rank has joined (rank 0 serves the rendezvous). */
   joinProcessGroup(options: ProcessGroupOptions): Promise<AddonProcessGroup>;
   /**
-   * Seconds of each run of one fp32 LibTorch kernel on random inputs made natively (the bench's
-   * practical peak, and each convolution of a network on its own): an m x k by k x n matrix
-   * product, or a convolution (square kernel; padding by default keeps the size at stride 1).
+   * Seconds of each run of one LibTorch kernel on random inputs made natively, fp32 unless
+   * options.dtype says bf16 (the bench's practical peak, and each convolution of a network on its
+   * own): an m x k by k x n matrix product, or a convolution (square kernel; padding by default
+   * keeps the size at stride 1).
    */
   timeKernel(
     kernel: { op: 'gemm'; m: number; k: number; n: number } |
@@ -499,7 +500,7 @@ export interface Addon {
         op: 'conv'; batch: number; channels: number; height: number; width?: number; outChannels?: number; kernel?: number;
         stride?: number; padding?: number; dilation?: number; channelsLast?: boolean;
       },
-    options?: { warmup?: number; runs?: number },
+    options?: { warmup?: number; runs?: number; dtype?: 'fp32' | 'bf16' },
   ): Promise<number[]>;
   losses: AddonLosses;
   ael: AddonAel;

@@ -30,7 +30,7 @@ import { SemiSupervisedSampler } from '../../lib/data/sampler';
 import { AddonTrainerOptions, native, packageRoot, Tensor } from '../../lib/native';
 import { trainerOptions } from '../../lib/train/train';
 import { BenchContext, pythonWithTorch, record } from '../harness';
-import { practicalPeak, stepGflop, stepMacs } from './utilisation';
+import { nativeBf16, practicalPeak, stepGflop, stepMacs } from './utilisation';
 
 type StepBatch = { labeled_images: Tensor; labels: Tensor; unlabeled_images: Tensor };
 
@@ -190,12 +190,20 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
     // machine's practical peak: each line gets its achieved GFLOP/s and its share of that peak.
     const size = recipe.fields.size as number;
     const macs = stepMacs(recipe.python, size);
-    const peak = device === 'cpu' && macs ? await practicalPeak(ctx) : undefined;
-    const utilisation = (m: Record<string, unknown>, kind: string, impl: 'u2pl' | 'python') => {
+    // bf16 steps against the bf16 peak where the CPU computes bf16 natively; elsewhere (emulated) against none.
+    const peaks = {
+      fp32: device === 'cpu' && macs ? await practicalPeak(ctx) : undefined,
+      bf16: device === 'cpu' && macs && nativeBf16() ? await practicalPeak(ctx, 'bf16') : undefined,
+    };
+    const utilisation = (m: Record<string, unknown>, kind: string, impl: 'u2pl' | 'python', autocast: string | null) => {
       if (!macs) return;
       const gflops = stepGflop(kind, macs.joint, macs.half, impl) / (m.median_s as number);
       m.gflops = Number(gflops.toFixed(1));
-      if (peak) m.pct_of_peak = Number((100 * gflops / peak).toFixed(0));
+      const peak = autocast ? peaks.bf16 : peaks.fp32;
+      if (peak) {
+        m.pct_of_peak = Number((100 * gflops / peak).toFixed(0));
+        m.peak_dtype = autocast ? 'bf16' : 'fp32';
+      }
     };
     const plainPython: Record<string, number> = {};
     const precisions = ctx.precisions ?? (device === 'cuda' ? ['fp32', 'bf16+cl'] : PRECISIONS.map(([name]) => name));
@@ -226,7 +234,7 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
       }
       for (const kind of recipe.kinds) {
         const m = record(ctx, `step.${recipe.name}.${kind}`, ours[kind].steps[kind].seconds, { ...fields, impl: 'u2pl' });
-        utilisation(m, kind, 'u2pl');
+        utilisation(m, kind, 'u2pl', autocast);
         m.peak_rss_mb = Math.round(ours[kind].peak_rss_mb as number);
         if (ours[kind].peak_gpu_mb !== undefined) m.peak_gpu_mb = Math.round(ours[kind].peak_gpu_mb as number);
         const floor = ours[`floor.${kind}`];
@@ -234,7 +242,7 @@ async function compare(ctx: BenchContext, recipe: Recipe): Promise<void> {
         const theirs = py[kind];
         if (theirs) {
           const p = record(ctx, `step.${recipe.name}.${kind}`, theirs.steps[kind].seconds, { ...fields, impl: `python-torch-${theirs.torch as string}` });
-          utilisation(p, kind, 'python');
+          utilisation(p, kind, 'python', autocast);
           p.peak_rss_mb = Math.round(theirs.peak_rss_mb as number);
           if (theirs.steps[kind].peak_gpu_mb !== undefined) p.peak_gpu_mb = Math.round(theirs.steps[kind].peak_gpu_mb as number);
           m.vs_python = Number((p.median_s / m.median_s).toFixed(3));

@@ -1,10 +1,13 @@
 /**
- * How far the steps are from what the machine can do (fp32):
- *   peak.gemm, peak.conv3x3: the machine's practical peak, measured in the same run: a large matrix
- *     product and a large 3x3 convolution through LibTorch (the convolution in both layouts);
+ * How far the steps are from what the machine can do:
+ *   peak.gemm, peak.conv3x3: the machine's practical fp32 peak, measured in the same run: a large
+ *     matrix product and a large 3x3 convolution through LibTorch (the convolution in both layouts);
+ *     on a CPU that computes bf16 natively (AVX512-BF16 or AMX-BF16), the same in bf16
+ *     (`dtype: bf16`), the peak the bf16 steps are measured against;
  *   layer.camvid-small: every convolution of camvid-small's network on its own, forward, at the
- *     shapes a training step sees (4 images of 161 x 161), in both layouts: its achieved GFLOP/s
- *     and its share of the network's multiply-adds, i.e. which layers run furthest from the peak.
+ *     shapes a training step sees (4 images of 161 x 161), in both layouts (and in bf16 channels-last,
+ *     auto's choice there, where bf16 is native): its achieved GFLOP/s and its share of the network's
+ *     multiply-adds, i.e. which layers run furthest from the peak.
  * The multiply-adds come from bench/python/count_macs.py (the network's convolution shapes); the
  * step case divides its steps' work by their time with the same counts (stepGflop).
  */
@@ -59,37 +62,45 @@ export function stepGflop(kind: string, joint: NetworkMacs, half: NetworkMacs, i
 }
 
 const best = (s: number[]) => Math.min(...s);
-let measuredPeak: Promise<number> | undefined;
+export type KernelDtype = 'fp32' | 'bf16';
+const measuredPeak: Partial<Record<KernelDtype, Promise<number>>> = {};
+
+/** Whether the CPU computes bf16 natively (elsewhere oneDNN emulates it, about 20x slower, and no bf16 peak is measured). */
+export function nativeBf16(): boolean {
+  const cpu = native().info().cpu;
+  return cpu.avx512Bf16 || cpu.amxBf16;
+}
 
 /**
- * The machine's practical fp32 peak in GFLOP/s, measured once per run (its lines recorded): the
- * best of a large GEMM and a large 3x3 convolution in both layouts, through LibTorch.
+ * The machine's practical peak in GFLOP/s for a dtype, measured once per run (its lines recorded):
+ * the best of a large GEMM and a large 3x3 convolution in both layouts, through LibTorch.
  */
-export function practicalPeak(ctx: BenchContext): Promise<number> {
-  measuredPeak ??= (async () => {
+export function practicalPeak(ctx: BenchContext, dtype: KernelDtype = 'fp32'): Promise<number> {
+  measuredPeak[dtype] ??= (async () => {
     const addon = native();
     const runs = ctx.quick ? 2 : 5;
     const n = ctx.quick ? 1024 : 2048;
-    const gemm = await addon.timeKernel({ op: 'gemm', m: n, k: n, n }, { warmup: 1, runs });
+    const gemm = await addon.timeKernel({ op: 'gemm', m: n, k: n, n }, { warmup: 1, runs, dtype });
     const gemmGflops = (2 * n ** 3) / best(gemm) / 1e9;
-    record(ctx, 'peak.gemm', gemm, { shape: `${n}x${n}x${n}`, gflops: Number(gemmGflops.toFixed(1)) });
+    record(ctx, 'peak.gemm', gemm, { shape: `${n}x${n}x${n}`, dtype, gflops: Number(gemmGflops.toFixed(1)) });
     let peak = gemmGflops;
     for (const channelsLast of [false, true]) {
       const conv = { op: 'conv' as const, batch: 2, channels: 256, height: 64, outChannels: 256, kernel: 3, channelsLast };
-      const seconds = await addon.timeKernel(conv, { warmup: 1, runs });
+      const seconds = await addon.timeKernel(conv, { warmup: 1, runs, dtype });
       const gflops = (2 * 2 * 256 * 256 * 9 * 64 * 64) / best(seconds) / 1e9;
       peak = Math.max(peak, gflops);
-      record(ctx, 'peak.conv3x3', seconds, { shape: '2x256x64x64, 256 out', layout: channelsLast ? 'channels-last' : 'contiguous', gflops: Number(gflops.toFixed(1)) });
+      record(ctx, 'peak.conv3x3', seconds, { shape: '2x256x64x64, 256 out', dtype, layout: channelsLast ? 'channels-last' : 'contiguous', gflops: Number(gflops.toFixed(1)) });
     }
-    process.stdout.write(`# practical fp32 peak: ${peak.toFixed(1)} GFLOP/s (the best of the GEMM and the convolutions)\n`);
+    process.stdout.write(`# practical ${dtype} peak: ${peak.toFixed(1)} GFLOP/s (the best of the GEMM and the convolutions)\n`);
     return peak;
   })();
-  return measuredPeak;
+  return measuredPeak[dtype] as Promise<number>;
 }
 
 export async function benchUtilisation(ctx: BenchContext): Promise<void> {
   const addon = native();
-  const peak = await practicalPeak(ctx);
+  const peaks: Partial<Record<KernelDtype, number>> = { fp32: await practicalPeak(ctx) };
+  if (nativeBf16()) peaks.bf16 = await practicalPeak(ctx, 'bf16');
 
   // camvid-small's network, layer by layer (4 images: a U2PL step's joint batch).
   const macs = networkMacs({ classes: 11 }, 161, 4);
@@ -108,17 +119,19 @@ export async function benchUtilisation(ctx: BenchContext): Promise<void> {
     shapes.set(key, s);
   }
   const total = macs.full.total;
+  // fp32 in both layouts; bf16 in channels-last, what auto trains in where bf16 is native.
+  const variants: [KernelDtype, boolean][] = [['fp32', false], ['fp32', true], ...(peaks.bf16 ? [['bf16', true] as [KernelDtype, boolean]] : [])];
   for (const { conv: c, count, modules } of shapes.values()) {
-    for (const channelsLast of [false, true]) {
+    for (const [dtype, channelsLast] of variants) {
       const seconds = await addon.timeKernel({
         op: 'conv', batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3], outChannels: c.weight[0],
         kernel: c.weight[2], stride: c.stride, padding: c.padding, dilation: c.dilation, channelsLast,
-      }, { warmup: 1, runs: ctx.quick ? 2 : 3 });
+      }, { warmup: 1, runs: ctx.quick ? 2 : 3, dtype });
       const gflops = (2 * c.macs) / best(seconds) / 1e9;
       record(ctx, 'layer.camvid-small', seconds, {
         module: modules[0] + (count > 1 ? ` (x${count})` : ''), shape: `${c.input.join('x')} ${c.weight.join('x')} s${c.stride} d${c.dilation}`,
-        layout: channelsLast ? 'channels-last' : 'contiguous', share_pct: Number((100 * count * c.macs / total).toFixed(1)),
-        gflops: Number(gflops.toFixed(1)), pct_of_peak: Number((100 * gflops / peak).toFixed(0)),
+        dtype, layout: channelsLast ? 'channels-last' : 'contiguous', share_pct: Number((100 * count * c.macs / total).toFixed(1)),
+        gflops: Number(gflops.toFixed(1)), pct_of_peak: Number((100 * gflops / (peaks[dtype] as number)).toFixed(0)),
       });
     }
   }

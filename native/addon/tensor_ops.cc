@@ -45,9 +45,9 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 }
 
 // timeKernel({ op: 'gemm', m, k, n } | { op: 'conv', batch, channels, height, width, outChannels, kernel, stride,
-//            padding, dilation, channelsLast }, { warmup, runs }) -> Promise<seconds of each run>: one LibTorch
-// kernel on random fp32 inputs made here, timed here (no JS conversion in the loop): the bench's
-// practical peak, and each convolution of a network on its own.
+//            padding, dilation, channelsLast }, { warmup, runs, dtype }) -> Promise<seconds of each run>: one
+// LibTorch kernel on random inputs (dtype 'fp32' or 'bf16') made here, timed here (no JS conversion in the
+// loop): the bench's practical peak, and each convolution of a network on its own.
 Napi::Value TimeKernel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = ObjectArg(info, 0, "timeKernel(kernel, options)");
@@ -56,6 +56,9 @@ Napi::Value TimeKernel(const Napi::CallbackInfo& info) {
   if (op != "gemm" && op != "conv") throw Napi::TypeError::New(env, "timeKernel: op must be 'gemm' or 'conv', got '" + op + "'");
   const int64_t warmup = OptInt(r, "warmup", 2), runs = OptInt(r, "runs", 5);
   if (warmup < 0 || runs < 1) throw Napi::RangeError::New(env, "timeKernel: warmup >= 0 and runs >= 1 are needed");
+  const std::string dtype_name = OptString(r, "dtype", "fp32");
+  if (dtype_name != "fp32" && dtype_name != "bf16") throw Napi::TypeError::New(env, "timeKernel: dtype must be 'fp32' or 'bf16', got '" + dtype_name + "'");
+  const auto dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
   const int64_t m = OptInt(o, "m", 0), k = OptInt(o, "k", 0), n = OptInt(o, "n", 0);
   const int64_t batch = OptInt(o, "batch", 1), channels = OptInt(o, "channels", 0);
   const int64_t height = OptInt(o, "height", 0), width = OptInt(o, "width", height);
@@ -67,14 +70,14 @@ Napi::Value TimeKernel(const Napi::CallbackInfo& info) {
     std::function<at::Tensor()> run;
     if (op == "gemm") {
       TORCH_CHECK(m > 0 && k > 0 && n > 0, "timeKernel gemm: m, k and n must be positive");
-      at::Tensor a = at::randn({m, k}), b = at::randn({k, n});
+      at::Tensor a = at::randn({m, k}).to(dtype), b = at::randn({k, n}).to(dtype);
       run = [a, b] { return at::mm(a, b); };
     } else {
       TORCH_CHECK(batch > 0 && channels > 0 && height > 0 && width > 0 && out_channels > 0 && kernel > 0 && stride > 0 && padding >= 0,
                   "timeKernel conv: batch, channels, height, width, outChannels, kernel and stride must be positive");
       const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-      at::Tensor x = at::randn({batch, channels, height, width}).contiguous(format);
-      at::Tensor w = at::randn({out_channels, channels, kernel, kernel}).contiguous(format);
+      at::Tensor x = at::randn({batch, channels, height, width}).to(dtype).contiguous(format);
+      at::Tensor w = at::randn({out_channels, channels, kernel, kernel}).to(dtype).contiguous(format);
       run = [x, w, stride, padding, dilation] { return at::conv2d(x, w, {}, stride, padding, dilation); };
     }
     std::vector<double> seconds;

@@ -69,3 +69,17 @@ describe('info()', () => {
     expect(() => setThreads(1.5)).toThrow('positive integer');
   });
 });
+
+describe('timeKernel() (the bench\'s peak and per-layer timings)', () => {
+  test('times each run of a GEMM or a convolution, in fp32 or bf16; refuses what it cannot time', async () => {
+    for (const dtype of ['fp32', 'bf16'] as const) {
+      const gemm = await native().timeKernel({ op: 'gemm', m: 64, k: 32, n: 16 }, { warmup: 1, runs: 3, dtype });
+      const conv = await native().timeKernel({ op: 'conv', batch: 1, channels: 8, height: 9, kernel: 3, dilation: 2, channelsLast: true }, { warmup: 0, runs: 2, dtype });
+      expect([dtype, gemm.length, conv.length]).toEqual([dtype, 3, 2]);
+      for (const s of [...gemm, ...conv]) expect(s).toBeGreaterThan(0);
+    }
+    expect(() => native().timeKernel({ op: 'gemm', m: 4, k: 4, n: 4 }, { dtype: 'fp16' as 'bf16' })).toThrow("timeKernel: dtype must be 'fp32' or 'bf16', got 'fp16'");
+    expect(() => native().timeKernel({ op: 'sum' } as never)).toThrow("timeKernel: op must be 'gemm' or 'conv', got 'sum'");
+    await expect(native().timeKernel({ op: 'gemm', m: 0, k: 4, n: 4 })).rejects.toThrow('timeKernel gemm: m, k and n must be positive');
+  });
+});
