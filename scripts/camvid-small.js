@@ -47,6 +47,22 @@ function commitOf() {
   return r.status === 0 ? r.stdout.trim() : 'unknown';
 }
 
+// The instruction set that decides a run's speed and its precision under autocast: auto (bench/harness.ts names them alike).
+function machineIsa() {
+  const flags = fs.existsSync('/proc/cpuinfo') ? (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m) ?? ['', ''])[1].split(/\s+/) : [];
+  const has = (f) => flags.includes(f);
+  return has('amx_bf16') ? 'amx-bf16' : has('avx512_bf16') ? 'avx512-bf16' : has('avx512f') ? 'avx512' : has('avx2') ? 'avx2' : flags.length ? 'sse' : 'unknown';
+}
+
+// The precision and layout u2pl-train chose, from the line it logs at the start of each (resumed)
+// run: "precision fp32 (...), channels-last layout (...)"; several if a resumed run changed them.
+function precisionOf(dir) {
+  const log = path.join(dir, 'train.log');
+  const text = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
+  const found = [...text.matchAll(/precision (\S+) .*?, (channels-last|contiguous) layout/g)].map((m) => `${m[1]} ${m[2]}`);
+  return found.length ? [...new Set(found)].join(' then ') : null;
+}
+
 // Debian's python3 has python3-torch; a pyenv or venv python3 earlier on PATH may not.
 function python() {
   return process.env.U2PL_PYTHON || (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
@@ -111,6 +127,7 @@ async function run(args) {
       if (previous.started && !previous.finished && last !== null && start > last) gaps.push([new Date(last).toISOString(), new Date(start).toISOString()]);
       fs.writeFileSync(about, JSON.stringify({
         ...previous, variant: v, seed, threads: threads ? Number(threads) : require('os').availableParallelism(), parallel: sharing,
+        isa: previous.isa && previous.isa !== machineIsa() ? `${previous.isa} then ${machineIsa()}` : machineIsa(),
         commit: previous.commit ?? commitOf(), started: previous.started ?? new Date(start).toISOString(), ...(gaps.length ? { gaps } : {}),
       }, null, 1));
       process.stdout.write(`start ${v} seed ${seed}\n`);
@@ -151,6 +168,7 @@ function collectRun(variant, seed, paused) {
   const wallMinutes = about.started && about.finished ? (to - from - pausedMs(paused, about.gaps ?? [], from, to)) / 60000 : epochs.reduce((a, e) => a + e.seconds, 0) / 60;
   return {
     variant, seed, commit: about.commit ?? 'unknown', threads: about.threads ?? null, parallel: about.parallel ?? null,
+    ...(about.isa ? { isa: about.isa } : {}), ...(precisionOf(dir) ? { precision: precisionOf(dir) } : {}),
     steps: steps.length, median_step_s: stepSeconds, train_minutes: Number(trainMinutes.toFixed(1)), wall_minutes: Number(wallMinutes.toFixed(1)),
     epochs: epochs.map(({ type, ...e }) => e),
   };
@@ -297,7 +315,9 @@ function table() {
       lines.push(`| ${v} | ${spread(v)} | ${baselines.map((b) => `${b} ${pct(mean(endOf(b)))}${n(b) < most ? ` (${seeds(b)})` : ''}`).join(', ')} | ${margin >= 0 ? '+' : '−'}${Math.abs(margin).toFixed(1)} |`);
     }
   }
-  const how = [...new Set(runs.map((r) => `${r.threads ?? '?'} thread(s), ${r.parallel ?? '?'} run(s) at a time, commit ${r.commit}`))];
+  // Precision and machine type where the run recorded them (runs from before they were recorded say nothing).
+  const how = [...new Set(runs.map((r) => `${r.threads ?? '?'} thread(s), ${r.parallel ?? '?'} run(s) at a time, ` +
+    `${r.precision ? `${r.precision}${r.isa ? ` on ${r.isa}` : ''}, ` : r.isa ? `on ${r.isa}, ` : ''}commit ${r.commit}`))];
   lines.push('');
   lines.push(`Runs: ${how.join('; ')}.`);
   return lines.join('\n');

@@ -30,11 +30,13 @@ function writeRun(root: string, variant: string, epochs: number, done: number, a
   }
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   fs.writeFileSync(path.join(dir, 'study-run.json'), JSON.stringify(about));
+  // u2pl-train's first lines, as it logs the precision and layout it chose.
+  fs.writeFileSync(path.join(dir, 'train.log'), 'u2pl-train: x (camvid, 2 epochs) -> y\nu2pl-train: precision fp32 (runtime.autocast), channels-last layout (auto: fp32 on AVX-512) on cpu\n');
 }
 
 test('collect: finished runs only, their epochs, median step time and wall time without the pauses; table reads them', () => {
   const root = tempDir('study');
-  writeRun(root, 'u2pl', 2, 2, { commit: 'abc1234', threads: 1, parallel: 2, started: '2026-01-01T10:00:00.000Z', finished: '2026-01-01T11:00:00.000Z' });
+  writeRun(root, 'u2pl', 2, 2, { commit: 'abc1234', threads: 1, parallel: 2, isa: 'amx-bf16', started: '2026-01-01T10:00:00.000Z', finished: '2026-01-01T11:00:00.000Z' });
   writeRun(root, 'study/unfinished', 2, 1, { started: '2026-01-01T10:00:00.000Z' });
   const paused = path.join(root, 'paused.txt');
   fs.writeFileSync(paused, '2026-01-01T10:20:00.000Z 2026-01-01T10:35:00.000Z\n2026-01-01T12:00:00.000Z 2026-01-01T12:10:00.000Z\n');
@@ -42,14 +44,14 @@ test('collect: finished runs only, their epochs, median step time and wall time 
   const files = fs.readdirSync(path.join(root, 'results'));
   expect(files).toEqual(['u2pl.seed-0.json']);
   const r = JSON.parse(fs.readFileSync(path.join(root, 'results', files[0]), 'utf8'));
-  expect(r).toMatchObject({ variant: 'u2pl', seed: 0, commit: 'abc1234', threads: 1, parallel: 2, steps: 6, median_step_s: { semi: 2 }, wall_minutes: 45 });
+  expect(r).toMatchObject({ variant: 'u2pl', seed: 0, commit: 'abc1234', threads: 1, parallel: 2, isa: 'amx-bf16', precision: 'fp32 channels-last', steps: 6, median_step_s: { semi: 2 }, wall_minutes: 45 });
   expect(r.epochs.map((e: { miou: number }) => e.miou)).toEqual([0.1, 0.2]);
   const table = study(root, ['table']);
   expect(table).toMatch(/\| u2pl \| 0 \| 20\.0 \| 20\.0 \| 30\.0 \| 10\.0 20\.0 \| 50\.0 → 60\.0 \| 80\.0 \| – \/ 2\.00 s \| 45 min \|/);
   expect(table).toContain('Per-class IoU at the end (%, test list; val where a run has none):');
   expect(table).toContain(`| u2pl | 0 | ${Array(11).fill('25.0').join(' | ')} |`);
   expect(table).not.toContain('unfinished');
-  expect(table).toContain('Runs: 1 thread(s), 2 run(s) at a time, commit abc1234.');
+  expect(table).toContain('Runs: 1 thread(s), 2 run(s) at a time, fp32 channels-last on amx-bf16, commit abc1234.');
   // `run` skips what is collected: nothing is left to do for u2pl.
   expect(study(root, ['run', 'u2pl', '--parallel', '1'])).toContain('0 runs to do');
 });
@@ -66,7 +68,7 @@ test("run: a reference-* variant goes to the original code's runner (scripts/ref
   expect(log.trim()).toBe(`${path.join(__dirname, '../../scripts/reference/train_sup.py')} ${path.join(root, 'reference-suponly')} --threads 1`);
   // The study's record of the run sits apart from u2pl-train's run.json, which would otherwise replace it.
   const about = JSON.parse(fs.readFileSync(path.join(dir, 'study-run.json'), 'utf8'));
-  expect(about).toMatchObject({ variant: 'reference-suponly', seed: 0, threads: 1, parallel: 1 });
+  expect(about).toMatchObject({ variant: 'reference-suponly', seed: 0, threads: 1, parallel: 1, isa: expect.stringMatching(/^(amx-bf16|avx512-bf16|avx512|avx2|sse)$/) });
   expect(Date.parse(about.finished)).toBeGreaterThanOrEqual(Date.parse(about.started));
   expect(fs.existsSync(path.join(dir, 'run.json'))).toBe(false);
 });
@@ -79,7 +81,7 @@ test('run: a run resumed after it stopped records the gap since it last wrote an
   writeRun(root, 'reference-suponly', 2, 1, { started: new Date(started).toISOString() });
   const dir = path.join(root, 'reference-suponly/checkpoints/seed-0');
   const stopped = Math.floor((Date.now() - 2 * hour) / 1000);  // whole seconds: a fraction would come back from the file system rounded
-  fs.utimesSync(path.join(dir, 'metrics.jsonl'), stopped, stopped);
+  for (const f of ['metrics.jsonl', 'train.log']) fs.utimesSync(path.join(dir, f), stopped, stopped);
   const r = spawnSync(process.execPath, [script, 'run', 'reference-suponly'], { env: { ...process.env, U2PL_STUDY_ROOT: root, U2PL_PYTHON: '/bin/echo' }, encoding: 'utf8' });
   expect(r.stdout).toContain('done reference-suponly seed 0');
   const about = JSON.parse(fs.readFileSync(path.join(dir, 'study-run.json'), 'utf8'));
