@@ -25,10 +25,29 @@ ASPPImpl::ASPPImpl(int64_t in_planes, int64_t inner_planes, std::array<int64_t, 
   conv5 = register_module("conv5", conv_bn_relu(3, dilations[2]));
 }
 
+torch::Tensor DilatedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, int64_t dilation) {
+  // Tap offsets are -dilation, 0, +dilation: an outer one reads only padding for every output row
+  // when dilation >= height.
+  const bool rows = dilation >= x.size(2), cols = dilation >= x.size(3);
+  const torch::Tensor w = weight.narrow(2, rows ? 1 : 0, rows ? 1 : 3).narrow(3, cols ? 1 : 0, cols ? 1 : 3);
+  return at::conv2d(x, w, {}, /*stride=*/1, /*padding=*/{rows ? 0 : dilation, cols ? 0 : dilation}, /*dilation=*/dilation);
+}
+
+namespace {
+
+// A dilated branch (conv, BN, ReLU) with its convolution through DilatedConv3x3.
+torch::Tensor DilatedBranch(const nn::Sequential& branch, const torch::Tensor& x) {
+  const auto* conv = branch->ptr(0)->as<nn::Conv2d>();
+  const torch::Tensor y = DilatedConv3x3(x, conv->weight, (*conv->options.dilation())[0]);
+  return branch->ptr(2)->as<nn::ReLU>()->forward(branch->ptr(1)->as<BatchNorm2d>()->forward(y));
+}
+
+}  // namespace
+
 torch::Tensor ASPPImpl::forward(const torch::Tensor& x) {
   const int64_t h = x.size(2), w = x.size(3);
   torch::Tensor pooled = at::upsample_bilinear2d(conv1->forward(x), {h, w}, /*align_corners=*/true);
-  return at::cat({pooled, conv2->forward(x), conv3->forward(x), conv4->forward(x), conv5->forward(x)}, 1);
+  return at::cat({pooled, conv2->forward(x), DilatedBranch(conv3, x), DilatedBranch(conv4, x), DilatedBranch(conv5, x)}, 1);
 }
 
 }  // namespace u2pl::model

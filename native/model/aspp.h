@@ -8,6 +8,13 @@
 
 namespace u2pl::model {
 
+// A 3x3 convolution with padding = dilation, computed without the kernel rows (columns) whose taps
+// all fall in the zero padding: where dilation >= the map's height (width), only the middle row
+// (column) of the kernel ever meets the image. The same values and gradients as at::conv2d (the
+// skipped taps add zeros and get zero gradient), for much less work at small maps: camvid-small's
+// 11x11 maps at output stride 16 make its dilation 12 and 18 branches 1x1 convolutions.
+torch::Tensor DilatedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, int64_t dilation);
+
 class ASPPImpl : public torch::nn::Module {
  public:
   ASPPImpl(int64_t in_planes, int64_t inner_planes, std::array<int64_t, 3> dilations);
