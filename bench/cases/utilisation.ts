@@ -20,6 +20,20 @@ export interface NetworkMacs {
   /** An eval-mode pass that needs only the logits (no representation or aux head). */
   pred: { modules: Record<string, number>; total: number };
   convs: { module: string; input: number[]; weight: number[]; stride: number; padding: number; dilation: number; groups: number; macs: number }[];
+  /**
+   * Of a pass's multiply-adds, those u2pl does not compute: the taps of the ASPP's dilated 3x3
+   * kernels that fall in the padding of every output (DilatedConv3x3, native/model/aspp.h). The
+   * reference computes them; its lines are credited with them, ours are not.
+   */
+  skipped: number;
+}
+
+/** The multiply-adds of a pass that DilatedConv3x3 skips, from its convolution shapes. */
+function asppSkipped(convs: NetworkMacs['convs']): number {
+  return convs.filter((c) => c.module.startsWith('decoder.aspp.') && c.weight[2] === 3).reduce((sum, c) => {
+    const rows = c.dilation >= c.input[2] ? 1 : 3, cols = c.dilation >= c.input[3] ? 1 : 3;
+    return sum + c.macs * (1 - (rows * cols) / 9);
+  }, 0);
 }
 
 /** The multiply-adds of a network's passes over `batch` images of `size` (null without Python torch). */
@@ -29,10 +43,8 @@ export function networkMacs(python: Record<string, unknown>, size: number, batch
   const one = runPythonBench(py, 'count_macs.py', { net: python.net ?? {}, classes: python.classes, size }) as unknown as NetworkMacs;
   // Counted for one image: every layer's work grows with the batch.
   const scale = (p: NetworkMacs['full']) => ({ modules: Object.fromEntries(Object.entries(p.modules).map(([k, v]) => [k, v * batch])), total: p.total * batch });
-  return {
-    full: scale(one.full), pred: scale(one.pred),
-    convs: one.convs.map((c) => ({ ...c, input: [batch, ...c.input.slice(1)], macs: c.macs * batch })),
-  };
+  const convs = one.convs.map((c) => ({ ...c, input: [batch, ...c.input.slice(1)], macs: c.macs * batch }));
+  return { full: scale(one.full), pred: scale(one.pred), convs, skipped: asppSkipped(convs) };
 }
 
 /** Both batch sizes of a step from one count. */
@@ -40,7 +52,7 @@ export function stepMacs(python: Record<string, unknown>, size: number): { joint
   const joint = networkMacs(python, size, 4);
   if (!joint) return null;
   const half = (p: NetworkMacs['full']) => ({ modules: Object.fromEntries(Object.entries(p.modules).map(([k, v]) => [k, v / 2])), total: p.total / 2 });
-  return { joint, half: { full: half(joint.full), pred: half(joint.pred), convs: [] } };
+  return { joint, half: { full: half(joint.full), pred: half(joint.pred), convs: [], skipped: joint.skipped / 2 } };
 }
 
 /**
@@ -54,10 +66,13 @@ export function stepMacs(python: Record<string, unknown>, size: number): { joint
  */
 export function stepGflop(kind: string, joint: NetworkMacs, half: NetworkMacs, impl: 'u2pl' | 'python'): number {
   const base = kind.replace(/^floor\./, '');
+  // The ASPP taps u2pl skips, per pass (a backward counts as two passes, and skips them too).
+  const j = joint.full.total - (impl === 'u2pl' ? joint.skipped : 0);
+  const h = half.full.total - (impl === 'u2pl' ? half.skipped : 0);
   const macs = base === 'u2pl'
-    ? (impl === 'u2pl' ? half.pred.total : half.full.total) + 3 * joint.full.total + joint.full.total
-    : base === 'warmup' ? 3 * half.full.total + half.full.total
-      : 3 * half.full.total;
+    ? (impl === 'u2pl' ? half.pred.total - half.skipped : half.full.total) + 3 * j + j
+    : base === 'warmup' ? 3 * h + h
+      : 3 * h;
   return (2 * macs) / 1e9;
 }
 
