@@ -288,9 +288,11 @@ function table() {
     lines.push(`|---|---|${bounds.map(() => '---').join('|')}|`);
     for (const v of semiVariants) {
       const m = mean(endOf(v));
+      // A gap within the seeds' spread is no gap to close: a share of it would be noise over noise.
       const shares = bounds.map(([a, b]) => {
         const [lo, hi] = [mean(endOf(a)), mean(endOf(b))];
-        return hi > lo ? `${Math.round((100 * (m - lo)) / (hi - lo))} % (${pct(lo)} → ${pct(hi)})` : `– (${pct(lo)} → ${pct(hi)})`;
+        const noise = Math.max(std(endOf(a)), std(endOf(b)));
+        return hi - lo > noise ? `${Math.round((100 * (m - lo)) / (hi - lo))} % (${pct(lo)} → ${pct(hi)})` : `– (no gap beyond the seed spread: ${pct(lo)} → ${pct(hi)} ± ${pct(noise)})`;
       });
       lines.push(`| ${v} | ${pct(m)} | ${shares.join(' | ')} |`);
     }
