@@ -1,6 +1,7 @@
 /** Timing harness for `npm run bench`: medians after warm-up, one JSON line per measurement. */
 import { spawnSync } from 'child_process';
 import path from 'path';
+import { cpuIsaName } from '../lib/model/precision';
 import { native, packageRoot } from '../lib/native';
 
 export interface Measurement {
@@ -40,8 +41,7 @@ let machine: Record<string, string> | undefined;
 export function machineFields(): Record<string, string> {
   if (!machine) {
     const c = native().info().cpu;
-    const isa = c.amxBf16 ? 'amx-bf16' : c.avx512Bf16 ? 'avx512-bf16' : c.avx512f ? 'avx512' : c.avx2 ? 'avx2' : 'sse';
-    machine = { cpu: c.model || 'unknown', isa, onednn: c.onednnIsa || 'unknown' };
+    machine = { cpu: c.model || 'unknown', isa: cpuIsaName(c), onednn: c.onednnIsa || 'unknown' };
   }
   return machine;
 }

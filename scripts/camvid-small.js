@@ -47,11 +47,11 @@ function commitOf() {
   return r.status === 0 ? r.stdout.trim() : 'unknown';
 }
 
-// The instruction set that decides a run's speed and its precision under autocast: auto (bench/harness.ts names them alike).
+// The machine type (instruction set) runs go on, named as the bench names it; read once per command.
+let isa;
 function machineIsa() {
-  const flags = fs.existsSync('/proc/cpuinfo') ? (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m) ?? ['', ''])[1].split(/\s+/) : [];
-  const has = (f) => flags.includes(f);
-  return has('amx_bf16') ? 'amx-bf16' : has('avx512_bf16') ? 'avx512-bf16' : has('avx512f') ? 'avx512' : has('avx2') ? 'avx2' : flags.length ? 'sse' : 'unknown';
+  isa ??= require('../dist/model/precision').cpuIsaName(require('../dist/native').native().info().cpu);
+  return isa;
 }
 
 // The precision and layout u2pl-train chose, from the line it logs at the start of each (resumed)
@@ -127,7 +127,8 @@ async function run(args) {
       if (previous.started && !previous.finished && last !== null && start > last) gaps.push([new Date(last).toISOString(), new Date(start).toISOString()]);
       fs.writeFileSync(about, JSON.stringify({
         ...previous, variant: v, seed, threads: threads ? Number(threads) : require('os').availableParallelism(), parallel: sharing,
-        isa: previous.isa && previous.isa !== machineIsa() ? `${previous.isa} then ${machineIsa()}` : machineIsa(),
+        // A run resumed on another machine type says so; one resumed on the same type does not repeat it.
+        isa: !previous.isa ? machineIsa() : previous.isa.split(' then ').at(-1) === machineIsa() ? previous.isa : `${previous.isa} then ${machineIsa()}`,
         commit: previous.commit ?? commitOf(), started: previous.started ?? new Date(start).toISOString(), ...(gaps.length ? { gaps } : {}),
       }, null, 1));
       process.stdout.write(`start ${v} seed ${seed}\n`);
@@ -166,9 +167,10 @@ function collectRun(variant, seed, paused) {
   const trainMinutes = steps.reduce((a, r) => a + r.step_s + r.data_s, 0) / 60;
   const [from, to] = [Date.parse(about.started), Date.parse(about.finished)];
   const wallMinutes = about.started && about.finished ? (to - from - pausedMs(paused, about.gaps ?? [], from, to)) / 60000 : epochs.reduce((a, e) => a + e.seconds, 0) / 60;
+  const precision = precisionOf(dir);
   return {
     variant, seed, commit: about.commit ?? 'unknown', threads: about.threads ?? null, parallel: about.parallel ?? null,
-    ...(about.isa ? { isa: about.isa } : {}), ...(precisionOf(dir) ? { precision: precisionOf(dir) } : {}),
+    ...(about.isa ? { isa: about.isa } : {}), ...(precision ? { precision } : {}),
     steps: steps.length, median_step_s: stepSeconds, train_minutes: Number(trainMinutes.toFixed(1)), wall_minutes: Number(wallMinutes.toFixed(1)),
     epochs: epochs.map(({ type, ...e }) => e),
   };

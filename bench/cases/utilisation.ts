@@ -11,6 +11,7 @@
  * The multiply-adds come from bench/python/count_macs.py (the network's convolution shapes); the
  * step case divides its steps' work by their time with the same counts (stepGflop).
  */
+import { cpuHasBf16 } from '../../lib/model/precision';
 import { native } from '../../lib/native';
 import { BenchContext, pythonWithTorch, record, runPythonBench } from '../harness';
 
@@ -82,8 +83,7 @@ const measuredPeak: Partial<Record<KernelDtype, Promise<number>>> = {};
 
 /** Whether the CPU computes bf16 natively (elsewhere oneDNN emulates it, about 20x slower, and no bf16 peak is measured). */
 export function nativeBf16(): boolean {
-  const cpu = native().info().cpu;
-  return cpu.avx512Bf16 || cpu.amxBf16;
+  return cpuHasBf16(native().info().cpu);
 }
 
 /**

@@ -41,6 +41,14 @@ export function cpuHasBf16(cpu: Machine['cpu']): boolean {
   return cpu.avx512Bf16 || cpu.amxBf16;
 }
 
+/**
+ * The instruction set that decides this CPU's speed and what `autocast: auto` trains in:
+ * amx-bf16, avx512-bf16, avx512, avx2 or sse (the bench's and the camvid-small study's machine type).
+ */
+export function cpuIsaName(cpu: Machine['cpu']): string {
+  return cpu.amxBf16 ? 'amx-bf16' : cpu.avx512Bf16 ? 'avx512-bf16' : cpu.avx512f ? 'avx512' : cpu.avx2 ? 'avx2' : 'sse';
+}
+
 function cudaIndex(device: string): number {
   const m = /^cuda:(\d+)$/.exec(device);
   return m ? Number(m[1]) : 0;

@@ -78,7 +78,7 @@ test('run: a run resumed after it stopped records the gap since it last wrote an
   const hour = 3600e3;
   const started = Date.now() - 3 * hour;
   // Started three hours ago, stopped (session over) two hours ago after its first epoch of two.
-  writeRun(root, 'reference-suponly', 2, 1, { started: new Date(started).toISOString() });
+  writeRun(root, 'reference-suponly', 2, 1, { started: new Date(started).toISOString(), isa: 'sse' });
   const dir = path.join(root, 'reference-suponly/checkpoints/seed-0');
   const stopped = Math.floor((Date.now() - 2 * hour) / 1000);  // whole seconds: a fraction would come back from the file system rounded
   for (const f of ['metrics.jsonl', 'train.log']) fs.utimesSync(path.join(dir, f), stopped, stopped);
@@ -86,6 +86,8 @@ test('run: a run resumed after it stopped records the gap since it last wrote an
   expect(r.stdout).toContain('done reference-suponly seed 0');
   const about = JSON.parse(fs.readFileSync(path.join(dir, 'study-run.json'), 'utf8'));
   expect(about.started).toBe(new Date(started).toISOString());
+  // It stopped on one machine type and resumed on this one: the record says both.
+  expect(about.isa).toMatch(/^sse then (amx-bf16|avx512-bf16|avx512|avx2)$/);
   expect(about.gaps).toHaveLength(1);
   expect(Date.parse(about.gaps[0][0])).toBe(stopped * 1000);
   expect(Date.parse(about.gaps[0][1]) - Date.now()).toBeLessThan(60e3);
